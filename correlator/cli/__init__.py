@@ -1,0 +1,21 @@
+"""The `socctl` command line: one Typer app; each command group lives in its own module of this package."""
+
+from __future__ import annotations
+
+import typer
+
+from correlator.cli import ingest, rules_cmd, scan
+
+app = typer.Typer(
+    name="socctl",
+    help="socctl: SOC security-event correlation engine (Sigma and YARA over ECS events).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+ingest.register(app)
+rules_cmd.register(app)
+scan.register(app)
+
+
+def main() -> None:
+    app()

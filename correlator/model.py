@@ -1,0 +1,219 @@
+"""The pipeline's data model: one `Event` type from collectors to store, `Alert` for every detection hit and
+`Rejected` for every record that could not be read (the dead-letter entry).
+
+An event keeps the raw record intact (`raw`), an ECS document (`ecs`, nested) and a flat field view (`fields`)
+that detection rules address: the record's native field names (Windows `EventID`, `Image`, ...) plus every ECS
+field under its dotted name (`process.command_line`). Its id is a content hash of the raw record, so a replay or a
+retry of the same record yields the same id and stores stay idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "Alert",
+    "Event",
+    "EventOrigin",
+    "MatchedRule",
+    "Rejected",
+    "event_id_for",
+    "flatten",
+    "ms_to_iso",
+    "nest",
+]
+
+
+def event_id_for(raw: str | bytes) -> str:
+    """Stable event id: the first 128 bits of SHA-256 over the raw record, hex encoded."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def ms_to_iso(ms: int) -> str:
+    """Epoch milliseconds to an RFC 3339 UTC timestamp with millisecond precision."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def flatten(doc: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nested mapping to dotted keys (`{"a": {"b": 1}}` -> `{"a.b": 1}`); lists are kept as values."""
+    if out is None:
+        out = {}
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flatten(value, name + ".", out)
+        else:
+            out[name] = value
+    return out
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys back to a nested mapping (the inverse of `flatten` for non-conflicting keys)."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class EventOrigin:
+    """Where a record came from: the file (or collector) and its position there."""
+
+    path: str | None = None
+    offset: int | None = None  # byte offset or line number (1-based) in the source
+    record_id: int | None = None  # the source's own record number (EVTX `System.EventRecordID`)
+    format: str = "unknown"
+
+    def describe(self) -> str:
+        where = self.path or "<stream>"
+        if self.record_id is not None:
+            return f"{where}#record={self.record_id}"
+        if self.offset is not None:
+            return f"{where}:{self.offset}"
+        return where
+
+
+@dataclass(slots=True)
+class Event:
+    """One normalised event. `fields` is what rules see; `ecs` is what stores and outputs see."""
+
+    id: str
+    timestamp_ms: int
+    raw: str
+    ecs: dict[str, Any]
+    fields: dict[str, Any]
+    origin: EventOrigin = field(default_factory=EventOrigin)
+
+    def get(self, name: str) -> Any:
+        """A field by native or dotted ECS name; None when absent."""
+        return self.fields.get(name)
+
+    @property
+    def host_name(self) -> str | None:
+        host = self.ecs.get("host")
+        return host.get("name") if isinstance(host, dict) else None
+
+    def to_document(self, *, with_original: bool = True) -> dict[str, Any]:
+        """The ECS document for stores and `--events-out`: ECS fields, event id, origin and the raw record."""
+        doc = dict(self.ecs)
+        doc["@timestamp"] = ms_to_iso(self.timestamp_ms)
+        event = dict(doc.get("event") or {})
+        event["id"] = self.id
+        if with_original:
+            event["original"] = self.raw
+        doc["event"] = event
+        log = dict(doc.get("log") or {})
+        if self.origin.path is not None:
+            log_file = dict(log.get("file") or {})
+            log_file["path"] = self.origin.path
+            log["file"] = log_file
+        if self.origin.offset is not None:
+            log["offset"] = self.origin.offset
+        if log:
+            doc["log"] = log
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedRule:
+    """The rule side of an alert: enough to name, rank and look up the rule."""
+
+    id: str
+    title: str
+    level: str
+    tags: tuple[str, ...] = ()
+    kind: str = "sigma"  # sigma | yara | correlation
+    namespace: str | None = None
+    path: str | None = None
+    description: str | None = None
+    meta: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(slots=True)
+class Alert:
+    """A detection hit. Its id is stable for (rule, event), so replays do not duplicate alerts."""
+
+    rule: MatchedRule
+    event_id: str
+    timestamp_ms: int
+    host_name: str | None
+    origin: EventOrigin
+    matched: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(f"{self.rule.kind}:{self.rule.id}:{self.event_id}".encode()).hexdigest()[:32]
+
+    def to_dict(self) -> dict[str, Any]:
+        rule: dict[str, Any] = {
+            "id": self.rule.id,
+            "name": self.rule.title,
+            "title": self.rule.title,
+            "level": self.rule.level,
+            "tags": list(self.rule.tags),
+            "kind": self.rule.kind,
+        }
+        if self.rule.namespace is not None:
+            rule["namespace"] = self.rule.namespace
+        if self.rule.path is not None:
+            rule["path"] = self.rule.path
+        if self.rule.description:
+            rule["description"] = self.rule.description
+        if self.rule.meta:
+            rule["meta"] = dict(self.rule.meta)
+        out: dict[str, Any] = {
+            "@timestamp": ms_to_iso(self.timestamp_ms),
+            "alert": {"id": self.id},
+            "rule": rule,
+            "event": {"id": self.event_id, "kind": "alert"},
+            "host": {"name": self.host_name},
+            "log": {"file": {"path": self.origin.path}},
+            "matched": self.matched,
+        }
+        if self.origin.record_id is not None:
+            out["log"]["record_id"] = self.origin.record_id
+        if self.origin.offset is not None:
+            out["log"]["offset"] = self.origin.offset
+        out.update(self.extra)
+        return out
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that could not be read or normalised: the dead-letter entry, with its reason and source."""
+
+    reason: str
+    origin: EventOrigin
+    raw: str | None = None
+    stage: str = "read"  # read | normalise | store
+
+    def describe(self) -> str:
+        return f"{self.origin.describe()}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "stage": self.stage,
+            "log": {"file": {"path": self.origin.path}, "offset": self.origin.offset,
+                    "record_id": self.origin.record_id},
+            "format": self.origin.format,
+            "raw": self.raw,
+        }

@@ -1,0 +1,280 @@
+"""The Sigma evaluator: route an event to the rules of its log source, narrow them with the literal prefilter,
+evaluate the candidates' compiled predicates, and return alerts.
+
+Route buckets are built lazily, once per distinct source (Windows Channel/EventID, or the Sigma log sources of
+a non-Windows event), and cached; an event whose source is unknown is evaluated against every rule whose
+required fields it carries, and the unknown source is reported once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from correlator.model import Alert, Event, MatchedRule
+from correlator.sigma.ir import fields_of, has_keywords, required_fields
+from correlator.sigma.matchers import Pred, compile_node, lowered
+from correlator.sigma.prefilter import Prefilter, load_common_values, required_literals
+from correlator.sigma.rule import CompiledRule, RouteKey, Variant
+from correlator.sigma.sources import SourcesConfig
+
+log = logging.getLogger(__name__)
+
+_SEP = "\x1f"
+_UNKNOWN_CACHE_LIMIT = 4096
+
+
+@dataclass(slots=True)
+class _Runner:
+    """A variant ready to run: its predicate, the rule it belongs to, what it reads."""
+
+    rule_index: int
+    pred: Pred
+    fields: tuple[str, ...]
+    literals: tuple[frozenset[str], ...] | None
+    keywords: bool
+    required: frozenset[str]
+    shown: tuple[str, ...]  # fields copied into an alert's `matched`: what the rule reads, plus routing fields
+
+    def applies_to(self, names: frozenset[str]) -> bool:
+        """For events of unknown source: the event carries every required field and, unless the rule is
+        field-less (keywords), at least one field the rule reads."""
+        if not self.required <= names:
+            return False
+        return not self.fields or not names.isdisjoint(self.fields)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    runners: tuple[_Runner, ...]
+    prefilter: Prefilter
+    hay_fields: frozenset[str] | None  # None: every field (a keyword rule is in the bucket)
+
+
+@dataclass
+class EngineStats:
+    events: int = 0
+    alerts: int = 0
+    evaluated: int = 0  # candidate predicates run
+    unknown_sources: dict[str, int] = field(default_factory=dict)
+
+
+def _routing_fields(variant: Variant) -> set[str]:
+    """The fields a variant's routes test (Windows: Channel and, when routed by it, EventID)."""
+    out: set[str] = set()
+    for key in variant.routes:
+        if key[0] == "win":
+            if key[1] is not None:
+                out.add("Channel")
+            if key[2] is not None:
+                out.add("EventID")
+    return out
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if value.__class__ is list else value
+
+
+def _win_keys(channel: str, eid: int | None) -> tuple[RouteKey, ...]:
+    return (("win", channel, eid), ("win", channel, None), ("win", None, eid), ("win", None, None))
+
+
+def _ls_keys(sources: Iterable[tuple[str | None, str | None, str | None]]) -> list[RouteKey]:
+    keys: list[RouteKey] = []
+    for prod, cat, svc in sources:
+        for p in (prod, None):
+            for c in (cat, None):
+                for s in (svc, None):
+                    if p is None and c is None and s is None:
+                        continue
+                    key: RouteKey = ("ls", p, c, s)
+                    if key not in keys:
+                        keys.append(key)
+    return keys
+
+
+class SigmaEngine:
+    """Evaluate events against compiled rules. Not thread-safe (lazy caches); use one per worker."""
+
+    def __init__(self, rules: Sequence[CompiledRule], sources: SourcesConfig) -> None:
+        self.rules = list(rules)
+        self.sources = sources
+        self._common = load_common_values()
+        self._matched = [
+            MatchedRule(
+                id=r.meta.id, title=r.meta.title, level=r.meta.level.value, tags=r.meta.tags, kind="sigma",
+                path=r.meta.path, description=r.meta.description,
+            )
+            for r in self.rules
+        ]
+        self._by_route: dict[RouteKey, list[_Runner]] = {}
+        for i, rule in enumerate(self.rules):
+            for variant in rule.variants:
+                runner = self._runner(i, variant)
+                for key in variant.routes:
+                    self._by_route.setdefault(key, []).append(runner)
+        # Runners for events of unknown source, built on the first such event.
+        self._generic_by_field: dict[str, list[_Runner]] | None = None
+        self._generic_no_field: list[_Runner] = []
+        self._buckets: dict[Any, _Bucket] = {}
+        self._ls_fields = sources.logsource_fields
+        self._ls_cache: dict[tuple[Any, ...], tuple[RouteKey, ...]] = {}
+        self.stats = EngineStats()
+
+    def _runner(self, index: int, variant: Variant) -> _Runner:
+        return _Runner(
+            rule_index=index,
+            pred=compile_node(variant.ir),
+            fields=tuple(sorted(fields_of(variant.ir))),
+            literals=required_literals(variant.ir, self._common),
+            keywords=has_keywords(variant.ir),
+            required=required_fields(variant.ir),
+            shown=tuple(sorted(fields_of(variant.ir) | _routing_fields(variant))),
+        )
+
+    # -- buckets ---------------------------------------------------------------------------------------
+    def _make_bucket(self, runners: list[_Runner]) -> _Bucket:
+        ordered = tuple(sorted({id(r): r for r in runners}.values(), key=lambda r: (r.rule_index, r.fields)))
+        if any(r.keywords for r in ordered):
+            hay: frozenset[str] | None = None
+        else:
+            hay = frozenset(f for r in ordered for f in r.fields)
+        return _Bucket(ordered, Prefilter([r.literals for r in ordered]), hay)
+
+    def _bucket_for_keys(self, keys: tuple[RouteKey, ...]) -> _Bucket:
+        bucket = self._buckets.get(keys)
+        if bucket is None:
+            runners = [r for k in keys for r in self._by_route.get(k, ())]
+            bucket = self._make_bucket(runners)
+            self._buckets[keys] = bucket
+        return bucket
+
+    def _unknown_bucket(self, event: Event) -> _Bucket:
+        names = frozenset(event.fields)
+        key = ("unknown", names)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) > _UNKNOWN_CACHE_LIMIT:
+                self._buckets = {k: v for k, v in self._buckets.items() if k[0] != "unknown"}
+            by_field = self._generic_runners()
+            runners = [r for r in self._generic_no_field if r.applies_to(names)]
+            for name in names:
+                runners.extend(r for r in by_field.get(name, ()) if r.applies_to(names))
+            bucket = self._make_bucket(runners)
+            self._buckets[key] = bucket
+        return bucket
+
+    def _generic_runners(self) -> dict[str, list[_Runner]]:
+        if self._generic_by_field is None:
+            self._generic_by_field = {}
+            for i, rule in enumerate(self.rules):
+                runner = self._runner(i, rule.generic)
+                if runner.required:
+                    self._generic_by_field.setdefault(min(runner.required), []).append(runner)
+                else:
+                    self._generic_no_field.append(runner)
+        return self._generic_by_field
+
+    def route(self, event: Event) -> tuple[RouteKey, ...] | None:
+        """The route keys of an event, or None when its log source is unknown."""
+        fields = event.fields
+        channel = fields.get("Channel")
+        if channel is not None and "EventID" in fields:
+            eid = fields.get("EventID")
+            try:
+                eid_int: int | None = int(eid)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                eid_int = None
+            return _win_keys(str(channel).lower(), eid_int)
+        sig = tuple(_hashable(lowered(fields.get(f))) for f in self._ls_fields)
+        cached = self._ls_cache.get(sig)
+        if cached is None:
+            if len(self._ls_cache) > _UNKNOWN_CACHE_LIMIT:
+                self._ls_cache.clear()
+            cached = tuple(_ls_keys(self.sources.logsources_for(sig)))
+            self._ls_cache[sig] = cached
+        return cached or None
+
+    def _note_unknown(self, event: Event) -> None:
+        f = event.fields
+        sig = "/".join(str(f.get(k) or "-") for k in ("event.module", "event.dataset", "event.category"))
+        sig = f"{event.origin.format}:{sig}"
+        count = self.stats.unknown_sources.get(sig, 0)
+        if count == 0:
+            log.warning("unknown log source %s (first seen at %s): evaluating every rule whose fields it carries",
+                        sig, event.origin.describe())
+        self.stats.unknown_sources[sig] = count + 1
+
+    # -- evaluation ------------------------------------------------------------------------------------
+    def match(self, event: Event) -> list[Alert]:
+        """Alerts for one event (at most one per rule)."""
+        return self._match(event, prefilter=True)
+
+    def match_naive(self, event: Event) -> list[Alert]:
+        """The same alerts without the literal prefilter: every rule of the event's log source is evaluated.
+        The baseline for benchmarks and the reference for equivalence tests."""
+        return self._match(event, prefilter=False)
+
+    def _bucket(self, event: Event) -> _Bucket:
+        keys = self.route(event)
+        if keys is None:
+            self._note_unknown(event)
+            return self._unknown_bucket(event)
+        return self._bucket_for_keys(keys)
+
+    def _match(self, event: Event, *, prefilter: bool) -> list[Alert]:
+        self.stats.events += 1
+        bucket = self._bucket(event)
+        if not bucket.runners:
+            return []
+        fields = event.fields
+        low: dict[str, Any] = {}
+        parts: list[str] = []
+        hay = bucket.hay_fields
+        for name, v in fields.items():
+            if v is None or (hay is not None and name not in hay):
+                continue
+            lv = lowered(v)
+            low[name] = lv
+            if lv.__class__ is str:
+                parts.append(lv)
+            else:
+                parts.extend(x for x in lv if x.__class__ is str)
+        if prefilter:
+            cands: Sequence[int] = bucket.prefilter.candidates(_SEP.join(parts))
+            if not cands:
+                return []
+        else:
+            cands = range(len(bucket.runners))
+        alerts: list[Alert] = []
+        fired: set[int] = set()
+        runners = bucket.runners
+        self.stats.evaluated += len(cands)
+        for i in cands:
+            r = runners[i]
+            if r.rule_index in fired:
+                continue
+            if r.pred(low, fields):
+                fired.add(r.rule_index)
+                alerts.append(self._alert(r, event))
+        self.stats.alerts += len(alerts)
+        return alerts
+
+    def _alert(self, runner: _Runner, event: Event) -> Alert:
+        fields = event.fields
+        matched = {f: fields[f] for f in runner.shown if f in fields}
+        return Alert(
+            rule=self._matched[runner.rule_index],
+            event_id=event.id,
+            timestamp_ms=event.timestamp_ms,
+            host_name=event.host_name,
+            origin=event.origin,
+            matched=matched,
+        )
+
+    # -- introspection (benchmarks, `rules check`) ----------------------------------------------------
+    def bucket_sizes(self) -> dict[str, tuple[int, int]]:
+        """Per built bucket: (rules, always-evaluated rules)."""
+        return {str(k): (len(b.runners), len(b.prefilter.always)) for k, b in self._buckets.items()}

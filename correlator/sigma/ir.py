@@ -1,0 +1,163 @@
+"""The compiled-rule intermediate representation: plain tuples, so it pickles into the rule cache and is built
+into closures without pySigma on a warm start.
+
+Nodes (first element is the tag):
+
+    ("and", (child, ...))                     ("or", (child, ...))           ("not", child)
+    ("true",)                                 ("false",)
+    ("str", field, cased, (pattern, ...))     any pattern matches (OR); a field that is a list matches if any item
+    ("re", field, regex, flags)               flags: a string of i/m/s
+    ("num", field, number)                    ("cmp", field, op, number)     op: lt/lte/gt/gte
+    ("cidr", field, (network, ...))           ("null", field)                ("exists", field, bool)
+    ("bool", field, bool)                     ("fieldref", field, other_field, mode)  mode: eq/sw/ew/ct
+    ("kw", cased, (pattern, ...))             field-less keyword: searched in every field value
+    ("kwre", regex, flags)
+
+A pattern is (kind, text) with kind one of eq / sw / ew / ct / glob / any; text is lower-cased unless cased.
+Glob text keeps `*` and `?` as wildcards and `\\*`, `\\?`, `\\\\` as escaped literals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Node = tuple[Any, ...]
+Pattern = tuple[str, str]
+
+TRUE: Node = ("true",)
+FALSE: Node = ("false",)
+
+FIELD_LEAVES = frozenset({"str", "re", "num", "cmp", "cidr", "null", "exists", "bool", "fieldref"})
+
+
+def make_and(children: list[Node]) -> Node:
+    """AND with constant folding and flattening of nested ANDs."""
+    flat: list[Node] = []
+    for child in children:
+        if child == TRUE:
+            continue
+        if child == FALSE:
+            return FALSE
+        if child[0] == "and":
+            flat.extend(child[1])
+        else:
+            flat.append(child)
+    if not flat:
+        return TRUE
+    if len(flat) == 1:
+        return flat[0]
+    return ("and", tuple(flat))
+
+
+def make_or(children: list[Node]) -> Node:
+    """OR with constant folding, flattening, and merging of string leaves on the same field."""
+    flat: list[Node] = []
+    for child in children:
+        if child == FALSE:
+            continue
+        if child == TRUE:
+            return TRUE
+        if child[0] == "or":
+            flat.extend(child[1])
+        else:
+            flat.append(child)
+    merged: list[Node] = []
+    by_field: dict[tuple[str, bool], int] = {}
+    for child in flat:
+        if child[0] == "str":
+            key = (child[1], child[2])
+            at = by_field.get(key)
+            if at is not None:
+                prev = merged[at]
+                merged[at] = ("str", prev[1], prev[2], prev[3] + child[3])
+                continue
+            by_field[key] = len(merged)
+        merged.append(child)
+    if not merged:
+        return FALSE
+    if len(merged) == 1:
+        return merged[0]
+    return ("or", tuple(merged))
+
+
+def make_not(child: Node) -> Node:
+    if child == TRUE:
+        return FALSE
+    if child == FALSE:
+        return TRUE
+    if child[0] == "not":
+        inner: Node = child[1]
+        return inner
+    return ("not", child)
+
+
+def fields_of(node: Node) -> set[str]:
+    """Every field name the node reads."""
+    tag = node[0]
+    if tag in ("and", "or"):
+        out: set[str] = set()
+        for child in node[1]:
+            out |= fields_of(child)
+        return out
+    if tag == "not":
+        return fields_of(node[1])
+    if tag == "fieldref":
+        return {node[1], node[2]}
+    if tag in FIELD_LEAVES:
+        return {node[1]}
+    return set()
+
+
+def has_keywords(node: Node) -> bool:
+    tag = node[0]
+    if tag in ("and", "or"):
+        return any(has_keywords(child) for child in node[1])
+    if tag == "not":
+        return has_keywords(node[1])
+    return tag in ("kw", "kwre")
+
+
+def required_fields(node: Node) -> frozenset[str]:
+    """Fields that must be present (with a value) for the node to be true: AND unions, OR intersects, NOT and
+    null/exists-false tests require nothing."""
+    tag = node[0]
+    if tag == "and":
+        acc: set[str] = set()
+        for child in node[1]:
+            acc |= required_fields(child)
+        return frozenset(acc)
+    if tag == "or":
+        sets = [required_fields(child) for child in node[1]]
+        return frozenset.intersection(*sets) if sets else frozenset()
+    if tag in ("not", "null", "true", "false", "kw", "kwre"):
+        return frozenset()
+    if tag == "exists":
+        return frozenset({node[1]}) if node[2] else frozenset()
+    if tag == "fieldref":
+        return frozenset({node[1], node[2]})
+    if tag in FIELD_LEAVES:
+        return frozenset({node[1]})
+    return frozenset()
+
+
+def glob_literals(text: str) -> list[str]:
+    """The literal runs of a glob pattern, unescaped (`a*b\\*c` -> ['a', 'b*c'])."""
+    runs: list[str] = []
+    cur: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "*?\\":
+            cur.append(text[i + 1])
+            i += 2
+            continue
+        if ch in "*?":
+            if cur:
+                runs.append("".join(cur))
+                cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    if cur:
+        runs.append("".join(cur))
+    return runs

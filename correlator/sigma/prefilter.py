@@ -1,0 +1,219 @@
+"""Literal prefilter: for each rule variant, a set of lower-case literals at least one of which must occur in
+the event's values for the variant to match (None when no such set exists). One Aho-Corasick automaton per
+route bucket finds, in one C pass over the event's values, which variants are candidates.
+
+Soundness: every literal is taken from a value the event must contain (case-folded), so a rule whose literal
+set is not found cannot match; rules without a literal set are always evaluated ("always" bucket).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import ahocorasick_rs
+
+from correlator.sigma.ir import Node, glob_literals
+
+DEFAULT_COMMON = Path(__file__).resolve().parent.parent / "data" / "common_values.txt"
+MIN_LITERAL = 3  # shorter literals are too common to narrow anything
+
+try:  # pragma: no cover - import guard only
+    import re._parser as sre_parse  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    import sre_parse  # type: ignore[no-redef]
+
+
+def _pattern_literal(kind: str, text: str) -> str | None:
+    if kind in ("eq", "sw", "ew", "ct"):
+        lit = text.lower()
+    elif kind == "glob":
+        runs = glob_literals(text)
+        lit = max(runs, key=len).lower() if runs else ""
+    else:
+        return None
+    return lit if selective(lit) else None
+
+
+def selective(lit: str) -> bool:
+    """Long enough to narrow anything: MIN_LITERAL characters, or any non-ASCII character (homoglyphs, RTLO)."""
+    return len(lit) >= MIN_LITERAL or (bool(lit) and not lit.isascii())
+
+
+def _seq_literals(seq: object) -> list[str] | None:
+    """Literal alternatives required by a parsed regex sequence: the longest top-level run, or the union of
+    the alternatives of a top-level branch. None when nothing is required."""
+    best: list[str] | None = None
+    run: list[str] = []
+
+    def consider(cands: list[str] | None) -> None:
+        nonlocal best
+        if not cands:
+            return
+        if best is None or min(map(len, cands)) > min(map(len, best)):
+            best = cands
+
+    def flush() -> None:
+        if run:
+            consider(["".join(run)])
+            run.clear()
+
+    for op, av in seq:  # type: ignore[attr-defined]
+        if op is sre_parse.LITERAL:
+            run.append(chr(av))
+            continue
+        flush()
+        if op is sre_parse.SUBPATTERN:
+            consider(_seq_literals(av[-1]))
+        elif op is sre_parse.BRANCH:
+            alts = [_seq_literals(alt) for alt in av[1]]
+            if all(a for a in alts):
+                consider([x for a in alts for x in a])  # type: ignore[union-attr]
+        elif op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT) and av[0] >= 1:
+            consider(_seq_literals(av[2]))
+    flush()
+    if best is None:
+        return None
+    lits = [b.lower() for b in best]
+    return lits if all(selective(x) for x in lits) else None
+
+
+def regex_literals(pattern: str, flags: str = "") -> list[str] | None:
+    """Literals one of which every match of the regex contains (case-folded), or None."""
+    pyflags = re.IGNORECASE if "i" in flags else 0
+    try:
+        parsed = sre_parse.parse(pattern, pyflags)
+    except (re.error, OverflowError, RecursionError):
+        return None
+    return _seq_literals(parsed)
+
+
+MAX_CLAUSES = 4
+SMALL_CLAUSE = 4  # clauses with more literals are matched by the automaton rather than substring tests
+
+
+def _leaf_literals(node: Node) -> frozenset[str] | None:
+    tag = node[0]
+    if tag in ("str", "kw"):
+        patterns = node[3] if tag == "str" else node[2]
+        out: set[str] = set()
+        for kind, text in patterns:
+            lit = _pattern_literal(kind, text)
+            if lit is None:
+                return None
+            out.add(lit)
+        return frozenset(out)
+    if tag in ("re", "kwre"):
+        pattern, flags = (node[2], node[3]) if tag == "re" else (node[1], node[2])
+        lits = regex_literals(pattern, flags)
+        return frozenset(lits) if lits else None
+    return None
+
+
+def literal_clauses(node: Node) -> list[frozenset[str]]:
+    """A conjunction of literal sets (CNF clauses): a match contains at least one literal of every clause."""
+    tag = node[0]
+    if tag == "and":
+        out: list[frozenset[str]] = []
+        for child in node[1]:
+            for clause in literal_clauses(child):
+                if clause not in out:
+                    out.append(clause)
+        return out
+    if tag == "or":
+        union: set[str] = set()
+        for child in node[1]:
+            clauses = literal_clauses(child)
+            if not clauses:
+                return []
+            union |= max(clauses, key=_score)
+        return [frozenset(union)]
+    leaf = _leaf_literals(node)
+    return [leaf] if leaf else []
+
+
+def required_literals(node: Node, common: Sequence[str] = ()) -> tuple[frozenset[str], ...] | None:
+    """The most selective clauses (best first, at most MAX_CLAUSES), or None when the node has none.
+    A clause whose literals all occur in a `common` value ranks after every other clause."""
+
+    def score(lits: frozenset[str]) -> tuple[int, int, int]:
+        ubiquitous = all(any(lit in text for text in common) for lit in lits)
+        return (0 if ubiquitous else 1, *_score(lits))
+
+    clauses = sorted(literal_clauses(node), key=score, reverse=True)[:MAX_CLAUSES]
+    return tuple(clauses) if clauses else None
+
+
+def load_common_values(path: Path = DEFAULT_COMMON) -> tuple[str, ...]:
+    """Lower-cased lines of the common-values file (comments and blanks skipped)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _score(lits: frozenset[str]) -> tuple[int, int]:
+    """Prefer sets whose shortest literal is longest (rarer), then fewer literals."""
+    return (min(len(x) for x in lits), -len(lits))
+
+
+class Prefilter:
+    """Which variants of a bucket are candidates for an event's haystack.
+
+    A variant is triggered by a literal of its first (most selective) clause, found by one Aho-Corasick pass
+    over the haystack; it stays a candidate only when each of its other clauses has a literal in the haystack
+    (plain substring tests, run for triggered variants only). Variants with no clause are always candidates.
+    """
+
+    def __init__(self, clause_sets: Sequence[tuple[frozenset[str], ...] | None]) -> None:
+        self.always: tuple[int, ...] = tuple(i for i, s in enumerate(clause_sets) if not s)
+        ids: dict[str, int] = {}
+        triggers: list[list[int]] = []
+
+        def literal_id(lit: str) -> int:
+            n = ids.setdefault(lit, len(ids))
+            if n == len(triggers):
+                triggers.append([])
+            return n
+
+        # Other clauses: small ones are substring tests on the haystack; large ones (many literals) join the
+        # automaton and are tested against the set of literals it found.
+        self.rest: dict[int, tuple[tuple[str, ...] | frozenset[int], ...]] = {}
+        for i, clauses in enumerate(clause_sets):
+            if not clauses:
+                continue
+            for lit in sorted(clauses[0]):
+                triggers[literal_id(lit)].append(i)
+            checks: list[tuple[str, ...] | frozenset[int]] = []
+            for clause in clauses[1:]:
+                if len(clause) > SMALL_CLAUSE:
+                    checks.append(frozenset(literal_id(lit) for lit in sorted(clause)))
+                else:
+                    checks.append(tuple(sorted(clause, key=len, reverse=True)))
+            if checks:
+                self.rest[i] = tuple(checks)
+        self.literals = len(ids)
+        self.targets: list[tuple[int, ...]] = [tuple(t) for t in triggers]
+        self.automaton: ahocorasick_rs.AhoCorasick | None = None
+        if ids:
+            self.automaton = ahocorasick_rs.AhoCorasick(list(ids))
+
+    def candidates(self, haystack: str) -> list[int]:
+        if self.automaton is None or not haystack:
+            return list(self.always)
+        found = {n for n, _, _ in self.automaton.find_matches_as_indexes(haystack, overlapping=True)}
+        if not found:
+            return list(self.always)
+        cands: set[int] = set(self.always)
+        targets = self.targets
+        rest = self.rest
+        for n in found:
+            for i in targets[n]:
+                if i in cands:
+                    continue
+                checks = rest.get(i)
+                if checks is None or all(
+                    (not c.isdisjoint(found)) if c.__class__ is frozenset else any(lit in haystack for lit in c)
+                    for c in checks
+                ):
+                    cands.add(i)
+        return sorted(cands)
