@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from correlator.cli import ingest, rules_cmd, scan
+from correlator.cli import ingest as ingest_cmd
+from correlator.cli import rules_cmd, scan
 
 app = typer.Typer(
     name="socctl",
@@ -12,7 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-ingest.register(app)
+ingest_cmd.register(app)
 rules_cmd.register(app)
 scan.register(app)
 

@@ -92,7 +92,7 @@ _NUMBER = re.compile(r"\d+")
 
 def reason_kind(reason: str) -> str:
     """A reason with its specifics blanked, for tallies ("Unknown modifier '…'")."""
-    first = reason.split(";")[0].split(" in /")[0]
+    first = reason.split(";", maxsplit=1)[0].split(" in /", maxsplit=1)[0]
     return _NUMBER.sub("N", _QUOTED.sub("'…'", first)).strip()[:120]
 
 

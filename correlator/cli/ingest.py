@@ -150,7 +150,9 @@ def ingest(
     no_default_rules: NoDefaultRulesOpt = False,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help=f"Force a format: {', '.join(FORMATS)}.")] = None,
     alerts_out: Annotated[Path | None, typer.Option("--alerts-out", help="Write alerts as JSON lines.")] = None,
-    events_out: Annotated[Path | None, typer.Option("--events-out", help="Write every ECS event as JSON lines.")] = None,
+    events_out: Annotated[
+        Path | None, typer.Option("--events-out", help="Write every ECS event as JSON lines.")
+    ] = None,
     store_url: Annotated[
         str | None, typer.Option("--store", help="Store URL (default: $SOCCTL_DB SQLite file).")
     ] = None,

@@ -3,7 +3,7 @@ conditions, `1 of x*`); this module only translates its typed values into IR lea
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sigma.conditions import (
@@ -52,12 +52,12 @@ def _expand_placeholders(value: SigmaString, placeholders: Placeholders) -> list
     if not value.contains_placeholder():
         return [value]
 
-    def values_for(ph: Placeholder) -> list[SigmaString]:
+    def values_for(ph: Placeholder) -> Iterator[SigmaString]:
         if ph.name not in placeholders:
             raise RuleCompileError(
                 f"placeholder %{ph.name}% has no values: add it to the placeholder values file (--placeholders)"
             )
-        return [SigmaString(str(v)) for v in placeholders[ph.name]]
+        return iter([SigmaString(str(v)) for v in placeholders[ph.name]])
 
     return list(value.replace_placeholders(values_for))
 

@@ -233,13 +233,19 @@ class SigmaEngine:
         low: dict[str, Any] = {}
         parts: list[str] = []
         hay = bucket.hay_fields
+        append = parts.append
         for name, v in fields.items():
-            if v is None or (hay is not None and name not in hay):
+            if (hay is not None and name not in hay) or v is None:
+                continue
+            if v.__class__ is str:
+                lv = v.lower()
+                low[name] = lv
+                append(lv)
                 continue
             lv = lowered(v)
             low[name] = lv
             if lv.__class__ is str:
-                parts.append(lv)
+                append(lv)
             else:
                 parts.extend(x for x in lv if x.__class__ is str)
         if prefilter:

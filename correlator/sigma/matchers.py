@@ -334,7 +334,7 @@ def compile_node(node: Node) -> Pred:
 
         def null_pred(low: dict[str, Any], fields: dict[str, Any]) -> bool:
             v = fields.get(field)
-            return v is None or v == "" or v == []
+            return v is None or v == "" or (v.__class__ is list and not v)
 
         return null_pred
     if tag == "exists":

@@ -9,6 +9,7 @@ set is not found cannot match; rules without a literal set are always evaluated 
 from __future__ import annotations
 
 import re
+import re._parser as sre_parse  # type: ignore[import-not-found]  # CPython's regex parser (3.11+)
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,11 +19,6 @@ from correlator.sigma.ir import Node, glob_literals
 
 DEFAULT_COMMON = Path(__file__).resolve().parent.parent / "data" / "common_values.txt"
 MIN_LITERAL = 3  # shorter literals are too common to narrow anything
-
-try:  # pragma: no cover - import guard only
-    import re._parser as sre_parse  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover
-    import sre_parse  # type: ignore[no-redef]
 
 
 def _pattern_literal(kind: str, text: str) -> str | None:
@@ -127,7 +123,7 @@ def literal_clauses(node: Node) -> list[frozenset[str]]:
             clauses = literal_clauses(child)
             if not clauses:
                 return []
-            union |= max(clauses, key=_score)
+            union |= max(clauses, key=lambda c: _score(frozenset(c)))
         return [frozenset(union)]
     leaf = _leaf_literals(node)
     return [leaf] if leaf else []
@@ -212,7 +208,7 @@ class Prefilter:
                     continue
                 checks = rest.get(i)
                 if checks is None or all(
-                    (not c.isdisjoint(found)) if c.__class__ is frozenset else any(lit in haystack for lit in c)
+                    (not c.isdisjoint(found)) if isinstance(c, frozenset) else any(lit in haystack for lit in c)
                     for c in checks
                 ):
                     cands.add(i)

@@ -15,6 +15,7 @@ A pattern none of them accepts is an `UnsafeRegexError` naming the reason.
 from __future__ import annotations
 
 import re
+import re._parser as sre_parse  # type: ignore[import-not-found]  # CPython's regex parser (3.11+)
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,11 +23,6 @@ from correlator.errors import UnsafeRegexError
 
 MAX_SUBJECT = 1 << 16  # characters of a value that a regex sees
 TIME_BUDGET_S = 0.05
-
-try:  # pragma: no cover - import guard only
-    import re._parser as sre_parse  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover
-    import sre_parse  # type: ignore[no-redef]
 
 _REPEATS = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None)}
 _UNBOUNDED = sre_parse.MAXREPEAT
@@ -47,7 +43,7 @@ BUDGET = RegexBudget()
 def _walk(seq: object, depth: int, state: dict[str, int]) -> None:
     for op, av in seq:  # type: ignore[attr-defined]
         if op in _REPEATS:
-            lo, hi, sub = av
+            _lo, hi, sub = av
             if hi == _UNBOUNDED or hi > 64:
                 state["unbounded"] += 1
             if depth > 0:

@@ -66,10 +66,7 @@ def _random_rules(rng: random.Random, n: int) -> list[str]:
     for i in range(n):
         mod = rng.choice(modifiers)
         vals = rng.sample(WORDS[:10], 2)
-        if mod == "re":
-            values = [f"{vals[0]}.*{vals[1]}"]
-        else:
-            values = vals
+        values = [f"{vals[0]}.*{vals[1]}"] if mod == "re" else vals
         body = f"sel:\n  CommandLine|{mod}:\n" + "".join(f"    - '{v}'\n" for v in values)
         body += f"flt:\n  Image|endswith: '{rng.choice(['.exe', 'cmd.exe', 'x'])}'\n"
         cond = rng.choice(["sel", "sel and not flt", "sel or flt", "1 of them"])
@@ -82,7 +79,7 @@ def test_prefilter_equals_naive_on_random_rules_and_events(load):
     loaded = load(*_random_rules(rng, 60))
     assert not loaded.ruleset.errors
     for _ in range(400):
-        cmd = " ".join(rng.choice(WORDS + ["other", "ALPHA", "Mimikatz"]) for _ in range(rng.randint(0, 6)))
+        cmd = " ".join(rng.choice([*WORDS, "other", "ALPHA", "Mimikatz"]) for _ in range(rng.randint(0, 6)))
         ev = proc(cmd, image=rng.choice(["c:\\x\\cmd.exe", "c:\\a.exe", "c:\\b"]))
         fast = sorted(a.rule.title for a in loaded.engine.match(ev))
         naive = sorted(a.rule.title for a in loaded.engine.match_naive(ev))
