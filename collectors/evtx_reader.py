@@ -1,0 +1,93 @@
+"""EVTX files to `Event | Rejected` with the `evtx` (Rust) parser.
+
+A record's raw text is the JSON the parser renders for it, so its event id is stable across runs. A
+corrupt chunk or record becomes a `Rejected` naming the last good EventRecordID, and reading goes on with
+the next chunk; a file the parser cannot open at all (not EVTX, unreadable) becomes one `Rejected`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import evtx
+import orjson
+
+from collectors.errors import CollectorError
+from collectors.windows import normalise_windows
+from correlator.model import Event, EventOrigin, Rejected
+
+__all__ = ["MAX_CONSECUTIVE_ERRORS", "read_evtx"]
+
+# A parser that fails this many times in a row without yielding a record is treated as dead for that file.
+MAX_CONSECUTIVE_ERRORS = 64
+
+
+def _system_record_id(record: Any) -> int | None:
+    try:
+        value = record["Event"]["System"]["EventRecordID"]
+    except (KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def read_evtx(path: Path, *, threads: int = 1) -> Iterator[Event | Rejected]:
+    """Every record of an EVTX file as an `Event`, or a `Rejected` for what cannot be read or normalised.
+
+    `threads` is the parser's worker count (1 keeps a reader on one core; 0 lets the parser decide)."""
+    where = str(path)
+    try:
+        parser = evtx.PyEvtxParser(where, number_of_threads=threads, indent=False)
+    except (OSError, RuntimeError, ValueError) as exc:
+        yield Rejected(f"not a readable EVTX file: {exc}", EventOrigin(path=where, format="evtx"))
+        return
+    records = parser.records_json()
+    last_good: int | None = None
+    failures = 0
+    while True:
+        try:
+            item = next(records)
+        except StopIteration:
+            return
+        except RuntimeError as exc:  # the parser's error for a corrupt chunk or record; it can go on after it
+            failures += 1
+            after = _after(last_good)
+            yield Rejected(f"corrupt EVTX data {after}: {exc}", EventOrigin(path=where, format="evtx"))
+            if failures >= MAX_CONSECUTIVE_ERRORS:
+                yield Rejected(f"gave up on the rest of the file {after}: {failures} errors in a row",
+                               EventOrigin(path=where, format="evtx"))
+                return
+            continue
+        except OSError as exc:  # the file went away or cannot be read any more: nothing further to get
+            origin = EventOrigin(path=where, format="evtx")
+            yield Rejected(f"reading stopped {_after(last_good)}: {exc}", origin)
+            return
+        failures = 0
+        if type(item) is not dict or not isinstance(item.get("data"), str):
+            yield Rejected(f"parser returned an unexpected item: {type(item).__name__}",
+                           EventOrigin(path=where, format="evtx"))
+            continue
+        raw: str = item["data"]
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            origin = EventOrigin(path=where, record_id=item.get("event_record_id"), format="evtx")
+            yield Rejected(f"parser rendered invalid JSON: {exc}", origin, raw)
+            continue
+        record_id = _system_record_id(record)
+        if record_id is None:
+            record_id = item.get("event_record_id")
+        last_good = record_id
+        origin = EventOrigin(path=where, record_id=record_id, format="evtx")
+        if not isinstance(record, dict):
+            yield Rejected("parser rendered a record that is not a JSON object", origin, raw)
+            continue
+        try:
+            yield normalise_windows(record, raw, origin)
+        except CollectorError as exc:
+            yield Rejected(exc.reason, origin, raw, stage="normalise")
+
+
+def _after(last_good: int | None) -> str:
+    return f"after EventRecordID {last_good}" if last_good is not None else "before the first record"
