@@ -1,0 +1,79 @@
+"""Choosing and opening the store backend from a URL or the environment.
+
+Resolution, first match wins:
+
+1. ``url`` argument: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite://`` or
+   ``sqlite:///:memory:`` (in-memory), or ``http(s)://...`` (Elasticsearch).
+2. ``SOCCTL_ES_URL``: Elasticsearch.
+3. ``SOCCTL_DB``: a SQLite file path (or a ``sqlite:`` URL as above).
+4. ``<user data dir>/socctl.db`` (platformdirs; ``~/.local/share/socctl/socctl.db`` on Linux).
+
+The sqlite URL follows the SQLAlchemy convention: what follows ``sqlite:///`` is the path, so an absolute path
+has four slashes. Parent directories of a SQLite file are created.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import platformdirs
+
+from correlator.store.base import Clock, Store
+from correlator.store.errors import BackendUnavailableError, StoreError
+from correlator.store.sqlite import SqliteStore
+
+__all__ = ["ENV_DB", "ENV_ES_URL", "default_db_path", "open_store", "sqlite_path_from_url"]
+
+ENV_DB: Final = "SOCCTL_DB"
+ENV_ES_URL: Final = "SOCCTL_ES_URL"
+MEMORY: Final = ":memory:"
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir("socctl")) / "socctl.db"
+
+
+def sqlite_path_from_url(url: str) -> str:
+    """The database path in a ``sqlite://`` URL; ``":memory:"`` for ``sqlite://`` and ``sqlite:///:memory:``."""
+    if url == "sqlite://":
+        return MEMORY
+    if not url.startswith("sqlite:///") or url == "sqlite:///":
+        raise StoreError(f"invalid sqlite URL {url!r}: expected sqlite:///relative.db or sqlite:////abs.db")
+    return url.removeprefix("sqlite:///")
+
+
+def open_store(
+    url: str | None = None, *, environ: Mapping[str, str] | None = None, clock: Clock | None = None
+) -> Store:
+    """Open the configured store (see the module doc). `environ` defaults to `os.environ`."""
+    env = os.environ if environ is None else environ
+    if not url:
+        if env.get(ENV_ES_URL):
+            return _open_elasticsearch()
+        url = env.get(ENV_DB) or str(default_db_path())
+        if not url.startswith("sqlite:"):
+            return _open_sqlite(url, clock)
+    if url.startswith(("http://", "https://")):
+        return _open_elasticsearch()
+    if url.startswith("sqlite:"):
+        return _open_sqlite(sqlite_path_from_url(url), clock)
+    scheme = url.split(":", 1)[0] if ":" in url else url
+    raise StoreError(f"unsupported store URL scheme {scheme!r}: expected sqlite:///path or http(s)://host:port")
+
+
+def _open_sqlite(path: str, clock: Clock | None) -> SqliteStore:
+    if path != MEMORY:
+        resolved = Path(path).expanduser()
+        try:
+            resolved.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{resolved}: cannot create the database directory: {exc}") from exc
+        path = str(resolved)
+    return SqliteStore(path, clock=clock)
+
+
+def _open_elasticsearch() -> Store:
+    raise BackendUnavailableError("Elasticsearch backend not available yet")
