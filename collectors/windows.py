@@ -646,20 +646,29 @@ def _assemble(
     """The ECS document and flat fields for every shape. `ecs` is the record's own document for
     Winlogbeat (completed, never overwritten), None otherwise. Precedence in `fields`: System values
     (Sigma names), then EventData, then `extra` (UserData leaves, or the flat record), then ECS."""
-    skeleton, fields = _skeleton(sigma, data, user_data)
-    if ecs is None:
-        ecs = skeleton
-        _apply_ecs_map(ecs, fields, ecs_source, sigma.get("Provider_Name"), sigma["EventID"])
-    else:  # the record's own document: its fields are only known after the merge
-        _merge_missing(ecs, skeleton)
-        _apply_ecs_map(ecs, fields, ecs_source, sigma.get("Provider_Name"), sigma["EventID"])
-        fields = flat_fields(ecs)
-    fields.update(extra)
-    fields.update(data)
-    fields.update(sigma)
     record_id = sigma.get("EventRecordID")
     if origin.record_id is None and type(record_id) is int:
         origin = dataclasses.replace(origin, record_id=record_id)
-    return Event(
-        id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, ecs=ecs, fields=fields, origin=origin
-    )
+    native = dict(extra)
+    native.update(data)
+    native.update(sigma)
+    provider, event_id = sigma.get("Provider_Name"), sigma["EventID"]
+
+    def build_ecs() -> tuple[dict[str, Any], dict[str, Any]]:
+        doc, ecs_fields = _skeleton(sigma, data, user_data)
+        if ecs is None:
+            _apply_ecs_map(doc, ecs_fields, ecs_source, provider, event_id)
+            return doc, ecs_fields
+        # the record's own document (Winlogbeat): completed, never overwritten; its fields known after the merge
+        _merge_missing(ecs, doc)
+        _apply_ecs_map(ecs, ecs_fields, ecs_source, provider, event_id)
+        return ecs, flat_fields(ecs)
+
+    if ecs is not None:  # a Winlogbeat record is ECS already: everything in it is the record's own
+        doc, ecs_fields = build_ecs()
+        ecs_fields.update(native)
+        return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, ecs=doc, fields=ecs_fields,
+                     origin=origin)
+    # EVTX and flat records: the ECS document is built on first use (stores, outputs, rules on ECS names).
+    return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, fields=native, origin=origin,
+                 ecs_factory=build_ecs)

@@ -10,6 +10,7 @@ retry of the same record yields the same id and stores stay idempotent.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,16 +88,72 @@ class EventOrigin:
         return where
 
 
-@dataclass(slots=True)
-class Event:
-    """One normalised event. `fields` is what rules see; `ecs` is what stores and outputs see."""
+EcsFactory = Callable[[], tuple[dict[str, Any], dict[str, Any]]]
 
-    id: str
-    timestamp_ms: int
-    raw: str
-    ecs: dict[str, Any]
-    fields: dict[str, Any]
-    origin: EventOrigin = field(default_factory=EventOrigin)
+
+class Event:
+    """One normalised event. `fields` is what rules see; `ecs` is what stores and outputs see.
+
+    A reader may defer the ECS document: it passes the record's own fields (`native`, the names rules use,
+    such as Windows `Image`) and an `ecs_factory` returning `(ecs_document, ecs_dotted_fields)`. The document is
+    built on first use of `ecs` or `fields`; `native` never builds it. The detection hot path reads `native`
+    unless a rule needs an ECS name, so events whose ECS nobody reads never pay for it.
+    """
+
+    __slots__ = ("_ecs", "_ecs_factory", "_fields", "id", "native", "origin", "raw", "timestamp_ms")
+
+    def __init__(
+        self,
+        id: str,
+        timestamp_ms: int,
+        raw: str,
+        ecs: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+        origin: EventOrigin | None = None,
+        *,
+        ecs_factory: EcsFactory | None = None,
+    ) -> None:
+        if ecs is None and ecs_factory is None:
+            raise ValueError("an Event needs an ECS document or an ecs_factory")
+        self.id = id
+        self.timestamp_ms = timestamp_ms
+        self.raw = raw
+        self.native: dict[str, Any] = fields if fields is not None else {}
+        self.origin = origin if origin is not None else EventOrigin()
+        self._ecs = ecs
+        self._ecs_factory = ecs_factory
+        # Without a factory the given fields are complete: `fields` and `native` are the same dict.
+        self._fields: dict[str, Any] | None = self.native if ecs_factory is None else None
+
+    def _materialise(self) -> None:
+        factory = self._ecs_factory
+        if factory is None:
+            return
+        doc, ecs_fields = factory()
+        merged = dict(ecs_fields)
+        merged.update(self.native)  # the record's own values win over derived ECS ones
+        self._ecs = doc
+        self._fields = merged
+        self._ecs_factory = None
+
+    @property
+    def ecs(self) -> dict[str, Any]:
+        if self._ecs_factory is not None:
+            self._materialise()
+        assert self._ecs is not None
+        return self._ecs
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """Native fields plus every ECS field under its dotted name (builds the ECS document if deferred)."""
+        if self._fields is None:
+            self._materialise()
+        assert self._fields is not None
+        return self._fields
+
+    @property
+    def ecs_deferred(self) -> bool:
+        return self._ecs_factory is not None
 
     def get(self, name: str) -> Any:
         """A field by native or dotted ECS name; None when absent."""
@@ -106,6 +163,26 @@ class Event:
     def host_name(self) -> str | None:
         host = self.ecs.get("host")
         return host.get("name") if isinstance(host, dict) else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._materialise()  # factories are closures: ship the built document instead
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (self.id, self.timestamp_ms, self.raw, self.origin, self.ecs, self.fields) == (
+            other.id, other.timestamp_ms, other.raw, other.origin, other.ecs, other.fields
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Event(id={self.id!r}, timestamp_ms={self.timestamp_ms}, origin={self.origin!r})"
 
     def to_document(self, *, with_original: bool = True) -> dict[str, Any]:
         """The ECS document for stores and `--events-out`: ECS fields, event id, origin and the raw record."""

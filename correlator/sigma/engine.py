@@ -26,6 +26,22 @@ _SEP = "\x1f"
 _UNKNOWN_CACHE_LIMIT = 4096
 
 
+class LowerView(dict[str, Any]):
+    """The case-folded form of an event's fields, computed on first use per field."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def __missing__(self, key: str) -> Any:
+        value = self.fields.get(key)
+        low = lowered(value) if value is not None else None
+        self[key] = low
+        return low
+
+
 @dataclass(slots=True)
 class _Runner:
     """A variant ready to run: its predicate, the rule it belongs to, what it reads."""
@@ -48,9 +64,11 @@ class _Runner:
 
 @dataclass(slots=True)
 class _Bucket:
+    """The rules one kind of event meets, and their prefilter over the event's values."""
+
     runners: tuple[_Runner, ...]
     prefilter: Prefilter
-    hay_fields: frozenset[str] | None  # None: every field (a keyword rule is in the bucket)
+    needs_ecs: bool  # some rule reads a dotted (ECS) field: match on `Event.fields`, not `Event.native`
 
 
 @dataclass
@@ -59,6 +77,23 @@ class EngineStats:
     alerts: int = 0
     evaluated: int = 0  # candidate predicates run
     unknown_sources: dict[str, int] = field(default_factory=dict)
+
+
+def _text(value: Any) -> str:
+    """A non-string value as haystack text (list items separated like fields)."""
+    if value.__class__ is list or value.__class__ is tuple:
+        return _SEP.join(_text(v) for v in value if v is not None)
+    if value.__class__ is bool:
+        return "true" if value else "false"
+    return str(value)
+
+
+def _all_values(fields: dict[str, Any]) -> str:
+    """Every value of an event, case-folded, as one haystack (one join and one lower() in C)."""
+    return _SEP.join([
+        v if v.__class__ is str else str(v) if v.__class__ is int else _text(v)
+        for v in fields.values() if v is not None
+    ]).lower()
 
 
 def _routing_fields(variant: Variant) -> set[str]:
@@ -109,12 +144,14 @@ class SigmaEngine:
             )
             for r in self.rules
         ]
-        self._by_route: dict[RouteKey, list[_Runner]] = {}
+        # Variants by route key; each is compiled into a runner when the first bucket that needs it is built,
+        # so start-up does no closure building and sources never seen cost nothing.
+        self._by_route: dict[RouteKey, list[tuple[int, Variant]]] = {}
         for i, rule in enumerate(self.rules):
             for variant in rule.variants:
-                runner = self._runner(i, variant)
                 for key in variant.routes:
-                    self._by_route.setdefault(key, []).append(runner)
+                    self._by_route.setdefault(key, []).append((i, variant))
+        self._runners: dict[int, _Runner] = {}
         # Runners for events of unknown source, built on the first such event.
         self._generic_by_field: dict[str, list[_Runner]] | None = None
         self._generic_no_field: list[_Runner] = []
@@ -122,6 +159,12 @@ class SigmaEngine:
         self._ls_fields = sources.logsource_fields
         self._ls_cache: dict[tuple[Any, ...], tuple[RouteKey, ...]] = {}
         self.stats = EngineStats()
+
+    def _runner_for(self, index: int, variant: Variant) -> _Runner:
+        runner = self._runners.get(id(variant))
+        if runner is None:
+            runner = self._runners[id(variant)] = self._runner(index, variant)
+        return runner
 
     def _runner(self, index: int, variant: Variant) -> _Runner:
         return _Runner(
@@ -137,16 +180,13 @@ class SigmaEngine:
     # -- buckets ---------------------------------------------------------------------------------------
     def _make_bucket(self, runners: list[_Runner]) -> _Bucket:
         ordered = tuple(sorted({id(r): r for r in runners}.values(), key=lambda r: (r.rule_index, r.fields)))
-        if any(r.keywords for r in ordered):
-            hay: frozenset[str] | None = None
-        else:
-            hay = frozenset(f for r in ordered for f in r.fields)
-        return _Bucket(ordered, Prefilter([r.literals for r in ordered]), hay)
+        needs_ecs = any("." in f for r in ordered for f in r.fields)
+        return _Bucket(ordered, Prefilter([r.literals for r in ordered]), needs_ecs)
 
     def _bucket_for_keys(self, keys: tuple[RouteKey, ...]) -> _Bucket:
         bucket = self._buckets.get(keys)
         if bucket is None:
-            runners = [r for k in keys for r in self._by_route.get(k, ())]
+            runners = [self._runner_for(i, v) for k in keys for i, v in self._by_route.get(k, ())]
             bucket = self._make_bucket(runners)
             self._buckets[keys] = bucket
         return bucket
@@ -179,7 +219,7 @@ class SigmaEngine:
 
     def route(self, event: Event) -> tuple[RouteKey, ...] | None:
         """The route keys of an event, or None when its log source is unknown."""
-        fields = event.fields
+        fields = event.native
         channel = fields.get("Channel")
         if channel is not None and "EventID" in fields:
             eid = fields.get("EventID")
@@ -229,27 +269,13 @@ class SigmaEngine:
         bucket = self._bucket(event)
         if not bucket.runners:
             return []
-        fields = event.fields
-        low: dict[str, Any] = {}
-        parts: list[str] = []
-        hay = bucket.hay_fields
-        append = parts.append
-        for name, v in fields.items():
-            if (hay is not None and name not in hay) or v is None:
-                continue
-            if v.__class__ is str:
-                lv = v.lower()
-                low[name] = lv
-                append(lv)
-                continue
-            lv = lowered(v)
-            low[name] = lv
-            if lv.__class__ is str:
-                append(lv)
-            else:
-                parts.extend(x for x in lv if x.__class__ is str)
+        # The record's own fields (`native`) unless a rule of this source reads an ECS name: the ECS view of a
+        # deferred event is built only then. Keywords search the values of the view in use.
+        fields = event.fields if bucket.needs_ecs else event.native
+        haystack = _all_values(fields)
+        low = LowerView(fields)
         if prefilter:
-            cands: Sequence[int] = bucket.prefilter.candidates(_SEP.join(parts))
+            cands: Sequence[int] = bucket.prefilter.candidates(haystack)
             if not cands:
                 return []
         else:

@@ -150,7 +150,7 @@ def _on_field(field: str, test: Test, view: str) -> Pred:
     if view == "low":
 
         def pred_low(low: dict[str, Any], fields: dict[str, Any]) -> bool:
-            v = low.get(field)
+            v = low[field]  # a LowerView: folds the field on first use
             if v is None:
                 return False
             if v.__class__ is str:
