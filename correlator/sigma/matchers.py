@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import ahocorasick
+import ahocorasick_rs
 
 from correlator.errors import RuleCompileError
 from correlator.sigma.ir import Node, Pattern
@@ -74,18 +74,13 @@ _SMALL_LIST = 3
 
 
 def _contains_any(needles: list[str]) -> Test:
-    """Substring test for a long list of needles: one Aho-Corasick pass, stopping at the first hit."""
-    auto = ahocorasick.Automaton()
-    for needle in needles:
-        if needle:
-            auto.add_word(needle, 0)
-        else:
-            return lambda v: True  # an empty needle is in every string
-    auto.make_automaton()
-    it = auto.iter
+    """Substring test for a long list of needles: one Aho-Corasick pass."""
+    if not all(needles):
+        return lambda v: True  # an empty needle is in every string
+    find = ahocorasick_rs.AhoCorasick(needles).find_matches_as_indexes
 
     def test(v: str) -> bool:
-        return next(it(v), None) is not None
+        return bool(find(v))
 
     return test
 
