@@ -19,6 +19,7 @@ from correlator.errors import RuleCompileError
 from correlator.sigma.convert import Placeholders, rule_to_ir
 from correlator.sigma.ir import Node, make_and, required_fields
 from correlator.sigma.matchers import compile_node
+from correlator.sigma.prefilter import load_common_values, required_literals
 from correlator.sigma.rule import CompiledRule, Level, RouteKey, RuleMeta, Variant
 from correlator.sigma.sources import SourcesConfig, resolve_pipeline
 
@@ -33,6 +34,7 @@ class CompileContext:
     profiles: tuple[tuple[str, Any], ...]  # (name, combined pySigma pipeline)
     user_pipeline: Any | None
     placeholders: Placeholders
+    common: tuple[str, ...]  # ubiquitous values: literals inside them rank last in the prefilter
 
 
 def make_context(
@@ -48,7 +50,7 @@ def make_context(
     user = None
     for p in user_pipelines:
         user = p if user is None else user + p
-    return CompileContext(sources, tuple(profiles), user, placeholders or {})
+    return CompileContext(sources, tuple(profiles), user, placeholders or {}, load_common_values())
 
 
 def _is_eventid_leaf(node: Node) -> frozenset[int] | None:
@@ -134,6 +136,10 @@ def _meta(rule: Any, path: str) -> RuleMeta:
     )
 
 
+def _variant(ctx: CompileContext, profile: str, routes: tuple[RouteKey, ...], ir: Node) -> Variant:
+    return Variant(profile, routes, ir, required_literals(ir, ctx.common))
+
+
 def _check_compiles(ir: Node) -> None:
     """Build the predicate once at compile time so regex and value errors surface at load, not per event."""
     compile_node(ir)
@@ -147,13 +153,13 @@ def compile_rule(rule: Any, path: str, ctx: CompileContext) -> CompiledRule:
     meta = _meta(rule, path)
     generic_ir = rule_to_ir(rule, ctx.placeholders)
     _check_compiles(generic_ir)
-    generic = Variant("generic", (), generic_ir)
+    generic = _variant(ctx, "generic", (), generic_ir)
     product = (meta.logsource[0] or "").lower()
     notes: list[str] = []
     if product != "windows":
         prod, cat, svc = ((v.lower() if v else None) for v in meta.logsource)
         route: RouteKey = ("ls", prod, cat, svc)
-        return CompiledRule(meta, (Variant("logsource", (route,), generic_ir),), generic, ())
+        return CompiledRule(meta, (_variant(ctx, "logsource", (route,), generic_ir),), generic, ())
 
     variants: list[Variant] = []
     seen: set[RouteKey] = set()
@@ -190,10 +196,10 @@ def compile_rule(rule: Any, path: str, ctx: CompileContext) -> CompiledRule:
                 seen.add(key)
         if routes:
             _check_compiles(rest)
-            variants.append(Variant(name, tuple(routes), rest))
+            variants.append(_variant(ctx, name, tuple(routes), rest))
     if not variants:
         notes.append("log source not mapped to a Windows channel: evaluated against every Windows event")
-        variants.append(Variant("windows-any", (("win", None, None),), generic_ir))
+        variants.append(_variant(ctx, "windows-any", (("win", None, None),), generic_ir))
     return CompiledRule(meta, tuple(variants), generic, tuple(notes))
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from correlator.model import Alert, Event, MatchedRule
-from correlator.sigma.ir import fields_of, has_keywords, required_fields
+from correlator.sigma.ir import Node, fields_of, has_keywords, required_fields
 from correlator.sigma.matchers import Pred, compile_node, lowered
-from correlator.sigma.prefilter import Prefilter, load_common_values, required_literals
+from correlator.sigma.prefilter import Prefilter
 from correlator.sigma.rule import CompiledRule, RouteKey, Variant
 from correlator.sigma.sources import SourcesConfig
 
@@ -44,15 +44,22 @@ class LowerView(dict[str, Any]):
 
 @dataclass(slots=True)
 class _Runner:
-    """A variant ready to run: its predicate, the rule it belongs to, what it reads."""
+    """A variant ready to run: its predicate, the rule it belongs to, what it reads. The predicate is compiled
+    when the first bucket holding the runner is built (`compiled`)."""
 
     rule_index: int
-    pred: Pred
+    ir: Node
     fields: tuple[str, ...]
     literals: tuple[frozenset[str], ...] | None
     keywords: bool
     required: frozenset[str]
     shown: tuple[str, ...]  # fields copied into an alert's `matched`: what the rule reads, plus routing fields
+    pred: Pred | None = None
+
+    def compiled(self) -> Pred:
+        if self.pred is None:
+            self.pred = compile_node(self.ir)
+        return self.pred
 
     def applies_to(self, names: frozenset[str]) -> bool:
         """For events of unknown source: the event carries every required field and, unless the rule is
@@ -136,7 +143,6 @@ class SigmaEngine:
     def __init__(self, rules: Sequence[CompiledRule], sources: SourcesConfig) -> None:
         self.rules = list(rules)
         self.sources = sources
-        self._common = load_common_values()
         self._matched = [
             MatchedRule(
                 id=r.meta.id, title=r.meta.title, level=r.meta.level.value, tags=r.meta.tags, kind="sigma",
@@ -169,9 +175,9 @@ class SigmaEngine:
     def _runner(self, index: int, variant: Variant) -> _Runner:
         return _Runner(
             rule_index=index,
-            pred=compile_node(variant.ir),
+            ir=variant.ir,
             fields=tuple(sorted(fields_of(variant.ir))),
-            literals=required_literals(variant.ir, self._common),
+            literals=variant.literals,
             keywords=has_keywords(variant.ir),
             required=required_fields(variant.ir),
             shown=tuple(sorted(fields_of(variant.ir) | _routing_fields(variant))),
@@ -180,6 +186,8 @@ class SigmaEngine:
     # -- buckets ---------------------------------------------------------------------------------------
     def _make_bucket(self, runners: list[_Runner]) -> _Bucket:
         ordered = tuple(sorted({id(r): r for r in runners}.values(), key=lambda r: (r.rule_index, r.fields)))
+        for r in ordered:
+            r.compiled()
         needs_ecs = any("." in f for r in ordered for f in r.fields)
         return _Bucket(ordered, Prefilter([r.literals for r in ordered]), needs_ecs)
 
@@ -288,7 +296,7 @@ class SigmaEngine:
             r = runners[i]
             if r.rule_index in fired:
                 continue
-            if r.pred(low, fields):
+            if r.pred(low, fields):  # type: ignore[misc]  # compiled when its bucket was built
                 fired.add(r.rule_index)
                 alerts.append(self._alert(r, event))
         self.stats.alerts += len(alerts)

@@ -24,7 +24,7 @@ from correlator.errors import RuleLoadError
 from correlator.sigma.rule import CompiledRule
 from correlator.sigma.sources import SourcesConfig
 
-COMPILER_VERSION = "5"  # bump when the IR or the compiler's output changes
+COMPILER_VERSION = "6"  # bump when the IR or the compiler's output changes
 _FILTER_RE = re.compile(rb"^filter\s*:", re.MULTILINE)
 _CORRELATION_RE = re.compile(rb"^correlation\s*:", re.MULTILINE)
 _QUOTED_RE = re.compile(r"'([^']{2,})'")
@@ -67,7 +67,9 @@ def iter_rule_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def _versions() -> str:
-    parts = [COMPILER_VERSION]
+    from correlator.sigma.prefilter import DEFAULT_COMMON
+
+    parts = [COMPILER_VERSION, hashlib.sha256(DEFAULT_COMMON.read_bytes()).hexdigest()[:16]]
     for dist in ("pysigma", "pysigma-pipeline-windows", "pysigma-pipeline-sysmon"):
         try:
             parts.append(f"{dist}={metadata.version(dist)}")

@@ -86,7 +86,6 @@ def regex_literals(pattern: str, flags: str = "") -> list[str] | None:
 
 
 MAX_CLAUSES = 4
-SMALL_CLAUSE = 4  # clauses with more literals are matched by the automaton rather than substring tests
 
 
 def _leaf_literals(node: Node) -> frozenset[str] | None:
@@ -156,8 +155,8 @@ class Prefilter:
     """Which variants of a bucket are candidates for an event's haystack.
 
     A variant is triggered by a literal of its first (most selective) clause, found by one Aho-Corasick pass
-    over the haystack; it stays a candidate only when each of its other clauses has a literal in the haystack
-    (plain substring tests, run for triggered variants only). Variants with no clause are always candidates.
+    over the haystack; it stays a candidate only when each of its other clauses has a literal among those found.
+    Variants with no clause are always candidates.
     """
 
     def __init__(self, clause_sets: Sequence[tuple[frozenset[str], ...] | None]) -> None:
@@ -171,22 +170,16 @@ class Prefilter:
                 triggers.append([])
             return n
 
-        # Other clauses: small ones are substring tests on the haystack; large ones (many literals) join the
-        # automaton and are tested against the set of literals it found.
-        self.rest: dict[int, tuple[tuple[str, ...] | frozenset[int], ...]] = {}
+        # Every clause's literals join the automaton; a triggered variant's other clauses are then set tests
+        # against the literals found (measured faster than substring tests on the haystack).
+        self.rest: dict[int, tuple[frozenset[int], ...]] = {}
         for i, clauses in enumerate(clause_sets):
             if not clauses:
                 continue
             for lit in sorted(clauses[0]):
                 triggers[literal_id(lit)].append(i)
-            checks: list[tuple[str, ...] | frozenset[int]] = []
-            for clause in clauses[1:]:
-                if len(clause) > SMALL_CLAUSE:
-                    checks.append(frozenset(literal_id(lit) for lit in sorted(clause)))
-                else:
-                    checks.append(tuple(sorted(clause, key=len, reverse=True)))
-            if checks:
-                self.rest[i] = tuple(checks)
+            if len(clauses) > 1:
+                self.rest[i] = tuple(frozenset(literal_id(lit) for lit in sorted(c)) for c in clauses[1:])
         self.literals = len(ids)
         self.targets: list[tuple[int, ...]] = [tuple(t) for t in triggers]
         self.automaton: ahocorasick_rs.AhoCorasick | None = None
@@ -207,9 +200,6 @@ class Prefilter:
                 if i in cands:
                     continue
                 checks = rest.get(i)
-                if checks is None or all(
-                    (not c.isdisjoint(found)) if isinstance(c, frozenset) else any(lit in haystack for lit in c)
-                    for c in checks
-                ):
+                if checks is None or all(not c.isdisjoint(found) for c in checks):
                     cands.add(i)
         return sorted(cands)

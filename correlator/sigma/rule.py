@@ -44,6 +44,8 @@ class Variant:
     profile: str  # windows profile name, "logsource" or "generic"
     routes: tuple[RouteKey, ...]
     ir: Node
+    # The prefilter's literal clauses (best first), worked out at compile time; None when there are none.
+    literals: tuple[frozenset[str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
