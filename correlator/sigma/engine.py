@@ -8,6 +8,7 @@ required fields it carries, and the unknown source is reported once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -162,6 +163,7 @@ class SigmaEngine:
         self._generic_by_field: dict[str, list[_Runner]] | None = None
         self._generic_no_field: list[_Runner] = []
         self._buckets: dict[Any, _Bucket] = {}
+        self._win_buckets: dict[tuple[Any, Any], _Bucket] = {}  # (Channel, EventID) as given -> bucket
         self._ls_fields = sources.logsource_fields
         self._ls_cache: dict[tuple[Any, ...], tuple[RouteKey, ...]] = {}
         self.stats = EngineStats()
@@ -266,11 +268,21 @@ class SigmaEngine:
         return self._match(event, prefilter=False)
 
     def _bucket(self, event: Event) -> _Bucket:
+        native = event.native
+        channel = native.get("Channel")
+        if channel is not None:  # Windows: one dict lookup on (Channel, EventID) per event once seen
+            bucket = self._win_buckets.get((channel, native.get("EventID")))
+            if bucket is not None:
+                return bucket
         keys = self.route(event)
         if keys is None:
             self._note_unknown(event)
             return self._unknown_bucket(event)
-        return self._bucket_for_keys(keys)
+        bucket = self._bucket_for_keys(keys)
+        if keys[0][0] == "win" and len(self._win_buckets) < _UNKNOWN_CACHE_LIMIT:
+            with contextlib.suppress(TypeError):  # an unhashable EventID value is routed the slow way each time
+                self._win_buckets[(channel, native.get("EventID"))] = bucket
+        return bucket
 
     def _match(self, event: Event, *, prefilter: bool) -> list[Alert]:
         self.stats.events += 1
