@@ -8,9 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from collectors import windows
 from collectors.errors import NormalisationError
-from collectors.windows import ECS_FIELD_MAP, dataset_for, normalise_windows, windows_shape
+from collectors.windows import ECS_FIELD_MAP, normalise_windows, windows_shape
 from correlator.model import Event, EventOrigin, event_id_for
 
 SYSMON_GUID = "5770385F-C22A-43E0-BF4C-06F5698FFBD9"
@@ -427,22 +426,6 @@ def test_windows_shape(record: dict[str, Any], shape: str | None) -> None:
     assert windows_shape(record) == shape
 
 
-@pytest.mark.parametrize(
-    ("channel", "dataset"),
-    [
-        ("Security", "windows.security"),
-        ("Microsoft-Windows-Sysmon/Operational", "windows.sysmon_operational"),
-        ("Windows PowerShell", "windows.powershell"),
-        ("Microsoft-Windows-PowerShell/Operational", "windows.powershell_operational"),
-        ("Microsoft-Windows-Windows Defender/Operational", "windows.windows_defender_operational"),
-        ("---", "windows.unknown"),
-    ],
-    ids=["security", "sysmon", "classic-powershell", "powershell-operational", "defender", "no-letters"],
-)
-def test_dataset_for_channel(channel: str, dataset: str) -> None:
-    assert dataset_for(channel) == dataset
-
-
 def test_record_is_not_modified_and_same_raw_gives_same_id() -> None:
     record = evtx_record(body={"EventData": dict(SYSMON_PROCESS)})
     before = orjson.dumps(record)
@@ -451,20 +434,6 @@ def test_record_is_not_modified_and_same_raw_gives_same_id() -> None:
     assert orjson.dumps(record) == before
     assert first.id == second.id
     assert first.fields == second.fields
-
-
-def test_ecs_tables_name_known_converters_and_dotted_targets() -> None:
-    problems = [
-        f"{scope}: {source} -> {target} ({converter})"
-        for scope, entries in windows.ECS_FIELD_MAP.items()
-        for source, target, converter in entries
-        if converter not in windows._CONVERTERS or not source or "" in target.split(".")
-    ]
-    problems += [
-        f"{scope}: {name}" for scope, constants in windows.ECS_EVENT_CONSTANTS.items() for name in constants
-        if "" in name.split(".")
-    ]
-    assert not problems
 
 
 SAMPLE_VALUES = {"keep": "C:\\x\\y.exe", "basename": "C:\\x\\y.exe", "pid": "0x1a4", "port": "443",

@@ -377,7 +377,7 @@ def test_unlistable_directory_is_rejected(tmp_path: Path, monkeypatch) -> None:
         onerror(PermissionError(13, "Permission denied", str(locked)))
         yield str(top), [], ["ok.txt"]
 
-    monkeypatch.setattr("correlator.yara_engine.os.walk", walk)
+    monkeypatch.setattr("correlator.yara_scan.os.walk", walk)
     rejected, ok = iter_files([tmp_path])
     assert isinstance(rejected, Rejected)
     assert rejected.origin.path == str(locked)
