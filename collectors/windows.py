@@ -407,5 +407,6 @@ def _assemble(
         return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, ecs=doc, fields=ecs_fields,
                      origin=origin)
     # EVTX and flat records: the ECS document is built on first use (stores, outputs, rules on ECS names).
+    computer = sigma.get("Computer")  # the document's host.name, without building it
     return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, fields=native, origin=origin,
-                 ecs_factory=build_ecs)
+                 ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None)

@@ -100,7 +100,7 @@ class Event:
     unless a rule needs an ECS name, so events whose ECS nobody reads never pay for it.
     """
 
-    __slots__ = ("_ecs", "_ecs_factory", "_fields", "id", "native", "origin", "raw", "timestamp_ms")
+    __slots__ = ("_ecs", "_ecs_factory", "_fields", "_host_name", "id", "native", "origin", "raw", "timestamp_ms")
 
     def __init__(
         self,
@@ -112,6 +112,7 @@ class Event:
         origin: EventOrigin | None = None,
         *,
         ecs_factory: EcsFactory | None = None,
+        host_name: str | None = None,
     ) -> None:
         if ecs is None and ecs_factory is None:
             raise ValueError("an Event needs an ECS document or an ecs_factory")
@@ -122,6 +123,7 @@ class Event:
         self.origin = origin if origin is not None else EventOrigin()
         self._ecs = ecs
         self._ecs_factory = ecs_factory
+        self._host_name = host_name  # known without building a deferred ECS document (its host.name)
         # Without a factory the given fields are complete: `fields` and `native` are the same dict.
         self._fields: dict[str, Any] | None = self.native if ecs_factory is None else None
 
@@ -161,6 +163,8 @@ class Event:
 
     @property
     def host_name(self) -> str | None:
+        if self._host_name is not None:
+            return self._host_name
         host = self.ecs.get("host")
         return host.get("name") if isinstance(host, dict) else None
 

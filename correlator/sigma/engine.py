@@ -17,7 +17,7 @@ from typing import Any
 from correlator.model import Alert, Event, MatchedRule
 from correlator.sigma.ir import Node, fields_of, has_keywords, required_fields
 from correlator.sigma.matchers import Pred, compile_node, lowered
-from correlator.sigma.prefilter import Prefilter
+from correlator.sigma.prefilter import Candidates, make_prefilter
 from correlator.sigma.rule import CompiledRule, RouteKey, Variant
 from correlator.sigma.sources import SourcesConfig
 
@@ -75,7 +75,7 @@ class _Bucket:
     """The rules one kind of event meets, and their prefilter over the event's values."""
 
     runners: tuple[_Runner, ...]
-    prefilter: Prefilter
+    prefilter: Candidates
     needs_ecs: bool  # some rule reads a dotted (ECS) field: match on `Event.fields`, not `Event.native`
 
 
@@ -191,7 +191,7 @@ class SigmaEngine:
         for r in ordered:
             r.compiled()
         needs_ecs = any("." in f for r in ordered for f in r.fields)
-        return _Bucket(ordered, Prefilter([r.literals for r in ordered]), needs_ecs)
+        return _Bucket(ordered, make_prefilter([r.literals for r in ordered]), needs_ecs)
 
     def _bucket_for_keys(self, keys: tuple[RouteKey, ...]) -> _Bucket:
         bucket = self._buckets.get(keys)
@@ -310,12 +310,11 @@ class SigmaEngine:
                 continue
             if r.pred(low, fields):  # type: ignore[misc]  # compiled when its bucket was built
                 fired.add(r.rule_index)
-                alerts.append(self._alert(r, event))
+                alerts.append(self._alert(r, event, fields))
         self.stats.alerts += len(alerts)
         return alerts
 
-    def _alert(self, runner: _Runner, event: Event) -> Alert:
-        fields = event.fields
+    def _alert(self, runner: _Runner, event: Event, fields: dict[str, Any]) -> Alert:
         matched = {f: fields[f] for f in runner.shown if f in fields}
         return Alert(
             rule=self._matched[runner.rule_index],

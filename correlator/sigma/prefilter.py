@@ -8,10 +8,12 @@ set is not found cannot match; rules without a literal set are always evaluated 
 
 from __future__ import annotations
 
+import os
 import re
 import re._parser as sre_parse  # type: ignore[import-not-found]  # CPython's regex parser (3.11+)
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import ahocorasick_rs
 
@@ -149,6 +151,41 @@ def load_common_values(path: Path = DEFAULT_COMMON) -> tuple[str, ...]:
 def _score(lits: frozenset[str]) -> tuple[int, int]:
     """Prefer sets whose shortest literal is longest (rarer), then fewer literals."""
     return (min(len(x) for x in lits), -len(lits))
+
+
+class Candidates(Protocol):
+    """What the engine needs of a prefilter (the pure-Python `Prefilter` or the native one)."""
+
+    @property
+    def always(self) -> Sequence[int]: ...
+
+    @property
+    def literals(self) -> int: ...
+
+    def candidates(self, haystack: str) -> list[int]: ...
+
+
+def native_available() -> bool:
+    """The compiled prefilter (correlator/native, Rust) is importable and not disabled by SOCCTL_NATIVE=0."""
+    if os.environ.get("SOCCTL_NATIVE", "1") == "0":
+        return False
+    try:
+        from correlator import _native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_prefilter(
+    clause_sets: Sequence[tuple[frozenset[str], ...] | None], *, native: bool | None = None
+) -> Candidates:
+    """The native prefilter when it is built (same results, several times faster), else the Python one."""
+    if native if native is not None else native_available():
+        from correlator._native import NativePrefilter
+
+        prefilter: Candidates = NativePrefilter([[sorted(c) for c in cs] if cs else None for cs in clause_sets])
+        return prefilter
+    return Prefilter(clause_sets)
 
 
 class Prefilter:

@@ -3,11 +3,19 @@ gives exactly the naive evaluator's alerts."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
 
-from correlator.sigma.prefilter import Prefilter, literal_clauses, regex_literals, required_literals
+from correlator.sigma.prefilter import (
+    Prefilter,
+    literal_clauses,
+    make_prefilter,
+    native_available,
+    regex_literals,
+    required_literals,
+)
 from tests.correlator.sigma.conftest import proc, rule
 
 
@@ -84,3 +92,28 @@ def test_prefilter_equals_naive_on_random_rules_and_events(load):
         fast = sorted(a.rule.title for a in loaded.engine.match(ev))
         naive = sorted(a.rule.title for a in loaded.engine.match_naive(ev))
         assert fast == naive, cmd
+
+
+@pytest.mark.skipif(not native_available(), reason="the native prefilter (correlator/native, Rust) is not built")
+def test_native_prefilter_equals_python_prefilter():
+    rng = random.Random(99)
+    vocab = ["alpha", "beta", "gamma", "delta", "mimikatz", "\\cmd.exe", "é", "powershell", "-enc", "x.ps1"]
+    clause_sets: list[tuple[frozenset[str], ...] | None] = []
+    for _ in range(300):
+        if rng.random() < 0.1:
+            clause_sets.append(None)
+            continue
+        clause_sets.append(tuple(frozenset(rng.sample(vocab, rng.randint(1, 3))) for _ in range(rng.randint(1, 3))))
+    native = make_prefilter(clause_sets, native=True)
+    python = make_prefilter(clause_sets, native=False)
+    assert list(native.always) == list(python.always)
+    assert native.literals == python.literals
+    for _ in range(500):
+        hay = "\x1f".join(rng.sample(vocab, rng.randint(0, 6))) + rng.choice(["", " powershellx", "ALPHA"]).lower()
+        assert list(native.candidates(hay)) == python.candidates(hay), hay
+
+
+def test_ci_builds_the_native_prefilter():
+    if os.environ.get("CI", "").lower() == "true":
+        assert native_available(), "CI must build correlator/native (pip install -e . runs cargo)"
+    assert isinstance(native_available(), bool)
