@@ -17,7 +17,7 @@ from sigma.exceptions import SigmaError
 
 from correlator.errors import RuleCompileError
 from correlator.sigma.convert import Placeholders, rule_to_ir
-from correlator.sigma.ir import Node, make_and, required_fields
+from correlator.sigma.ir import Node, is_eventid_leaf, make_and, required_fields, route_event_ids
 from correlator.sigma.matchers import compile_node
 from correlator.sigma.prefilter import load_common_values, required_literals
 from correlator.sigma.rule import CompiledRule, Level, RouteKey, RuleMeta, Variant
@@ -53,46 +53,6 @@ def make_context(
     return CompileContext(sources, tuple(profiles), user, placeholders or {}, load_common_values())
 
 
-def _is_eventid_leaf(node: Node) -> frozenset[int] | None:
-    if node[0] == "num" and node[1] == "EventID" and isinstance(node[2], int):
-        return frozenset({node[2]})
-    if node[0] == "str" and node[1] == "EventID" and all(k == "eq" and t.isdigit() for k, t in node[3]):
-        return frozenset(int(t) for _, t in node[3])
-    if node[0] == "or":
-        acc: set[int] = set()
-        for child in node[1]:
-            ids = _is_eventid_leaf(child)
-            if ids is None:
-                return None
-            acc |= ids
-        return frozenset(acc)
-    return None
-
-
-def route_event_ids(node: Node) -> frozenset[int] | None:
-    """Event ids one of which every match has (from EventID conditions anywhere under AND/OR), or None."""
-    direct = _is_eventid_leaf(node)
-    if direct is not None:
-        return direct
-    tag = node[0]
-    if tag == "and":
-        acc: frozenset[int] | None = None
-        for child in node[1]:
-            ids = route_event_ids(child)
-            if ids is not None:
-                acc = ids if acc is None else acc & ids
-        return acc
-    if tag == "or":
-        union: set[int] = set()
-        for child in node[1]:
-            ids = route_event_ids(child)
-            if ids is None:
-                return None
-            union |= ids
-        return frozenset(union)
-    return None
-
-
 def extract_windows_route(ir: Node) -> tuple[frozenset[str] | None, frozenset[int] | None, Node]:
     """Pull top-level Channel and EventID equality conditions out of a detection (routing guarantees them).
     EventIDs that appear in every branch of an OR route too, but stay in the detection."""
@@ -105,7 +65,7 @@ def extract_windows_route(ir: Node) -> tuple[frozenset[str] | None, frozenset[in
             found = frozenset(t for _, t in c[3])
             channels = found if channels is None else channels & found
             continue
-        ids = _is_eventid_leaf(c)
+        ids = is_eventid_leaf(c)
         if ids is not None:
             eids = ids if eids is None else eids & ids
             continue

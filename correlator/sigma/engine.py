@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from correlator.model import Alert, Event, MatchedRule
-from correlator.sigma.ir import Node, fields_of, has_keywords, required_fields
+from correlator.sigma.ir import Node, fields_of, has_keywords, required_fields, route_event_ids
 from correlator.sigma.matchers import Pred, compile_node, lowered
 from correlator.sigma.prefilter import Candidates, make_prefilter
 from correlator.sigma.rule import CompiledRule, RouteKey, Variant
@@ -56,16 +56,20 @@ class _Runner:
     required: frozenset[str]
     shown: tuple[str, ...]  # fields copied into an alert's `matched`: what the rule reads, plus routing fields
     pred: Pred | None = None
+    event_ids: frozenset[int] | None = None  # EventIDs every match has (from the detection), if any
 
     def compiled(self) -> Pred:
         if self.pred is None:
             self.pred = compile_node(self.ir)
         return self.pred
 
-    def applies_to(self, names: frozenset[str]) -> bool:
+    def applies_to(self, names: frozenset[str], event_id: int | None) -> bool:
         """For events of unknown source: the event carries every required field and, unless the rule is
-        field-less (keywords), at least one field the rule reads."""
+        field-less (keywords), at least one field the rule reads; a rule that needs certain EventIDs only
+        applies to an event with one of them."""
         if not self.required <= names:
+            return False
+        if self.event_ids is not None and event_id not in self.event_ids:
             return False
         return not self.fields or not names.isdisjoint(self.fields)
 
@@ -183,6 +187,7 @@ class SigmaEngine:
             keywords=has_keywords(variant.ir),
             required=required_fields(variant.ir),
             shown=tuple(sorted(fields_of(variant.ir) | _routing_fields(variant))),
+            event_ids=route_event_ids(variant.ir) if not variant.routes else None,
         )
 
     # -- buckets ---------------------------------------------------------------------------------------
@@ -203,15 +208,19 @@ class SigmaEngine:
 
     def _unknown_bucket(self, event: Event) -> _Bucket:
         names = frozenset(event.fields)
-        key = ("unknown", names)
+        try:
+            event_id: int | None = int(event.native.get("EventID"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            event_id = None
+        key = ("unknown", names, event_id)
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) > _UNKNOWN_CACHE_LIMIT:
                 self._buckets = {k: v for k, v in self._buckets.items() if k[0] != "unknown"}
             by_field = self._generic_runners()
-            runners = [r for r in self._generic_no_field if r.applies_to(names)]
+            runners = [r for r in self._generic_no_field if r.applies_to(names, event_id)]
             for name in names:
-                runners.extend(r for r in by_field.get(name, ()) if r.applies_to(names))
+                runners.extend(r for r in by_field.get(name, ()) if r.applies_to(names, event_id))
             bucket = self._make_bucket(runners)
             self._buckets[key] = bucket
         return bucket

@@ -161,3 +161,43 @@ def glob_literals(text: str) -> list[str]:
     if cur:
         runs.append("".join(cur))
     return runs
+
+
+def is_eventid_leaf(node: Node) -> frozenset[int] | None:
+    if node[0] == "num" and node[1] == "EventID" and isinstance(node[2], int):
+        return frozenset({node[2]})
+    if node[0] == "str" and node[1] == "EventID" and all(k == "eq" and t.isdigit() for k, t in node[3]):
+        return frozenset(int(t) for _, t in node[3])
+    if node[0] == "or":
+        acc: set[int] = set()
+        for child in node[1]:
+            ids = is_eventid_leaf(child)
+            if ids is None:
+                return None
+            acc |= ids
+        return frozenset(acc)
+    return None
+
+
+def route_event_ids(node: Node) -> frozenset[int] | None:
+    """Event ids one of which every match has (from EventID conditions anywhere under AND/OR), or None."""
+    direct = is_eventid_leaf(node)
+    if direct is not None:
+        return direct
+    tag = node[0]
+    if tag == "and":
+        acc: frozenset[int] | None = None
+        for child in node[1]:
+            ids = route_event_ids(child)
+            if ids is not None:
+                acc = ids if acc is None else acc & ids
+        return acc
+    if tag == "or":
+        union: set[int] = set()
+        for child in node[1]:
+            ids = route_event_ids(child)
+            if ids is None:
+                return None
+            union |= ids
+        return frozenset(union)
+    return None
