@@ -91,23 +91,6 @@ class EngineStats:
     unknown_sources: dict[str, int] = field(default_factory=dict)
 
 
-def _text(value: Any) -> str:
-    """A non-string value as haystack text (list items separated like fields)."""
-    if value.__class__ is list or value.__class__ is tuple:
-        return _SEP.join(_text(v) for v in value if v is not None)
-    if value.__class__ is bool:
-        return "true" if value else "false"
-    return str(value)
-
-
-def _all_values(fields: dict[str, Any]) -> str:
-    """Every value of an event, case-folded, as one haystack (one join and one lower() in C)."""
-    return _SEP.join([
-        v if v.__class__ is str else str(v) if v.__class__ is int else _text(v)
-        for v in fields.values() if v is not None
-    ]).lower()
-
-
 def _routing_fields(variant: Variant) -> set[str]:
     """The fields a variant's routes test (Windows: Channel and, when routed by it, EventID)."""
     out: set[str] = set()
@@ -301,10 +284,9 @@ class SigmaEngine:
         # The record's own fields (`native`) unless a rule of this source reads an ECS name: the ECS view of a
         # deferred event is built only then. Keywords search the values of the view in use.
         fields = event.fields if bucket.needs_ecs else event.native
-        haystack = _all_values(fields)
         low = LowerView(fields)
         if prefilter:
-            cands: Sequence[int] = bucket.prefilter.candidates(haystack)
+            cands: Sequence[int] = bucket.prefilter.candidates_fields(fields)
             if not cands:
                 return []
         else:

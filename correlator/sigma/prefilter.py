@@ -13,7 +13,7 @@ import re
 import re._parser as sre_parse  # type: ignore[import-not-found]  # CPython's regex parser (3.11+)
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import ahocorasick_rs
 
@@ -164,6 +164,28 @@ class Candidates(Protocol):
 
     def candidates(self, haystack: str) -> list[int]: ...
 
+    def candidates_fields(self, fields: dict[str, Any]) -> list[int]: ...
+
+
+SEP = "\x1f"  # between values in a haystack: no literal spans two values
+
+
+def _text(value: Any) -> str:
+    """A non-string value as haystack text (list items separated like values)."""
+    if value.__class__ is list or value.__class__ is tuple:
+        return SEP.join(_text(v) for v in value if v is not None)
+    if value.__class__ is bool:
+        return "true" if value else "false"
+    return str(value)
+
+
+def haystack_of(fields: dict[str, Any]) -> str:
+    """Every value of an event's field view, case-folded, as one haystack (one join and one lower())."""
+    return SEP.join([
+        v if v.__class__ is str else str(v) if v.__class__ is int else _text(v)
+        for v in fields.values() if v is not None
+    ]).lower()
+
 
 def native_available() -> bool:
     """The compiled prefilter (correlator/native, Rust) is importable and not disabled by SOCCTL_NATIVE=0."""
@@ -222,6 +244,9 @@ class Prefilter:
         self.automaton: ahocorasick_rs.AhoCorasick | None = None
         if ids:
             self.automaton = ahocorasick_rs.AhoCorasick(list(ids))
+
+    def candidates_fields(self, fields: dict[str, Any]) -> list[int]:
+        return self.candidates(haystack_of(fields)) if self.automaton is not None else list(self.always)
 
     def candidates(self, haystack: str) -> list[int]:
         if self.automaton is None or not haystack:

@@ -9,6 +9,50 @@ use std::collections::HashMap;
 use aho_corasick::AhoCorasick;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
+
+const SEP: char = '\u{1f}';
+
+/// Append a field value's case-folded text to the haystack, as `_all_values` does in Python: strings
+/// lower-cased (ASCII here, anything else by Python's own `str.lower`), booleans as true/false, lists item
+/// by item, None skipped, anything else by `str()`.
+fn push_value(hay: &mut String, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    if value.is_none() {
+        return Ok(());
+    }
+    if let Ok(text) = value.downcast::<PyString>() {
+        push_text(hay, text)?;
+    } else if let Ok(flag) = value.downcast::<PyBool>() {
+        hay.push_str(if flag.is_true() { "true" } else { "false" });
+        hay.push(SEP);
+    } else if let Ok(items) = value.downcast::<PyList>() {
+        for item in items.iter() {
+            push_value(hay, &item)?;
+        }
+    } else if let Ok(items) = value.downcast::<PyTuple>() {
+        for item in items.iter() {
+            push_value(hay, &item)?;
+        }
+    } else {
+        push_text(hay, &value.str()?)?;
+    }
+    Ok(())
+}
+
+fn push_text(hay: &mut String, text: &Bound<'_, PyString>) -> PyResult<()> {
+    match text.to_str() {
+        Ok(s) if s.is_ascii() => {
+            hay.extend(s.bytes().map(|b| b.to_ascii_lowercase() as char));
+        }
+        _ => {
+            let lowered = text.call_method0("lower")?;
+            let lowered = lowered.downcast::<PyString>()?;
+            hay.push_str(&lowered.to_string_lossy());
+        }
+    }
+    hay.push(SEP);
+    Ok(())
+}
 
 #[pyclass(module = "correlator._native", frozen)]
 struct NativePrefilter {
@@ -110,6 +154,18 @@ impl NativePrefilter {
             }
         }
         out
+    }
+
+    /// Candidates for an event's field view: the haystack of every value is built here, not in Python.
+    fn candidates_fields(&self, fields: &Bound<'_, PyDict>) -> PyResult<Vec<u32>> {
+        if self.automaton.is_none() {
+            return Ok(self.always.clone());
+        }
+        let mut hay = String::with_capacity(4096);
+        for (_, value) in fields.iter() {
+            push_value(&mut hay, &value)?;
+        }
+        Ok(self.candidates(&hay))
     }
 
     #[getter]

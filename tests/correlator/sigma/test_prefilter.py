@@ -117,3 +117,17 @@ def test_ci_builds_the_native_prefilter():
     if os.environ.get("CI", "").lower() == "true":
         assert native_available(), "CI must build correlator/native (pip install -e . runs cargo)"
     assert isinstance(native_available(), bool)
+
+
+@pytest.mark.skipif(not native_available(), reason="the native prefilter (correlator/native, Rust) is not built")
+def test_native_haystack_from_fields_equals_python():
+    rng = random.Random(5)
+    vocab = ["alpha", "true", "4624", "é", "İstanbul", "mimikatz", "c:\\windows\\", "ß", "none"]
+    clause_sets = [(frozenset({w}),) for w in vocab] + [None]
+    native = make_prefilter(clause_sets, native=True)
+    python = make_prefilter(clause_sets, native=False)
+    values = ["ALPHA x", "MimiKatz", "C:\\Windows\\x", "İSTANBUL", "É", "STRASSE ß", None, True, False, 4624, 3.5,
+              ["a", "ALPHA", None, 4624], ("x", "É"), {"nested": "NONE"}, ""]
+    for _ in range(300):
+        fields = {f"f{i}": rng.choice(values) for i in range(rng.randint(0, 6))}
+        assert list(native.candidates_fields(fields)) == python.candidates_fields(fields), fields
