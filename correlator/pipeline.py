@@ -3,6 +3,7 @@ the CLI (or the running engine) decides where it goes. Runs the same in one proc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import orjson
 
 from collectors.files import read_path
-from correlator.model import Alert, Event, Rejected
+from correlator.model import Alert, Event, EventOrigin, Rejected
 from correlator.sigma.engine import SigmaEngine
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,4 +52,10 @@ def detect_file(
     result = FileResult(
         str(path), event_lines=[] if event_lines else None, stored_events=[] if keep_events else None
     )
-    return detect_events(read_path(path, fmt), engine, result)
+    try:
+        return detect_events(read_path(path, fmt), engine, result)
+    except Exception as exc:  # a reader bug must not stop the run: what is left of the file is a dead letter
+        log.exception("internal error while processing %s after %d events", path, result.events)
+        reason = f"internal error after {result.events} events: {type(exc).__name__}: {exc}"
+        result.rejected.append(Rejected(reason, EventOrigin(path=str(path), format=fmt or "unknown"), stage="read"))
+        return result

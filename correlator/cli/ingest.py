@@ -55,23 +55,28 @@ class IngestTotals:
     rejected: int = 0
     rejected_reasons: Counter[str] = field(default_factory=Counter)
     unknown_sources: Counter[str] = field(default_factory=Counter)
+    rule_errors: Counter[str] = field(default_factory=Counter)  # rule id -> evaluations that raised
     stored_alerts: int = 0
     seconds: float = 0.0
 
 
-def _worker(path: str) -> tuple[FileResult, dict[str, int]]:
+def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+def _worker(path: str) -> tuple[FileResult, dict[str, int], dict[str, int]]:
+    """One file through the engine; with the unknown log sources and rule failures it added."""
     engine = _WORKER_ENGINE
     assert engine is not None, "worker started without an engine"
     fmt, lines, keep = _WORKER_ARGS
-    before = dict(engine.stats.unknown_sources)
+    unknown, failures = dict(engine.stats.unknown_sources), dict(engine.stats.rule_errors)
     result = detect_file(Path(path), engine, fmt, event_lines=lines, keep_events=keep)
-    after = engine.stats.unknown_sources
-    return result, {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+    return (result, _delta(unknown, engine.stats.unknown_sources), _delta(failures, engine.stats.rule_errors))
 
 
 def run_files(
     files: list[Path], engine: SigmaEngine, fmt: str | None, *, workers: int, event_lines: bool, keep_events: bool
-) -> Iterator[tuple[FileResult, dict[str, int]]]:
+) -> Iterator[tuple[FileResult, dict[str, int], dict[str, int]]]:
     """Results per file, in file order, from `workers` forked processes (1: in this process)."""
     global _WORKER_ENGINE, _WORKER_ARGS  # noqa: PLW0603 - the fork start method shares these with workers
     _WORKER_ENGINE = engine
@@ -102,6 +107,8 @@ def _summary(console: Console, totals: IngestTotals, rules_loaded: int, rules_fa
     table.add_row("rules not loaded", str(rules_failed))
     if totals.unknown_sources:
         table.add_row("events of unknown log source", str(sum(totals.unknown_sources.values())))
+    if totals.rule_errors:
+        table.add_row("rule evaluations that failed", str(sum(totals.rule_errors.values())))
     console.print(table)
     if totals.by_rule:
         top = Table(title="Top rules")
@@ -129,6 +136,7 @@ def _summary_doc(totals: IngestTotals, rules_loaded: int, rules_failed: int, wor
         "rejected": totals.rejected,
         "rejected_by_reason": dict(totals.rejected_reasons),
         "unknown_sources": dict(totals.unknown_sources),
+        "rule_errors": dict(totals.rule_errors),
         "rules_loaded": rules_loaded,
         "rules_failed": rules_failed,
         "workers": workers,
@@ -212,10 +220,11 @@ def ingest(
         task = progress.add_task("files", total=len(files), events=0)
         results = run_files(files, engine, fmt, workers=n_workers, event_lines=events_fh is not None,
                             keep_events=store is not None and store_events)
-        for result, unknown in results:
+        for result, unknown, failures in results:
             totals.files += 1
             totals.events += result.events
             totals.unknown_sources.update(unknown)
+            totals.rule_errors.update(failures)
             for alert in result.alerts:
                 totals.alerts += 1
                 totals.by_level[alert.rule.level] += 1

@@ -89,6 +89,7 @@ class EngineStats:
     alerts: int = 0
     evaluated: int = 0  # candidate predicates run
     unknown_sources: dict[str, int] = field(default_factory=dict)
+    rule_errors: dict[str, int] = field(default_factory=dict)  # rule id -> evaluations that raised
 
 
 def _routing_fields(variant: Variant) -> set[str]:
@@ -299,11 +300,24 @@ class SigmaEngine:
             r = runners[i]
             if r.rule_index in fired:
                 continue
-            if r.pred(low, fields):  # type: ignore[misc]  # compiled when its bucket was built
+            try:
+                hit = r.pred(low, fields)  # type: ignore[misc]  # compiled when its bucket was built
+            except Exception as exc:
+                self._rule_failed(r, event, exc)
+                continue
+            if hit:
                 fired.add(r.rule_index)
                 alerts.append(self._alert(r, event, fields))
         self.stats.alerts += len(alerts)
         return alerts
+
+    def _rule_failed(self, runner: _Runner, event: Event, exc: Exception) -> None:
+        rule = self.rules[runner.rule_index].meta
+        count = self.stats.rule_errors.get(rule.id, 0)
+        if count == 0:
+            log.error("rule %s (%s) failed on event %s at %s: %s: %s; counting further failures",
+                      rule.id, rule.path, event.id, event.origin.describe(), type(exc).__name__, exc)
+        self.stats.rule_errors[rule.id] = count + 1
 
     def _alert(self, runner: _Runner, event: Event, fields: dict[str, Any]) -> Alert:
         matched = {f: fields[f] for f in runner.shown if f in fields}
