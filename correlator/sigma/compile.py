@@ -163,13 +163,6 @@ def compile_rule(rule: Any, path: str, ctx: CompileContext) -> CompiledRule:
     return CompiledRule(meta, tuple(variants), generic, tuple(notes))
 
 
-def level_of(name: str) -> Level:
-    try:
-        return _LEVELS[name]
-    except KeyError as exc:
-        raise RuleCompileError(f"unknown level {name!r}") from exc
-
-
 def placeholder_values(data: Mapping[str, Any], where: str) -> dict[str, list[str]]:
     """Validate a placeholder values mapping: name -> list of strings."""
     out: dict[str, list[str]] = {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from correlator.model import Alert, Event, MatchedRule
-from correlator.sigma.ir import Node, fields_of, has_keywords, required_fields, route_event_ids
+from correlator.sigma.ir import Node, fields_of, required_fields, route_event_ids
 from correlator.sigma.matchers import Pred, compile_node, lowered
 from correlator.sigma.prefilter import Candidates, make_prefilter
 from correlator.sigma.rule import CompiledRule, RouteKey, Variant
@@ -52,7 +52,6 @@ class _Runner:
     ir: Node
     fields: tuple[str, ...]
     literals: tuple[frozenset[str], ...] | None
-    keywords: bool
     required: frozenset[str]
     shown: tuple[str, ...]  # fields copied into an alert's `matched`: what the rule reads, plus routing fields
     pred: Pred | None = None
@@ -168,7 +167,6 @@ class SigmaEngine:
             ir=variant.ir,
             fields=tuple(sorted(fields_of(variant.ir))),
             literals=variant.literals,
-            keywords=has_keywords(variant.ir),
             required=required_fields(variant.ir),
             shown=tuple(sorted(fields_of(variant.ir) | _routing_fields(variant))),
             event_ids=route_event_ids(variant.ir) if not variant.routes else None,

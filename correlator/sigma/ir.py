@@ -108,15 +108,6 @@ def fields_of(node: Node) -> set[str]:
     return set()
 
 
-def has_keywords(node: Node) -> bool:
-    tag = node[0]
-    if tag in ("and", "or"):
-        return any(has_keywords(child) for child in node[1])
-    if tag == "not":
-        return has_keywords(node[1])
-    return tag in ("kw", "kwre")
-
-
 def required_fields(node: Node) -> frozenset[str]:
     """Fields that must be present (with a value) for the node to be true: AND unions, OR intersects, NOT and
     null/exists-false tests require nothing."""

@@ -86,11 +86,6 @@ def _py_flags(flags: str) -> int:
     return out
 
 
-def engine_for(pattern: str, flags: str = "") -> str:
-    """Which engine `compile_search` picks: "re", "re2" or "regex-budget"."""
-    return compile_search_with_engine(pattern, flags)[1]
-
-
 def compile_search(pattern: str, flags: str = "") -> Search:
     return compile_search_with_engine(pattern, flags)[0]
 
