@@ -19,6 +19,7 @@ Glob text keeps `*` and `?` as wildcards and `\\*`, `\\?`, `\\\\` as escaped lit
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 Node = tuple[Any, ...]
@@ -62,22 +63,53 @@ def make_or(children: list[Node]) -> Node:
         else:
             flat.append(child)
     merged: list[Node] = []
-    by_field: dict[tuple[str, bool], int] = {}
+    by_field: dict[tuple[str, str, bool], int] = {}
     for child in flat:
         if child[0] == "str":
-            key = (child[1], child[2])
+            key = ("str", child[1], child[2])
             at = by_field.get(key)
             if at is not None:
                 prev = merged[at]
                 merged[at] = ("str", prev[1], prev[2], prev[3] + child[3])
                 continue
             by_field[key] = len(merged)
+        elif child[0] == "re" and _mergeable_regex(child[2]):
+            # OR'ed regexes on one field become one alternation: one search instead of several
+            key = ("re", child[1], False)
+            at = by_field.get(key)
+            scoped = _scoped(child[2], child[3])
+            if at is not None:
+                prev = merged[at]
+                merged[at] = ("re", prev[1], f"{prev[2]}|{scoped}", "")
+                continue
+            by_field[key] = len(merged)
+            child = ("re", child[1], scoped, "")
         merged.append(child)
     if not merged:
         return FALSE
     if len(merged) == 1:
         return merged[0]
     return ("or", tuple(merged))
+
+
+_GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
+_BACKREF = re.compile(r"\\[1-9]|\(\?P[<=]|\(\?<[A-Za-z_]")
+
+
+def _mergeable_regex(pattern: str) -> bool:
+    """A regex that keeps its meaning inside `(?flags:...)|...`: no global inline flags, no group references
+    or names (numbering would shift), and valid for Python's parser."""
+    if _GLOBAL_FLAGS.search(pattern) or _BACKREF.search(pattern):
+        return False
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
+def _scoped(pattern: str, flags: str) -> str:
+    return f"(?{flags}:{pattern})" if flags else f"(?:{pattern})"
 
 
 def make_not(child: Node) -> Node:

@@ -65,3 +65,23 @@ def test_one_alert_per_rule_and_event(load):
     alerts = loaded.engine.match(proc("aaaa"))
     assert len(alerts) == 1
     assert alerts[0].matched == {"Channel": "Microsoft-Windows-Sysmon/Operational", "CommandLine": "aaaa", "EventID": 1}
+
+
+def test_or_of_regexes_on_one_field_keeps_each_regex_flags(load):
+    loaded = load(rule("""
+        sel_a:
+          CommandLine|re|i: 'fo+x'
+        sel_b:
+          CommandLine|re: 'BAR$'
+        sel_c:
+          CommandLine|re|m: '^baz$'
+        sel_d:
+          CommandLine|re: '(q)\\1'
+        condition: 1 of sel_*
+    """))
+    (variant,) = [v for v in loaded.ruleset.rules[0].variants if v.profile == "sysmon"]
+    assert variant.ir[0] == "or" and len(variant.ir[1]) == 2  # three merged into one alternation, backref apart
+    cases = {"xFOOX": True, "xBAR": True, "xbar": False, "BAR\nx": False, "a\nbaz\nc": True, "xbazx": False,
+             "qq": True, "q": False}
+    for text, expected in cases.items():
+        assert loaded.hits(proc(text)) is expected, text
