@@ -80,7 +80,8 @@ def test_or_of_regexes_on_one_field_keeps_each_regex_flags(load):
         condition: 1 of sel_*
     """))
     (variant,) = [v for v in loaded.ruleset.rules[0].variants if v.profile == "sysmon"]
-    assert variant.ir[0] == "or" and len(variant.ir[1]) == 2  # three merged into one alternation, backref apart
+    assert variant.ir[0] == "or"
+    assert len(variant.ir[1]) == 2  # three merged into one alternation, the backreference apart
     cases = {"xFOOX": True, "xBAR": True, "xbar": False, "BAR\nx": False, "a\nbaz\nc": True, "xbazx": False,
              "qq": True, "q": False}
     for text, expected in cases.items():
