@@ -88,7 +88,7 @@ def run_files(
         return
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
-        yield from pool.imap(_worker, names, chunksize=1)
+        yield from pool.imap(_worker, names, chunksize=max(1, min(16, len(names) // (workers * 8))))
 
 
 def _summary(console: Console, totals: IngestTotals, rules_loaded: int, rules_failed: int) -> None:
