@@ -23,7 +23,6 @@ from correlator.sigma.sources import SourcesConfig
 
 log = logging.getLogger(__name__)
 
-_SEP = "\x1f"
 _UNKNOWN_CACHE_LIMIT = 4096
 
 
