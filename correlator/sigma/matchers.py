@@ -278,21 +278,49 @@ def _false(low: dict[str, Any], fields: dict[str, Any]) -> bool:
     return False
 
 
+def _all_of(preds: tuple[Pred, ...]) -> Pred:
+    """AND, unrolled for the common small arities (a plain loop, no generator, for the rest)."""
+    if len(preds) == 2:
+        a, b = preds
+        return lambda low, fields: a(low, fields) and b(low, fields)
+    if len(preds) == 3:
+        a, b, c = preds
+        return lambda low, fields: a(low, fields) and b(low, fields) and c(low, fields)
+
+    def all_pred(low: dict[str, Any], fields: dict[str, Any]) -> bool:
+        for p in preds:  # noqa: SIM110 - a loop avoids a generator per call on the hot path
+            if not p(low, fields):
+                return False
+        return True
+
+    return all_pred
+
+
+def _any_of(preds: tuple[Pred, ...]) -> Pred:
+    """OR, unrolled for the common small arities (a plain loop, no generator, for the rest)."""
+    if len(preds) == 2:
+        a, b = preds
+        return lambda low, fields: a(low, fields) or b(low, fields)
+    if len(preds) == 3:
+        a, b, c = preds
+        return lambda low, fields: a(low, fields) or b(low, fields) or c(low, fields)
+
+    def any_pred(low: dict[str, Any], fields: dict[str, Any]) -> bool:
+        for p in preds:  # noqa: SIM110 - a loop avoids a generator per call on the hot path
+            if p(low, fields):
+                return True
+        return False
+
+    return any_pred
+
+
 def compile_node(node: Node) -> Pred:
     """IR node -> predicate. Raises RuleCompileError for malformed IR or unsafe regexes."""
     tag = node[0]
     if tag == "and":
-        preds = tuple(compile_node(c) for c in node[1])
-        if len(preds) == 2:
-            a, b = preds
-            return lambda low, fields: a(low, fields) and b(low, fields)
-        return lambda low, fields: all(p(low, fields) for p in preds)
+        return _all_of(tuple(compile_node(c) for c in node[1]))
     if tag == "or":
-        preds = tuple(compile_node(c) for c in node[1])
-        if len(preds) == 2:
-            a, b = preds
-            return lambda low, fields: a(low, fields) or b(low, fields)
-        return lambda low, fields: any(p(low, fields) for p in preds)
+        return _any_of(tuple(compile_node(c) for c in node[1]))
     if tag == "not":
         inner = compile_node(node[1])
         return lambda low, fields: not inner(low, fields)
