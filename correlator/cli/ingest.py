@@ -6,6 +6,7 @@ them), in file order: the output is the same for any number of workers.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import time
@@ -196,6 +197,7 @@ def ingest(
         console.print(f"[yellow]{len(ruleset.errors)} rules not loaded:[/yellow]")
         print_failures(console, ruleset.errors, limit=10)
     engine = SigmaEngine(ruleset.rules, sources_cfg)
+    gc.freeze()  # compiled rules live for the whole run: keep the cyclic collector from rescanning them
     files = list(iter_files(paths))
     n_workers = workers if workers > 0 else (os.cpu_count() or 1)
     totals = IngestTotals()
