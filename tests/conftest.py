@@ -14,13 +14,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+def _missing(message: str) -> None:
+    """Skip a test whose shared data is absent; in CI (CI=true) its absence is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (required when CI=true)")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        message = f"shared data corpus not found at {SHARED_DATA}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message} (required when CI=true)")
-        pytest.skip(message)
+        _missing(f"shared data corpus not found at {SHARED_DATA}")
     return SHARED_DATA
 
 
@@ -32,10 +36,7 @@ def shared_path(shared_data: Path) -> Callable[[str], Path]:
     def resolve(relative: str) -> Path:
         path = shared_data / relative
         if not path.exists():
-            message = f"{relative} not found in the shared data corpus at {shared_data}"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(f"{message} (required when CI=true)")
-            pytest.skip(message)
+            _missing(f"{relative} not found in the shared data corpus at {shared_data}")
         return path
 
     return resolve
