@@ -5,7 +5,8 @@ absence is a failure."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,22 @@ def shared_path(shared_data: Path) -> Callable[[str], Path]:
         return path
 
     return resolve
+
+
+ES_PORT = os.environ.get("SOCCTL_TEST_ES_PORT", "9250")
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> Iterator[str]:
+    """A real local Elasticsearch (scripts/elasticsearch) on 127.0.0.1:$SOCCTL_TEST_ES_PORT (default 9250),
+    started once per session and stopped at its end unless it was already running. Where it cannot be
+    fetched or started, the tests that need it skip with the reason, except in CI (CI=true), where they fail."""
+    script = REPO_ROOT / "scripts" / "elasticsearch"
+    env = {**os.environ, "SOCCTL_ES_PORT": ES_PORT}
+    was_running = subprocess.run([script, "status"], env=env, capture_output=True, check=False).returncode == 0
+    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, check=False)
+    if started.returncode != 0:
+        _missing(f"Elasticsearch could not be started by scripts/elasticsearch: {started.stderr.strip()[-2000:]}")
+    yield started.stdout.strip().splitlines()[-1]
+    if not was_running and os.environ.get("SOCCTL_TEST_ES_KEEP") != "1":
+        subprocess.run([script, "stop"], env=env, capture_output=True, check=False)

@@ -29,7 +29,7 @@ from typing import Any, Final, NamedTuple, Self, TypeAlias, TypeVar
 
 import orjson
 
-from correlator.model import Alert, Event, Rejected, ms_to_iso
+from correlator.model import Alert, Event, EventOrigin, Rejected, ms_to_iso
 from correlator.store.errors import InvalidRequestError, StoreError, UnknownCollectionError
 from correlator.store.query import MatchAll, Query, is_field_name, parse_query
 
@@ -53,12 +53,17 @@ __all__ = [
     "check_collection",
     "deadletter_id_for",
     "deadletter_record",
+    "document_text",
     "event_record",
+    "refused_dead_letter",
+    "storable_text",
     "wall_clock_ms",
 ]
 
 MAX_RESULT_WINDOW: Final = 10_000  # offset + limit, as Elasticsearch's index.max_result_window
 MAX_BUCKETS: Final = 65_536  # date_histogram buckets, as Elasticsearch's search.max_buckets
+MAX_DOCUMENT_CHARS: Final = 16 * 1024 * 1024  # a larger document is refused (Elasticsearch takes 100 MB a request)
+MAX_DEAD_LETTER_RAW: Final = 64 * 1024  # characters of a refused document's raw record kept in its dead letter
 TIMESTAMP_FIELD: Final = "@timestamp"
 
 Clock: TypeAlias = Callable[[], int]  # the current time in epoch milliseconds
@@ -92,11 +97,13 @@ ID_FIELDS: Final[Mapping[Collection, str]] = MappingProxyType({
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """A batch write: new documents, ids already stored, and (id, reason) for each document refused."""
+    """A batch write: new documents, ids already stored, (id, reason) for each document refused, and documents
+    accepted into the backend's spool for later delivery (the backend was unreachable)."""
 
     written: int = 0
     duplicates: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    spooled: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +177,10 @@ def _record(collection: Collection, doc_id: str, timestamp_ms: int, doc: dict[st
         source = orjson.dumps(doc, default=str).decode()
     except orjson.JSONEncodeError as exc:
         raise _RefusedError(f"document is not valid JSON: {exc}") from exc
+    if len(source) > MAX_DOCUMENT_CHARS:
+        raise _RefusedError(
+            f"document is {len(source):,} characters of JSON, over the store's limit of {MAX_DOCUMENT_CHARS:,}"
+        )
     return Record(doc_id, timestamp_ms, doc, source, tuple(keys))
 
 
@@ -198,15 +209,57 @@ def deadletter_record(item: Rejected, received_ms: int) -> Record:
 
 def _prepare(
     items: Iterable[_T], build: Callable[[_T], Record], describe: Callable[[_T], str]
-) -> tuple[list[Record], list[tuple[str, str]]]:
+) -> tuple[list[Record], list[tuple[_T, str, str]]]:
     records: list[Record] = []
-    refused: list[tuple[str, str]] = []
+    refused: list[tuple[_T, str, str]] = []
     for item in items:
         try:
             records.append(build(item))
         except _RefusedError as exc:
-            refused.append((describe(item), str(exc)))
+            refused.append((item, describe(item), str(exc)))
     return records, refused
+
+
+def storable_text(text: str | None, limit: int = MAX_DEAD_LETTER_RAW) -> str | None:
+    """`text` cut to `limit` characters, lone surrogates escaped: always encodable as UTF-8 JSON."""
+    if text is None:
+        return None
+    cut = text[:limit]
+    safe = cut.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > limit:
+        safe += f"... [{len(text) - limit:,} more characters cut]"
+    return safe
+
+
+def refused_dead_letter(collection: Collection, doc_id: str, reason: str, origin: EventOrigin,
+                        raw: str | None) -> Rejected:
+    """The dead letter of a document a store refused: its reason, its source and (cut) raw record."""
+    return Rejected(
+        reason=f"{collection.value} document {doc_id} refused by the store: {reason}",
+        origin=origin,
+        raw=storable_text(raw),
+        stage="store",
+    )
+
+
+def document_text(doc: Any) -> str:
+    """The free text of a document: its string and number values (not booleans or keys), one per line."""
+    parts: list[str] = []
+    _collect_text(doc, parts)
+    return "\n".join(parts)
+
+
+def _collect_text(value: Any, parts: list[str]) -> None:
+    if isinstance(value, str):
+        parts.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_text(item, parts)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_text(item, parts)
+    elif value is not None and not isinstance(value, bool):
+        parts.append(str(value))
 
 
 def check_collection(name: str) -> Collection:
@@ -242,25 +295,39 @@ class Store(ABC):
     # -- writes
 
     def write_events(self, events: Sequence[Event]) -> WriteResult:
+        """Create-only batch write. A refused event is reported in `failed` and stored as a dead letter."""
         records, refused = _prepare(events, event_record, lambda e: e.id)
-        return self._write_checked(Collection.EVENTS, records, refused)
+        self._dead_letter_refused(
+            [refused_dead_letter(Collection.EVENTS, doc_id, reason, event.origin, event.raw)
+             for event, doc_id, reason in refused]
+        )
+        return self._write_checked(Collection.EVENTS, records, [(doc_id, reason) for _, doc_id, reason in refused])
 
     def write_alerts(self, alerts: Sequence[Alert]) -> WriteResult:
+        """Create-only batch write. A refused alert is reported in `failed` and stored as a dead letter."""
         records, refused = _prepare(alerts, alert_record, lambda a: a.id)
-        return self._write_checked(Collection.ALERTS, records, refused)
+        self._dead_letter_refused(
+            [refused_dead_letter(Collection.ALERTS, doc_id, reason, alert.origin, repr(alert.to_dict()))
+             for alert, doc_id, reason in refused]
+        )
+        return self._write_checked(Collection.ALERTS, records, [(doc_id, reason) for _, doc_id, reason in refused])
 
     def write_rejected(self, items: Sequence[Rejected], *, received_ms: int | None = None) -> WriteResult:
         """Dead letters; `@timestamp` is `received_ms`, or the store's clock when None."""
         received = self._clock() if received_ms is None else received_ms
         records, refused = _prepare(items, lambda r: deadletter_record(r, received), deadletter_id_for)
-        return self._write_checked(Collection.DEADLETTER, records, refused)
+        return self._write_checked(Collection.DEADLETTER, records, [(doc_id, reason) for _, doc_id, reason in refused])
+
+    def _dead_letter_refused(self, items: list[Rejected]) -> None:
+        if items:
+            self.write_rejected(items)
 
     def _write_checked(
         self, collection: Collection, records: list[Record], refused: list[tuple[str, str]]
     ) -> WriteResult:
         result = self._write(collection, records) if records else WriteResult()
         if refused:
-            return WriteResult(result.written, result.duplicates, refused + result.failed)
+            return WriteResult(result.written, result.duplicates, refused + result.failed, result.spooled)
         return result
 
     # -- reads

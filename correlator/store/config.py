@@ -10,6 +10,11 @@ Resolution, first match wins:
 
 The sqlite URL follows the SQLAlchemy convention: what follows ``sqlite:///`` is the path, so an absolute path
 has four slashes. Parent directories of a SQLite file are created.
+
+Elasticsearch options from the environment: ``SOCCTL_ES_PREFIX`` (index prefix, default ``socctl``),
+``SOCCTL_AGENCY`` (agency of documents without ``organization.id``, default ``default``), ``SOCCTL_ES_TIMEOUT``
+(seconds per request, default 30), ``SOCCTL_SPOOL_DIR`` (where documents wait while Elasticsearch is
+unreachable; default ``<user data dir>/spool/<prefix>``) and ``SOCCTL_SPOOL_MAX_BYTES`` (default 1 GiB).
 """
 
 from __future__ import annotations
@@ -22,13 +27,19 @@ from typing import Final
 import platformdirs
 
 from correlator.store.base import Clock, Store
-from correlator.store.errors import BackendUnavailableError, StoreError
+from correlator.store.errors import StoreError
+from correlator.store.es_mapping import DEFAULT_PREFIX
 from correlator.store.sqlite import SqliteStore
 
 __all__ = ["ENV_DB", "ENV_ES_URL", "default_db_path", "open_store", "sqlite_path_from_url"]
 
 ENV_DB: Final = "SOCCTL_DB"
 ENV_ES_URL: Final = "SOCCTL_ES_URL"
+ENV_ES_PREFIX: Final = "SOCCTL_ES_PREFIX"
+ENV_AGENCY: Final = "SOCCTL_AGENCY"
+ENV_ES_TIMEOUT: Final = "SOCCTL_ES_TIMEOUT"
+ENV_SPOOL_DIR: Final = "SOCCTL_SPOOL_DIR"
+ENV_SPOOL_MAX_BYTES: Final = "SOCCTL_SPOOL_MAX_BYTES"
 MEMORY: Final = ":memory:"
 
 
@@ -52,12 +63,12 @@ def open_store(
     env = os.environ if environ is None else environ
     if not url:
         if env.get(ENV_ES_URL):
-            return _open_elasticsearch()
+            return _open_elasticsearch(env[ENV_ES_URL], env, clock)
         url = env.get(ENV_DB) or str(default_db_path())
         if not url.startswith("sqlite:"):
             return _open_sqlite(url, clock)
     if url.startswith(("http://", "https://")):
-        return _open_elasticsearch()
+        return _open_elasticsearch(url, env, clock)
     if url.startswith("sqlite:"):
         return _open_sqlite(sqlite_path_from_url(url), clock)
     scheme = url.split(":", 1)[0] if ":" in url else url
@@ -75,5 +86,30 @@ def _open_sqlite(path: str, clock: Clock | None) -> SqliteStore:
     return SqliteStore(path, clock=clock)
 
 
-def _open_elasticsearch() -> Store:
-    raise BackendUnavailableError("Elasticsearch backend not available yet")
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise StoreError(f"{name}={text!r}: expected a number") from None
+    if value <= 0:
+        raise StoreError(f"{name}={text!r}: expected a number > 0")
+    return value
+
+
+def _open_elasticsearch(url: str, env: Mapping[str, str], clock: Clock | None) -> Store:
+    from correlator.store.elasticsearch import ElasticsearchStore  # the client is imported only when used
+
+    prefix = env.get(ENV_ES_PREFIX) or DEFAULT_PREFIX
+    spool_dir = env.get(ENV_SPOOL_DIR) or str(Path(platformdirs.user_data_dir("socctl")) / "spool" / prefix)
+    return ElasticsearchStore(
+        url,
+        prefix=prefix,
+        agency=env.get(ENV_AGENCY) or "default",
+        clock=clock,
+        spool_dir=spool_dir,
+        spool_max_bytes=int(_number(env, ENV_SPOOL_MAX_BYTES, 1024**3)),
+        request_timeout=_number(env, ENV_ES_TIMEOUT, 30.0),
+    )

@@ -44,6 +44,7 @@ from correlator.store.base import (
     Sort,
     Store,
     WriteResult,
+    document_text,
 )
 from correlator.store.errors import StoreError
 from correlator.store.query import And, FieldExists, FieldMatch, MatchAll, Not, Or, Query, Text, is_field_name
@@ -115,26 +116,6 @@ _TABLES: Final = {collection: _Table.of(collection) for collection in Collection
 _MIGRATIONS: Final[dict[int, list[str]]] = {
     1: [stmt for table in _TABLES.values() for stmt in table.ddl()],
 }
-
-
-def document_text(doc: Any) -> str:
-    """The free text of a document: its string and number values (not booleans or keys), one per line."""
-    parts: list[str] = []
-    _collect_text(doc, parts)
-    return "\n".join(parts)
-
-
-def _collect_text(value: Any, parts: list[str]) -> None:
-    if isinstance(value, str):
-        parts.append(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _collect_text(item, parts)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _collect_text(item, parts)
-    elif value is not None and not isinstance(value, bool):
-        parts.append(str(value))
 
 
 class SqliteStore(Store):

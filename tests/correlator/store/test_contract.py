@@ -1,11 +1,12 @@
-"""The store contract, run against every backend in `BACKENDS`.
+"""The store contract, run against every backend: the embedded SQLite store and a real Elasticsearch.
 
-Adding a backend (Elasticsearch) is one entry in `BACKENDS`: a factory taking pytest's `tmp_path` and the clock,
-returning an empty store. Every test here must then pass unchanged.
+Each backend is a factory in `BACKENDS` taking pytest's request, `tmp_path` and the clock, returning an empty
+store; every test here runs unchanged against each.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,21 +25,32 @@ from correlator.store import (
     deadletter_id_for,
     parse_query,
 )
+from correlator.store.elasticsearch import ElasticsearchStore
 from correlator.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z; T0 % 60_000 == 20_000
 RECEIVED_MS = T0 + 86_400_000
 
-StoreFactory = Callable[[Path, Callable[[], int]], Store]
+StoreFactory = Callable[[pytest.FixtureRequest, Path, Callable[[], int]], Store]
+
+
+def _elasticsearch(request: pytest.FixtureRequest, tmp_path: Path, clock: Callable[[], int]) -> Store:
+    url = request.getfixturevalue("elasticsearch_url")
+    prefix = f"socctl-test-{uuid.uuid4().hex[:12]}"
+    opened = ElasticsearchStore(url, prefix=prefix, clock=clock)
+    request.addfinalizer(lambda: ElasticsearchStore(url, prefix=prefix).drop_all())
+    return opened
+
 
 BACKENDS: dict[str, StoreFactory] = {
-    "sqlite": lambda tmp_path, clock: SqliteStore(tmp_path / "socctl.db", clock=clock),
+    "sqlite": lambda request, tmp_path, clock: SqliteStore(tmp_path / "socctl.db", clock=clock),
+    "elasticsearch": _elasticsearch,
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS), ids=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with BACKENDS[request.param](tmp_path, lambda: RECEIVED_MS) as opened:
+    with BACKENDS[request.param](request, tmp_path, lambda: RECEIVED_MS) as opened:
         yield opened
 
 

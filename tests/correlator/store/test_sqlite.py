@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from correlator.store import BackendUnavailableError, StoreError, open_store
+from correlator.store import StoreError, open_store
 from correlator.store import sqlite as sqlite_module
 from correlator.store.base import Collection, Filter
 from correlator.store.config import default_db_path, sqlite_path_from_url
@@ -217,18 +217,32 @@ def test_memory_url_opens_an_in_memory_store() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "environ"),
+    ("url", "environ", "expected_url"),
     [
-        ("http://localhost:9200", {}),
-        ("https://es.example:9200", {}),
-        (None, {"SOCCTL_ES_URL": "http://localhost:9200", "SOCCTL_DB": "/tmp/ignored.db"}),
+        ("http://localhost:9200", {}, "http://localhost:9200"),
+        ("https://es.example:9200", {}, "https://es.example:9200"),
+        (None, {"SOCCTL_ES_URL": "http://localhost:9200", "SOCCTL_DB": "/tmp/ignored.db"}, "http://localhost:9200"),
     ],
     ids=["http", "https", "env"],
 )
-def test_elasticsearch_is_not_available_yet(url: str | None, environ: dict[str, str]) -> None:
-    with pytest.raises(BackendUnavailableError) as info:
-        open_store(url, environ=environ)
-    assert str(info.value) == "Elasticsearch backend not available yet"
+def test_http_urls_open_elasticsearch(
+    url: str | None, environ: dict[str, str], expected_url: str, tmp_path: Path
+) -> None:
+    from correlator.store.elasticsearch import ElasticsearchStore
+
+    env = {**environ, "SOCCTL_SPOOL_DIR": str(tmp_path / "spool"), "SOCCTL_ES_PREFIX": "socctl-x",
+           "SOCCTL_AGENCY": "So TT&TT"}
+    with open_store(url, environ=env) as opened:  # opening does not contact the server
+        assert isinstance(opened, ElasticsearchStore)
+        assert (opened.url, opened.prefix, opened.agency) == (expected_url, "socctl-x", "so-tt-tt")
+        assert (tmp_path / "spool").is_dir()
+
+
+def test_bad_elasticsearch_option(tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as info:
+        open_store("http://localhost:9200", environ={"SOCCTL_ES_TIMEOUT": "soon",
+                                                      "SOCCTL_SPOOL_DIR": str(tmp_path)})
+    assert str(info.value) == "SOCCTL_ES_TIMEOUT='soon': expected a number"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,508 @@
+"""The Elasticsearch backend of the store contract (`correlator.store.base`).
+
+Layout: time-based indices ``<prefix>-<collection>-<agency>-YYYY.MM.DD`` behind the alias ``<prefix>-<collection>``,
+shaped by composable index templates (`correlator.store.es_mapping`) that the store installs when it first writes.
+The agency of a document is its ``organization.id`` (as a slug), else the store's `agency`.
+
+Writes go through the official client's bulk helper with ``op_type=create`` and ``_id`` = the document id
+(`correlator.store.es_bulk`): a replay or retry never duplicates. A document Elasticsearch refuses (mapping
+conflict, too many fields, ...) is reported in `WriteResult.failed` and goes to the dead letters with the reason.
+429/5xx are retried with backoff by the helper and the transport.
+
+When Elasticsearch cannot be reached, the documents of a write go to the spool (`correlator.store.spool`, a
+bounded, fsync'd on-disk queue) when the store has one, and the write returns with `WriteResult.spooled`; until
+the spool is empty every later write is appended behind it, so documents reach Elasticsearch in the order they
+were written. The store tries to drain the spool on the next write after a back-off (1 s doubling to 30 s) and on
+`flush()`/`close()`. Without a spool, an unreachable server raises `BackendUnavailableError`. A full spool raises
+`SpoolFullError`: the caller must slow down or stop; nothing is dropped.
+
+Reads see every write this store made (indices written since the last read are refreshed first); other
+processes see them within the index refresh interval (1 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TransportError
+from elasticsearch import ApiError, Elasticsearch, helpers
+
+from correlator.model import EventOrigin
+from correlator.store.base import (
+    ID_FIELDS,
+    TIMESTAMP_FIELD,
+    Clock,
+    Collection,
+    FieldValue,
+    Filter,
+    Record,
+    SearchPage,
+    Sort,
+    Store,
+    WriteResult,
+    refused_dead_letter,
+)
+from correlator.store.errors import BackendUnavailableError, StoreError
+from correlator.store.es_bulk import (
+    Outcome,
+    PendingDocument,
+    action_for,
+    decode_pending,
+    encode_pending,
+    item_outcome,
+    source_with_text,
+)
+from correlator.store.es_mapping import DEFAULT_PREFIX, alias_name, index_template, template_name
+from correlator.store.es_query import FieldKinds, query_fields, sort_clause, terms_field, to_dsl
+from correlator.store.retention import agency_slug, index_name
+from correlator.store.spool import Spool
+
+__all__ = ["ElasticsearchStore", "WriterSettings"]
+
+log = logging.getLogger(__name__)
+
+_UNREACHABLE: Final = (TransportConnectionError, ConnectionTimeout)
+_DOWN_STATUSES: Final = frozenset({429, 502, 503, 504})
+
+
+class _UnavailableError(Exception):
+    """Elasticsearch could not take the request now (unreachable, timed out, 429/5xx after retries)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterSettings:
+    """Bulk writing knobs (tuned by bench/es_ingest.py)."""
+
+    chunk_size: int = 2_000
+    max_chunk_bytes: int = 16 * 1024 * 1024
+    max_retries: int = 3  # per 429 item, inside the bulk helper
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    down_backoff_s: tuple[float, float] = (1.0, 30.0)  # first and longest wait before retrying a down server
+
+
+class ElasticsearchStore(Store):
+    backend = "elasticsearch"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        agency: str = "default",
+        clock: Clock | None = None,
+        spool_dir: str | Path | None = None,
+        spool_max_bytes: int | None = None,
+        request_timeout: float = 30.0,
+        settings: WriterSettings | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        client: Elasticsearch | None = None,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.url = url
+        self.prefix = prefix
+        self.agency = agency_slug(agency)
+        self.settings = settings or WriterSettings()
+        self._monotonic = monotonic
+        self._client: Elasticsearch | None = client or Elasticsearch(
+            url,
+            request_timeout=request_timeout,
+            max_retries=2,
+            retry_on_timeout=False,
+            retry_on_status=(502, 503, 504),
+        )
+        self._templates_ready = False
+        self._dirty: set[Collection] = set()
+        self._kinds: dict[Collection, dict[str, dict[str, tuple[str, ...] | None]]] = {}
+        self._down_until = 0.0
+        self._down_wait = 0.0
+        self._spool: Spool | None = None
+        if spool_dir is not None:
+            options = {} if spool_max_bytes is None else {"max_bytes": spool_max_bytes}
+            self._spool = Spool(spool_dir, **options)
+        self.replayed = 0  # spooled documents delivered since open
+
+    def __repr__(self) -> str:
+        return f"ElasticsearchStore({self.url!r}, prefix={self.prefix!r})"
+
+    # -- lifecycle
+
+    @property
+    def spooled(self) -> int:
+        """Documents waiting in the spool."""
+        return 0 if self._spool is None else self._spool.pending_items
+
+    def flush(self) -> int:
+        """Try to deliver the spool now; the documents still waiting."""
+        if self._spool is not None and self._spool.pending_items:
+            self._down_until = 0.0
+            self._drain()
+        return self.spooled
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        try:
+            if self._spool is not None:
+                if self._spool.pending_items:
+                    try:
+                        self.flush()
+                    except StoreError as exc:
+                        log.warning("%s: spool not drained at close: %s", self.url, exc)
+                if self._spool.pending_items:
+                    log.warning("%s: %d documents stay spooled in %s; they are sent when the store is next "
+                                "opened with the same spool", self.url, self._spool.pending_items, self._spool)
+                self._spool.close()
+        finally:
+            self._client.close()
+            self._client = None
+
+    def _connection(self) -> Elasticsearch:
+        if self._client is None:
+            raise StoreError(f"{self.url}: store is closed")
+        return self._client
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except ApiError as exc:
+            raise StoreError(f"{self.url}: {action}: {_describe(exc)}") from exc
+        except TransportError as exc:
+            raise BackendUnavailableError(f"{self.url}: {action}: {exc}") from exc
+
+    # -- templates
+
+    def _ensure_templates(self) -> None:
+        if self._templates_ready:
+            return
+        client = self._connection()
+        try:
+            for collection in Collection:
+                client.indices.put_index_template(
+                    name=template_name(self.prefix, collection), **index_template(self.prefix, collection)
+                )
+        except _UNREACHABLE as exc:
+            raise _UnavailableError(str(exc)) from exc
+        except ApiError as exc:
+            if exc.meta.status in _DOWN_STATUSES:
+                raise _UnavailableError(_describe(exc)) from exc
+            raise StoreError(f"{self.url}: install index templates: {_describe(exc)}") from exc
+        self._templates_ready = True
+
+    # -- writes
+
+    def _index_for(self, collection: Collection, record: Record) -> str:
+        organization = record.doc.get("organization")
+        agency = organization.get("id") if isinstance(organization, dict) else None
+        slug = agency_slug(str(agency)) if agency else self.agency
+        return index_name(collection.value, slug, record.timestamp_ms, prefix=self.prefix)
+
+    def _write(self, collection: Collection, records: Sequence[Record]) -> WriteResult:
+        self._connection()
+        documents = [
+            PendingDocument(collection, self._index_for(collection, record), record.id, source_with_text(record))
+            for record in records
+        ]
+        already = 0
+        if collection is Collection.DEADLETTER:
+            documents, already = self._without_stored(documents)
+        result = self._deliver(documents)
+        return WriteResult(result.written, result.duplicates + already, result.failed, result.spooled)
+
+    def _without_stored(self, documents: list[PendingDocument]) -> tuple[list[PendingDocument], int]:
+        """Dead letters already stored under another day's index (their time is when they were received)."""
+        if not documents:
+            return documents, 0
+        ids = sorted({document.id for document in documents})
+        try:
+            self._refresh(Collection.DEADLETTER)
+            response = self._connection().search(
+                index=alias_name(self.prefix, Collection.DEADLETTER), query={"ids": {"values": ids}},
+                size=len(ids), source=False, ignore_unavailable=True, allow_no_indices=True,
+            )
+        except (TransportError, ApiError):
+            return documents, 0  # unknown: create-only writes still keep each index free of duplicates
+        stored = {hit["_id"] for hit in response["hits"]["hits"]}
+        kept = [document for document in documents if document.id not in stored]
+        return kept, len(documents) - len(kept)
+
+    def _deliver(self, documents: list[PendingDocument]) -> WriteResult:
+        if not documents:
+            return WriteResult()
+        if self._spool is not None and (self._spool.pending_items or self._is_down()):
+            if not self._is_down():
+                self._drain()
+            if self._spool.pending_items or self._is_down():
+                self._spool_documents(documents)
+                return WriteResult(spooled=len(documents))
+        written, duplicates, failed, unsent = self._bulk(documents)
+        if unsent:
+            if self._spool is None:
+                raise BackendUnavailableError(
+                    f"{self.url}: Elasticsearch is unavailable and this store has no spool: "
+                    f"{len(unsent)} of {len(documents)} documents not written"
+                )
+            self._spool_documents(unsent)
+        self._dead_letter(failed)
+        return WriteResult(written, duplicates, [(d.id, reason) for d, reason in failed], len(unsent))
+
+    def _bulk(
+        self, documents: list[PendingDocument]
+    ) -> tuple[int, int, list[tuple[PendingDocument, str]], list[PendingDocument]]:
+        """(written, duplicates, failed with reasons, not delivered) for one batch; marks the server down."""
+        pending = {(d.index, d.id): d for d in documents}
+        answered: set[tuple[str, str]] = set()
+        written = duplicates = 0
+        failed: list[tuple[PendingDocument, str]] = []
+        retry: list[PendingDocument] = []
+        try:
+            self._ensure_templates()
+            for _ok, item in helpers.streaming_bulk(
+                self._connection(),
+                (action_for(document) for document in documents),
+                chunk_size=self.settings.chunk_size,
+                max_chunk_bytes=self.settings.max_chunk_bytes,
+                raise_on_error=False,
+                raise_on_exception=True,
+                max_retries=self.settings.max_retries,
+                initial_backoff=self.settings.initial_backoff_s,
+                max_backoff=self.settings.max_backoff_s,
+            ):
+                body = item.get("create") or {}
+                key = (str(body.get("_index", "")), str(body.get("_id", "")))
+                answered.add(key)
+                _, outcome, reason = item_outcome(item)
+                document = pending.get(key)
+                if outcome is Outcome.WRITTEN:
+                    written += 1
+                elif outcome is Outcome.DUPLICATE:
+                    duplicates += 1
+                elif document is None:
+                    continue
+                elif outcome is Outcome.RETRY:
+                    retry.append(document)
+                else:
+                    failed.append((document, reason))
+        except (*_UNREACHABLE, _UnavailableError) as exc:
+            self._mark_down(str(exc))
+        except ApiError as exc:
+            if exc.meta.status not in _DOWN_STATUSES:
+                raise StoreError(f"{self.url}: bulk write: {_describe(exc)}") from exc
+            self._mark_down(_describe(exc))
+        if written or duplicates:
+            self._dirty.update(d.collection for d in documents)
+            self._kinds.clear()
+        unsent = [d for key, d in pending.items() if key not in answered]
+        if retry:
+            self._mark_down(f"{len(retry)} documents refused with 429/5xx after retries")
+        else:
+            self._down_wait = 0.0
+        return written, duplicates, failed, retry + unsent
+
+    def _is_down(self) -> bool:
+        return self._monotonic() < self._down_until
+
+    def _mark_down(self, reason: str) -> None:
+        first, longest = self.settings.down_backoff_s
+        self._down_wait = min(longest, self._down_wait * 2) if self._down_wait else first
+        self._down_until = self._monotonic() + self._down_wait
+        log.warning("%s: Elasticsearch unavailable (%s); retrying in %.0f s", self.url, reason, self._down_wait)
+
+    def _spool_documents(self, documents: list[PendingDocument]) -> None:
+        if self._spool is None:  # pragma: no cover - callers check
+            raise BackendUnavailableError(f"{self.url}: no spool")
+        self._spool.append([encode_pending(document) for document in documents])
+
+    def _drain(self) -> None:
+        """Deliver spooled documents, oldest first, until the spool is empty or the server is down again."""
+        spool = self._spool
+        if spool is None:
+            return
+        while spool.pending_items and not self._is_down():
+            batch = spool.peek(self.settings.chunk_size)
+            documents = [decode_pending(data) for data in batch]
+            written, duplicates, failed, unsent = self._bulk(documents)
+            if unsent:
+                return  # the whole batch is sent again later; create-only makes that harmless
+            spool.commit(len(batch))
+            self.replayed += written + duplicates
+            self._dead_letter(failed)
+            log.info("%s: replayed %d spooled documents (%d duplicates, %d refused), %d still spooled",
+                     self.url, written + duplicates, duplicates, len(failed), spool.pending_items)
+
+    def _dead_letter(self, failed: list[tuple[PendingDocument, str]]) -> None:
+        """Documents Elasticsearch refused go to the dead letters with the reason (never for dead letters)."""
+        self._dead_letter_refused([
+            refused_dead_letter(document.collection, document.id, f"Elasticsearch: {reason}",
+                                EventOrigin(format="store"), document.source)
+            for document, reason in failed
+            if document.collection is not Collection.DEADLETTER
+        ])
+
+    # -- reads
+
+    def _refresh(self, collection: Collection) -> None:
+        if collection in self._dirty:
+            self._connection().indices.refresh(
+                index=alias_name(self.prefix, collection), ignore_unavailable=True, allow_no_indices=True
+            )
+            self._dirty.discard(collection)
+
+    def _field_kinds(self, collection: Collection, fields: set[str]) -> FieldKinds:
+        known = self._kinds.setdefault(collection, {})
+        missing = sorted(fields - known.keys())
+        if missing:
+            response = self._connection().field_caps(
+                index=alias_name(self.prefix, collection), fields=missing,
+                ignore_unavailable=True, allow_no_indices=True,
+            )
+            found = response.get("fields", {})
+            for name in missing:
+                known[name] = {
+                    kind: (tuple(caps["indices"]) if caps.get("indices") else None)
+                    for kind, caps in found.get(name, {}).items()
+                    if kind != "unmapped"
+                }
+        return known
+
+    def _request(
+        self, where: Filter, extra_fields: frozenset[str] = frozenset()
+    ) -> tuple[dict[str, Any], FieldKinds]:
+        self._refresh(where.collection)
+        kinds = self._field_kinds(where.collection, query_fields(where.query) | extra_fields)
+        clauses: list[dict[str, Any]] = [to_dsl(where.query, kinds)]
+        if where.since_ms is not None or where.until_ms is not None:
+            bounds: dict[str, Any] = {"format": "epoch_millis"}
+            if where.since_ms is not None:
+                bounds["gte"] = where.since_ms
+            if where.until_ms is not None:
+                bounds["lt"] = where.until_ms
+            clauses.append({"range": {TIMESTAMP_FIELD: bounds}})
+        return {"bool": {"filter": clauses}}, kinds
+
+    def _search(self, where: Filter, sort: Sort, limit: int, offset: int) -> SearchPage:
+        with self._errors(f"search {where.collection.value}"):
+            query, kinds = self._request(where, frozenset({sort.field}))
+            id_field = ID_FIELDS[where.collection]
+            response = self._connection().search(
+                index=alias_name(self.prefix, where.collection),
+                query=query,
+                sort=[sort_clause(sort.field, kinds.get(sort.field, {}), descending=sort.descending),
+                      {id_field: {"order": "asc", "unmapped_type": "keyword"}}],
+                from_=offset,
+                size=limit,
+                track_total_hits=True,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+        hits = response["hits"]
+        return SearchPage(int(hits["total"]["value"]), [hit["_source"] for hit in hits["hits"]])
+
+    def _count(self, where: Filter) -> int:
+        with self._errors(f"count {where.collection.value}"):
+            query, _ = self._request(where)
+            response = self._connection().count(
+                index=alias_name(self.prefix, where.collection), query=query,
+                ignore_unavailable=True, allow_no_indices=True,
+            )
+        return int(response["count"])
+
+    def _terms(self, where: Filter, field: str, size: int) -> list[tuple[FieldValue, int]]:
+        with self._errors(f"terms {where.collection.value} {field}"):
+            query, kinds = self._request(where, frozenset({field}))
+            target = terms_field(field, kinds.get(field, {}))
+            if target is None:
+                return []
+            name, kind = target
+            aggregation: dict[str, Any] = {
+                "field": name, "size": size, "shard_size": max(size * 10, 1_000),
+                "order": [{"_count": "desc"}, {"_key": "asc"}],
+            }
+            if kind in ("date", "date_nanos"):
+                aggregation["format"] = "strict_date_time"
+            response = self._connection().search(
+                index=alias_name(self.prefix, where.collection), query=query, size=0,
+                aggregations={"terms": {"terms": aggregation}}, ignore_unavailable=True, allow_no_indices=True,
+            )
+        buckets = response.get("aggregations", {}).get("terms", {}).get("buckets", [])
+        return [(_bucket_key(bucket, kind), int(bucket["doc_count"])) for bucket in buckets]
+
+    def _date_histogram(self, where: Filter, interval_ms: int) -> list[tuple[int, int]]:
+        with self._errors(f"date histogram {where.collection.value}"):
+            query, _ = self._request(where)
+            response = self._connection().search(
+                index=alias_name(self.prefix, where.collection), query=query, size=0,
+                aggregations={"histogram": {"date_histogram": {
+                    "field": TIMESTAMP_FIELD, "fixed_interval": f"{interval_ms}ms", "min_doc_count": 1,
+                }}},
+                ignore_unavailable=True, allow_no_indices=True,
+            )
+        buckets = response.get("aggregations", {}).get("histogram", {}).get("buckets", [])
+        return [(int(bucket["key"]), int(bucket["doc_count"])) for bucket in buckets]
+
+    def _get(self, collection: Collection, doc_id: str) -> dict[str, Any] | None:
+        with self._errors(f"get {collection.value} {doc_id}"):
+            self._refresh(collection)
+            response = self._connection().search(
+                index=alias_name(self.prefix, collection), query={"ids": {"values": [doc_id]}}, size=1,
+                ignore_unavailable=True, allow_no_indices=True,
+            )
+        hits = response["hits"]["hits"]
+        return dict(hits[0]["_source"]) if hits else None
+
+    # -- maintenance
+
+    def indices(self) -> list[str]:
+        """The names of this store's indices."""
+        with self._errors("list indices"):
+            response = self._connection().indices.get(
+                index=f"{self.prefix}-*", ignore_unavailable=True, allow_no_indices=True, expand_wildcards="open"
+            )
+        return sorted(response.keys())
+
+    def delete_indices(self, names: Sequence[str]) -> None:
+        for name in names:
+            if not name.startswith(f"{self.prefix}-"):
+                raise StoreError(f"{self.url}: refusing to delete {name!r}: not an index of prefix {self.prefix!r}")
+            with self._errors(f"delete index {name}"):
+                self._connection().indices.delete(index=name, ignore_unavailable=True)
+
+    def drop_all(self) -> None:
+        """Delete every index and template of this prefix (tests and `socctl` resets)."""
+        self.delete_indices(self.indices())
+        with self._errors("delete index templates"):
+            for collection in Collection:
+                self._connection().options(ignore_status=404).indices.delete_index_template(
+                    name=template_name(self.prefix, collection)
+                )
+        self._templates_ready = False
+
+
+def _bucket_key(bucket: dict[str, Any], kind: str) -> FieldValue:
+    key = bucket["key"]
+    if kind == "boolean":
+        return bool(key)
+    if kind in ("date", "date_nanos"):
+        return str(bucket.get("key_as_string", key))
+    if kind in ("long", "integer", "short", "byte", "unsigned_long"):
+        return int(key)
+    if isinstance(key, float) and key.is_integer() and kind in ("double", "float", "half_float", "scaled_float"):
+        return key
+    return key
+
+
+def _describe(exc: ApiError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        root = (error.get("root_cause") or [error])[0]
+        return f"HTTP {exc.meta.status} {root.get('type', '')}: {root.get('reason', '')}"
+    return f"HTTP {exc.meta.status}: {exc.message}"
