@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from correlator.cli import ingest as ingest_cmd
-from correlator.cli import rules_cmd, scan
+from correlator.cli import rules_cmd, scan, store_cmd
 
 app = typer.Typer(
     name="socctl",
@@ -16,6 +16,7 @@ app = typer.Typer(
 ingest_cmd.register(app)
 rules_cmd.register(app)
 scan.register(app)
+store_cmd.register(app)
 
 
 def main() -> None:

@@ -40,6 +40,8 @@ from correlator.cli.common import (
 from correlator.errors import CorrelatorError
 from correlator.pipeline import FileResult, detect_file
 from correlator.sigma.engine import SigmaEngine
+from correlator.store.base import Store, WriteResult
+from correlator.store.errors import StoreError
 
 _LEVELS = ("critical", "high", "medium", "low", "informational")
 _WORKER_ENGINE: SigmaEngine | None = None
@@ -57,8 +59,14 @@ class IngestTotals:
     rejected_reasons: Counter[str] = field(default_factory=Counter)
     unknown_sources: Counter[str] = field(default_factory=Counter)
     rule_errors: Counter[str] = field(default_factory=Counter)  # rule id -> evaluations that raised
-    stored_alerts: int = 0
+    stored: Counter[str] = field(default_factory=Counter)  # "<collection> <outcome>" -> documents
     seconds: float = 0.0
+
+    def add_write(self, collection: str, result: WriteResult) -> None:
+        self.stored[f"{collection} written"] += result.written
+        self.stored[f"{collection} duplicates"] += result.duplicates
+        self.stored[f"{collection} refused"] += len(result.failed)
+        self.stored[f"{collection} spooled"] += result.spooled
 
 
 def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -92,6 +100,21 @@ def run_files(
         yield from pool.imap(_worker, names, chunksize=max(1, min(16, len(names) // (workers * 8))))
 
 
+def _store_result(console: Console, store: Store, result: FileResult, totals: IngestTotals) -> None:
+    """Alerts, dead letters and (with --store-events) events of one file into the store. A store error (the
+    spool is full, the server refuses every request) stops the run: the files can be replayed, since writes
+    are idempotent."""
+    try:
+        totals.add_write("alerts", store.write_alerts(result.alerts))
+        totals.add_write("deadletter", store.write_rejected(result.rejected))
+        if result.stored_events:
+            totals.add_write("events", store.write_events(result.stored_events))
+    except StoreError as exc:
+        console.print(f"[red]store error while writing {result.path}: {exc}[/red]")
+        console.print("the run stopped here; writes are idempotent, so run the same command again to resume")
+        raise typer.Exit(1) from exc
+
+
 def _summary(console: Console, totals: IngestTotals, rules_loaded: int, rules_failed: int) -> None:
     rate = totals.events / totals.seconds if totals.seconds > 0 else 0.0
     table = Table(title="socctl ingest", show_header=False)
@@ -110,6 +133,9 @@ def _summary(console: Console, totals: IngestTotals, rules_loaded: int, rules_fa
         table.add_row("events of unknown log source", str(sum(totals.unknown_sources.values())))
     if totals.rule_errors:
         table.add_row("rule evaluations that failed", str(sum(totals.rule_errors.values())))
+    for key, count in sorted(totals.stored.items()):
+        if count:
+            table.add_row(f"store: {key}", str(count))
     console.print(table)
     if totals.by_rule:
         top = Table(title="Top rules")
@@ -141,6 +167,7 @@ def _summary_doc(totals: IngestTotals, rules_loaded: int, rules_failed: int, wor
         "rules_loaded": rules_loaded,
         "rules_failed": rules_failed,
         "workers": workers,
+        "store": {key: count for key, count in sorted(totals.stored.items()) if count},
         "seconds": round(totals.seconds, 3),
         "events_per_second": round(totals.events / totals.seconds) if totals.seconds > 0 else 0,
     }
@@ -239,11 +266,13 @@ def ingest(
             if events_fh is not None and result.event_lines:
                 events_fh.write(b"\n".join(result.event_lines) + b"\n")
             if store is not None:
-                totals.stored_alerts += store.write_alerts(result.alerts).written
-                store.write_rejected(result.rejected)
-                if result.stored_events:
-                    store.write_events(result.stored_events)
+                _store_result(console, store, result, totals)
             progress.update(task, advance=1, events=totals.events)
+        if store is not None:
+            waiting = store.flush()
+            if waiting:
+                console.print(f"[yellow]{waiting} documents wait in the spool: the store is unreachable; they are "
+                              "sent by the next command that opens the same store[/yellow]")
     totals.seconds = time.perf_counter() - started
     _summary(console, totals, ruleset.loaded, len(ruleset.errors))
     if summary_json is not None:

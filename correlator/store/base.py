@@ -32,6 +32,7 @@ import orjson
 from correlator.model import Alert, Event, EventOrigin, Rejected, ms_to_iso
 from correlator.store.errors import InvalidRequestError, StoreError, UnknownCollectionError
 from correlator.store.query import MatchAll, Query, is_field_name, parse_query
+from correlator.store.retention import Purge, RetentionPolicy
 
 __all__ = [
     "ID_FIELDS",
@@ -419,7 +420,26 @@ class Store(ABC):
         parsed = parse_query(query) if isinstance(query, str) else query
         return Filter(name, parsed, since_ms, until_ms)
 
+    # -- maintenance
+
+    def apply_retention(
+        self, policy: RetentionPolicy, now_ms: int | None = None, *, dry_run: bool = False
+    ) -> list[Purge]:
+        """Delete documents past the retention of their agency's security level (`policy`) at `now_ms` (default:
+        the store's clock); with `dry_run`, only report what would be deleted."""
+        return self._apply_retention(policy, self._clock() if now_ms is None else now_ms, dry_run)
+
     # -- lifecycle
+
+    def flush(self) -> int:
+        """Deliver what the backend holds back (a spool of documents written while its server was unreachable);
+        the number still waiting. Backends that write through return 0."""
+        return 0
+
+    @property
+    def pending(self) -> int:
+        """Documents accepted by writes but not yet delivered to the backend (spooled)."""
+        return 0
 
     @abstractmethod
     def close(self) -> None:
@@ -454,4 +474,7 @@ class Store(ABC):
 
     @abstractmethod
     def _get(self, collection: Collection, doc_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def _apply_retention(self, policy: RetentionPolicy, now_ms: int, dry_run: bool) -> list[Purge]: ...
 

@@ -57,18 +57,23 @@ def sqlite_path_from_url(url: str) -> str:
 
 
 def open_store(
-    url: str | None = None, *, environ: Mapping[str, str] | None = None, clock: Clock | None = None
+    url: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    spool: bool = True,
 ) -> Store:
-    """Open the configured store (see the module doc). `environ` defaults to `os.environ`."""
+    """Open the configured store (see the module doc). `environ` defaults to `os.environ`. With `spool` false an
+    Elasticsearch store has no spool (readers: the spool is locked by the process that writes)."""
     env = os.environ if environ is None else environ
     if not url:
         if env.get(ENV_ES_URL):
-            return _open_elasticsearch(env[ENV_ES_URL], env, clock)
+            return _open_elasticsearch(env[ENV_ES_URL], env, clock, spool=spool)
         url = env.get(ENV_DB) or str(default_db_path())
         if not url.startswith("sqlite:"):
             return _open_sqlite(url, clock)
     if url.startswith(("http://", "https://")):
-        return _open_elasticsearch(url, env, clock)
+        return _open_elasticsearch(url, env, clock, spool=spool)
     if url.startswith("sqlite:"):
         return _open_sqlite(sqlite_path_from_url(url), clock)
     scheme = url.split(":", 1)[0] if ":" in url else url
@@ -99,7 +104,7 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _open_elasticsearch(url: str, env: Mapping[str, str], clock: Clock | None) -> Store:
+def _open_elasticsearch(url: str, env: Mapping[str, str], clock: Clock | None, *, spool: bool) -> Store:
     from correlator.store.elasticsearch import ElasticsearchStore  # the client is imported only when used
 
     prefix = env.get(ENV_ES_PREFIX) or DEFAULT_PREFIX
@@ -109,7 +114,7 @@ def _open_elasticsearch(url: str, env: Mapping[str, str], clock: Clock | None) -
         prefix=prefix,
         agency=env.get(ENV_AGENCY) or "default",
         clock=clock,
-        spool_dir=spool_dir,
+        spool_dir=spool_dir if spool else None,
         spool_max_bytes=int(_number(env, ENV_SPOOL_MAX_BYTES, 1024**3)),
         request_timeout=_number(env, ENV_ES_TIMEOUT, 30.0),
     )

@@ -61,7 +61,7 @@ from correlator.store.es_bulk import (
 )
 from correlator.store.es_mapping import DEFAULT_PREFIX, alias_name, index_template, template_name
 from correlator.store.es_query import FieldKinds, query_fields, sort_clause, terms_field, to_dsl
-from correlator.store.retention import agency_slug, index_name
+from correlator.store.retention import Purge, RetentionPolicy, agency_slug, index_name, plan_retention
 from correlator.store.spool import Spool
 
 __all__ = ["ElasticsearchStore", "WriterSettings"]
@@ -135,7 +135,7 @@ class ElasticsearchStore(Store):
     # -- lifecycle
 
     @property
-    def spooled(self) -> int:
+    def pending(self) -> int:
         """Documents waiting in the spool."""
         return 0 if self._spool is None else self._spool.pending_items
 
@@ -144,12 +144,17 @@ class ElasticsearchStore(Store):
         if self._spool is not None and self._spool.pending_items:
             self._down_until = 0.0
             self._drain()
-        return self.spooled
+        return self.pending
 
     def close(self) -> None:
         if self._client is None:
             return
         try:
+            for collection in list(self._dirty):  # visible to other processes now, not after the refresh interval
+                try:
+                    self._refresh(collection)
+                except (ApiError, TransportError) as exc:
+                    log.warning("%s: refresh at close failed: %s", self.url, exc)
             if self._spool is not None:
                 if self._spool.pending_items:
                     try:
@@ -474,6 +479,21 @@ class ElasticsearchStore(Store):
                 raise StoreError(f"{self.url}: refusing to delete {name!r}: not an index of prefix {self.prefix!r}")
             with self._errors(f"delete index {name}"):
                 self._connection().indices.delete(index=name, ignore_unavailable=True)
+
+    def _apply_retention(self, policy: RetentionPolicy, now_ms: int, dry_run: bool) -> list[Purge]:
+        purges: list[Purge] = []
+        for collection in list(self._dirty):
+            self._refresh(collection)
+        for action in plan_retention(self.indices(), policy, now_ms, prefix=self.prefix):
+            with self._errors(f"count {action.index}"):
+                documents = int(self._connection().count(index=action.index)["count"])
+            if not dry_run:
+                self.delete_indices([action.index])
+                log.info("retention: deleted %s (%d documents; agency %s, level %d, kept %d days)",
+                         action.index, documents, action.agency, action.level, action.age_days)
+            purges.append(Purge(action.index, action.collection, action.agency, action.level, action.cutoff_ms,
+                                documents, not dry_run))
+        return purges
 
     def drop_all(self) -> None:
         """Delete every index and template of this prefix (tests and `socctl` resets)."""

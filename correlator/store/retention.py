@@ -64,6 +64,7 @@ __all__ = [
     "DEFAULT_PREFIX",
     "MAX_AGENCY_LENGTH",
     "IndexName",
+    "Purge",
     "RetentionAction",
     "RetentionPolicy",
     "RetentionPolicyError",
@@ -385,6 +386,31 @@ class RetentionAction:
             "day": self.day.isoformat(),
             "age_days": self.age_days,
             "cutoff": ms_to_iso(self.cutoff_ms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """What the retention job did (or, in a dry run, would do) to one target: an index, or the rows of one
+    agency in a table of a row-based store."""
+
+    target: str
+    collection: str
+    agency: str
+    level: int
+    cutoff_ms: int
+    documents: int
+    deleted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "collection": self.collection,
+            "agency": self.agency,
+            "level": self.level,
+            "cutoff": ms_to_iso(self.cutoff_ms),
+            "documents": self.documents,
+            "deleted": self.deleted,
         }
 
 

@@ -8,7 +8,7 @@ Layout per collection (``events``, ``alerts``, ``deadletter``)::
 The FTS text of a document is its string and number values, one per line; the tokenizer (``unicode61``, with
 ``_`` a word character and diacritics kept) makes the words the query language describes. The index is
 contentless: the JSON document is already stored once, so the index holds no second copy. Deleting from it
-(retention, later) needs the original text, which `document_text` recomputes from the stored document.
+(retention) needs the original text, which `document_text` recomputes from the stored document.
 
 `field:value` on an indexed field or the id uses its column (``COLLATE NOCASE``: ASCII case folding); any
 other field is read with ``json_each`` over the document, so arrays match by element. Dotted names are JSON
@@ -48,6 +48,7 @@ from correlator.store.base import (
 )
 from correlator.store.errors import StoreError
 from correlator.store.query import And, FieldExists, FieldMatch, MatchAll, Not, Or, Query, Text, is_field_name
+from correlator.store.retention import DEFAULT_AGENCY, Purge, RetentionPolicy, agency_slug, cutoff_ms
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "SqliteStore", "document_text"]
 
@@ -243,6 +244,40 @@ class SqliteStore(Store):
                     [(seq, document_text(first[doc_id.lower()].doc)) for seq, doc_id in inserted],
                 )
         return WriteResult(written=written, duplicates=len(records) - written)
+
+    # -- retention
+
+    def _apply_retention(self, policy: RetentionPolicy, now_ms: int, dry_run: bool) -> list[Purge]:
+        """Rows are grouped by agency (``organization.id`` as a slug; none: the default agency)."""
+        purges: list[Purge] = []
+        for collection in Collection:
+            table = _TABLES[collection]
+            latest = max(cutoff_ms(policy, agency, collection.value, now_ms)
+                         for agency in (*policy.agencies, DEFAULT_AGENCY))
+            agency_sql = "json_extract(doc, '$.organization.id')"
+            with self._transaction(f"retention {collection}", "BEGIN IMMEDIATE") as conn:
+                groups = conn.execute(
+                    f"SELECT {agency_sql}, count(*), max(ts) FROM {table.name} WHERE ts < ? GROUP BY 1",  # noqa: S608
+                    (latest,),
+                ).fetchall()
+                for raw_agency, _, _ in sorted(groups, key=lambda row: str(row[0])):
+                    agency = agency_slug(str(raw_agency)) if raw_agency is not None else DEFAULT_AGENCY
+                    cutoff = cutoff_ms(policy, agency, collection.value, now_ms)
+                    selector = f"ts < ? AND {agency_sql} IS ?"
+                    rows = conn.execute(
+                        f"SELECT seq, doc FROM {table.name} WHERE {selector}", (cutoff, raw_agency)  # noqa: S608
+                    ).fetchall()
+                    if not rows:
+                        continue
+                    if not dry_run:
+                        conn.executemany(
+                            f"INSERT INTO {table.fts} ({table.fts}, rowid, text) VALUES ('delete', ?, ?)",  # noqa: S608
+                            [(seq, document_text(orjson.loads(doc))) for seq, doc in rows],
+                        )
+                        conn.execute(f"DELETE FROM {table.name} WHERE {selector}", (cutoff, raw_agency))  # noqa: S608
+                    purges.append(Purge(f"{self.path}:{table.name}", collection.value, agency,
+                                        policy.level_for(agency), cutoff, len(rows), not dry_run))
+        return purges
 
     # -- reads
 

@@ -26,6 +26,7 @@ from correlator.store import (
     parse_query,
 )
 from correlator.store.elasticsearch import ElasticsearchStore
+from correlator.store.retention import RetentionPolicy
 from correlator.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z; T0 % 60_000 == 20_000
@@ -496,3 +497,31 @@ def test_closed_store_refuses_calls(store: Store) -> None:
     store.close()  # closing twice is harmless
     with pytest.raises(StoreError):
         store.count("events")
+
+
+# -- retention -----------------------------------------------------------------------------------------------
+
+DAY = 86_400_000
+
+
+def test_retention_deletes_by_agency_level(store: Store, make_event: Callable[..., Event]) -> None:
+    now = T0 + 500 * DAY
+    old_a = make_event("old a", ts=now - 40 * DAY, extra={"organization": {"id": "SO-A"}})
+    new_a = make_event("new a", ts=now - 10 * DAY, extra={"organization": {"id": "SO-A"}})
+    old_b = make_event("old b", ts=now - 40 * DAY, extra={"organization": {"id": "so-b"}})
+    ancient = make_event("ancient, no agency", ts=now - 400 * DAY)
+    store.write_events([old_a, new_a, old_b, ancient])
+    policy = RetentionPolicy.from_dict({"agencies": {"so-a": 2, "so-b": 5}})
+
+    planned = store.apply_retention(policy, now, dry_run=True)
+    assert sorted((p.collection, p.agency, p.level, p.documents, p.deleted) for p in planned) == [
+        ("events", "default", 5, 1, False),
+        ("events", "so-a", 2, 1, False),
+    ]
+    assert store.count("events") == 4
+
+    done = store.apply_retention(policy, now)
+    assert sorted((p.agency, p.documents, p.deleted) for p in done) == [("default", 1, True), ("so-a", 1, True)]
+    assert {hit["message"] for hit in store.search("events").hits} == {"new a", "old b"}
+    assert store.count("events", "old") == 1  # the free-text index forgot the deleted documents too
+    assert store.apply_retention(policy, now) == []
