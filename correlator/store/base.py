@@ -244,9 +244,18 @@ def refused_dead_letter(collection: Collection, doc_id: str, reason: str, origin
 
 
 def document_text(doc: Any) -> str:
-    """The free text of a document: its string and number values (not booleans or keys), one per line."""
+    """The free text of a document: its string and number values (not booleans or keys), one per line, except
+    ``event.original``: the raw record is stored verbatim but not word-indexed (its content is in the parsed
+    fields; indexing it twice would double the index and the cost of writing it)."""
     parts: list[str] = []
-    _collect_text(doc, parts)
+    if isinstance(doc, dict) and isinstance(doc.get("event"), dict) and "original" in doc["event"]:
+        for key, value in doc.items():
+            if key == "event":
+                _collect_text({k: v for k, v in value.items() if k != "original"}, parts)
+            else:
+                _collect_text(value, parts)
+    else:
+        _collect_text(doc, parts)
     return "\n".join(parts)
 
 

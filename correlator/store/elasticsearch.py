@@ -33,6 +33,7 @@ from typing import Any, Final
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, Elasticsearch, helpers
+from elasticsearch.serializer import OrjsonSerializer
 
 from correlator.model import EventOrigin
 from correlator.store.base import (
@@ -82,7 +83,10 @@ class WriterSettings:
 
     chunk_size: int = 2_000
     max_chunk_bytes: int = 16 * 1024 * 1024
-    max_retries: int = 3  # per 429 item, inside the bulk helper
+    # Bulk requests in flight at once (parallel_bulk); the next chunk is serialised while they run. With 1,
+    # streaming_bulk, which also retries 429 items itself; parallel_bulk leaves them to the spool's back-off.
+    thread_count: int = 2
+    max_retries: int = 3  # per 429 item, inside streaming_bulk
     initial_backoff_s: float = 0.5
     max_backoff_s: float = 8.0
     down_backoff_s: tuple[float, float] = (1.0, 30.0)  # first and longest wait before retrying a down server
@@ -117,6 +121,7 @@ class ElasticsearchStore(Store):
             max_retries=2,
             retry_on_timeout=False,
             retry_on_status=(502, 503, 504),
+            serializer=OrjsonSerializer(),
         )
         self._templates_ready = False
         self._dirty: set[Collection] = set()
@@ -270,17 +275,7 @@ class ElasticsearchStore(Store):
         retry: list[PendingDocument] = []
         try:
             self._ensure_templates()
-            for _ok, item in helpers.streaming_bulk(
-                self._connection(),
-                (action_for(document) for document in documents),
-                chunk_size=self.settings.chunk_size,
-                max_chunk_bytes=self.settings.max_chunk_bytes,
-                raise_on_error=False,
-                raise_on_exception=True,
-                max_retries=self.settings.max_retries,
-                initial_backoff=self.settings.initial_backoff_s,
-                max_backoff=self.settings.max_backoff_s,
-            ):
+            for _ok, item in self._bulk_items(documents):
                 body = item.get("create") or {}
                 key = (str(body.get("_index", "")), str(body.get("_id", "")))
                 answered.add(key)
@@ -311,6 +306,21 @@ class ElasticsearchStore(Store):
         else:
             self._down_wait = 0.0
         return written, duplicates, failed, retry + unsent
+
+    def _bulk_items(self, documents: list[PendingDocument]) -> Iterator[tuple[bool, dict[str, Any]]]:
+        actions = (action_for(document) for document in documents)
+        settings = self.settings
+        if settings.thread_count > 1 and len(documents) > settings.chunk_size:
+            return helpers.parallel_bulk(
+                self._connection(), actions, thread_count=settings.thread_count, queue_size=settings.thread_count,
+                chunk_size=settings.chunk_size, max_chunk_bytes=settings.max_chunk_bytes,
+                raise_on_error=False, raise_on_exception=True,
+            )
+        return helpers.streaming_bulk(
+            self._connection(), actions, chunk_size=settings.chunk_size, max_chunk_bytes=settings.max_chunk_bytes,
+            raise_on_error=False, raise_on_exception=True, max_retries=settings.max_retries,
+            initial_backoff=settings.initial_backoff_s, max_backoff=settings.max_backoff_s,
+        )
 
     def _is_down(self) -> bool:
         return self._monotonic() < self._down_until

@@ -105,8 +105,8 @@ def _explicit_fields() -> dict[str, dict[str, Any]]:
     fields.update(dict.fromkeys(_LONG_FIELDS, _LONG))
     fields["event.original"] = {"type": "keyword", "index": False, "doc_values": False}
     fields["raw"] = {"type": "keyword", "index": False, "doc_values": False}
-    fields[TEXT_FIELD] = {"type": "text", "analyzer": "whitespace", "norms": False,
-                          "index_prefixes": {"min_chars": 1, "max_chars": 19}}
+    # No index_prefixes: they cost about 40% of indexing throughput; prefix queries expand terms instead.
+    fields[TEXT_FIELD] = {"type": "text", "analyzer": "whitespace", "norms": False, "index_options": "positions"}
     return fields
 
 

@@ -14,7 +14,8 @@ of each type. Per type:
 A field with several types gets one clause per type, each limited to its indices with a ``_index`` filter, which
 Elasticsearch rewrites away on the other indices before building the field query.
 Free text (`Text`) searches `TEXT_FIELD`: ``match_phrase`` on the lower-cased words, the last one a prefix with
-``*`` (``prefix`` for one word, ``match_phrase_prefix`` for more; both use the field's indexed prefixes).
+``*`` (``prefix`` for one word, with no limit on the words it expands to; ``match_phrase_prefix`` for more, whose
+last word expands to at most `MAX_PREFIX_EXPANSIONS` words).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ Grammar (operators are upper case; `and`, `or`, `not` in lower case are ordinary
 Leaves:
 
 - ``word`` / ``"quoted phrase"`` -> `Text`: free text. A document matches when the words of the text occur, in
-  order and next to each other, among the words of the document's string and number values. Words are maximal
+  order and next to each other, among the words of the document's string and number values (``event.original``,
+  the raw record, excepted: its content is in the parsed fields). Words are maximal
   runs of letters, digits and ``_``, compared case-insensitively (so ``cmd.exe`` is the two-word phrase
   ``cmd exe``). A trailing ``*`` on a bare word (``powersh*``) makes its last word a prefix.
 - ``field:value`` -> `FieldMatch`: the whole value of the dotted field equals ``value``, case-insensitively

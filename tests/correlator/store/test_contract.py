@@ -525,3 +525,13 @@ def test_retention_deletes_by_agency_level(store: Store, make_event: Callable[..
     assert {hit["message"] for hit in store.search("events").hits} == {"new a", "old b"}
     assert store.count("events", "old") == 1  # the free-text index forgot the deleted documents too
     assert store.apply_retention(policy, now) == []
+
+
+def test_free_text_skips_the_raw_record(store: Store) -> None:
+    doc = {"message": "logon ok", "host": {"name": "ws-01"}}
+    event = Event(id=event_id_for("zebrafish raw"), timestamp_ms=T0, raw="<Event>zebrafish raw</Event>", ecs=doc,
+                  fields=flatten(doc), origin=EventOrigin(path="/x.log", offset=1, format="json"))
+    store.write_events([event])
+    assert store.count("events", "logon") == 1
+    assert store.count("events", "zebrafish") == 0
+    assert store.get("events", event.id)["event"]["original"] == "<Event>zebrafish raw</Event>"  # type: ignore[index]
