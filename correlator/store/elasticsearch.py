@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,7 +307,7 @@ class ElasticsearchStore(Store):
             self._down_wait = 0.0
         return written, duplicates, failed, retry + unsent
 
-    def _bulk_items(self, documents: list[PendingDocument]) -> Iterator[tuple[bool, dict[str, Any]]]:
+    def _bulk_items(self, documents: list[PendingDocument]) -> Iterable[tuple[bool, dict[str, Any]]]:
         actions = (action_for(document) for document in documents)
         settings = self.settings
         if settings.thread_count > 1 and len(documents) > settings.chunk_size:
