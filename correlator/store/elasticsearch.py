@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import ConnectionTimeout, TransportError
-from elasticsearch import ApiError, Elasticsearch, helpers
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
 from correlator.model import EventOrigin
@@ -51,46 +49,23 @@ from correlator.store.base import (
     refused_dead_letter,
 )
 from correlator.store.errors import BackendUnavailableError, StoreError
-from correlator.store.es_bulk import (
-    Outcome,
-    PendingDocument,
-    action_for,
-    decode_pending,
-    encode_pending,
-    item_outcome,
-    source_with_text,
-)
+from correlator.store.es_bulk import PendingDocument, source_with_text
 from correlator.store.es_mapping import DEFAULT_PREFIX, alias_name, index_template, template_name
 from correlator.store.es_query import FieldKinds, query_fields, sort_clause, terms_field, to_dsl
+from correlator.store.es_writer import (
+    DOWN_STATUSES,
+    UNREACHABLE,
+    BulkWriter,
+    UnavailableError,
+    WriterSettings,
+    describe_api_error,
+)
 from correlator.store.retention import Purge, RetentionPolicy, agency_slug, index_name, plan_retention
 from correlator.store.spool import Spool
 
 __all__ = ["ElasticsearchStore", "WriterSettings"]
 
 log = logging.getLogger(__name__)
-
-_UNREACHABLE: Final = (TransportConnectionError, ConnectionTimeout)
-_DOWN_STATUSES: Final = frozenset({429, 502, 503, 504})
-
-
-class _UnavailableError(Exception):
-    """Elasticsearch could not take the request now (unreachable, timed out, 429/5xx after retries)."""
-
-
-@dataclass(frozen=True, slots=True)
-class WriterSettings:
-    """Bulk writing knobs (tuned by bench/es_ingest.py)."""
-
-    chunk_size: int = 2_000
-    max_chunk_bytes: int = 16 * 1024 * 1024
-    # Bulk requests in flight at once (parallel_bulk); the next chunk is serialised while they run. With 1,
-    # streaming_bulk, which also retries 429 items itself; parallel_bulk leaves them to the spool's back-off.
-    thread_count: int = 2
-    max_retries: int = 3  # per 429 item, inside streaming_bulk
-    initial_backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
-    down_backoff_s: tuple[float, float] = (1.0, 30.0)  # first and longest wait before retrying a down server
-
 
 class ElasticsearchStore(Store):
     backend = "elasticsearch"
@@ -126,13 +101,13 @@ class ElasticsearchStore(Store):
         self._templates_ready = False
         self._dirty: set[Collection] = set()
         self._kinds: dict[Collection, dict[str, dict[str, tuple[str, ...] | None]]] = {}
-        self._down_until = 0.0
-        self._down_wait = 0.0
-        self._spool: Spool | None = None
+        spool = None
         if spool_dir is not None:
-            options = {} if spool_max_bytes is None else {"max_bytes": spool_max_bytes}
-            self._spool = Spool(spool_dir, **options)
-        self.replayed = 0  # spooled documents delivered since open
+            spool = Spool(spool_dir, **({} if spool_max_bytes is None else {"max_bytes": spool_max_bytes}))
+        self._writer = BulkWriter(
+            url, self._connection, self.settings, spool, prepare=self._ensure_templates,
+            on_written=self._written, on_refused=self._dead_letter, monotonic=monotonic,
+        )
 
     def __repr__(self) -> str:
         return f"ElasticsearchStore({self.url!r}, prefix={self.prefix!r})"
@@ -142,14 +117,16 @@ class ElasticsearchStore(Store):
     @property
     def pending(self) -> int:
         """Documents waiting in the spool."""
-        return 0 if self._spool is None else self._spool.pending_items
+        return self._writer.pending
+
+    @property
+    def replayed(self) -> int:
+        """Spooled documents delivered since the store was opened."""
+        return self._writer.replayed
 
     def flush(self) -> int:
         """Try to deliver the spool now; the documents still waiting."""
-        if self._spool is not None and self._spool.pending_items:
-            self._down_until = 0.0
-            self._drain()
-        return self.pending
+        return self._writer.flush()
 
     def close(self) -> None:
         if self._client is None:
@@ -160,16 +137,17 @@ class ElasticsearchStore(Store):
                     self._refresh(collection)
                 except (ApiError, TransportError) as exc:
                     log.warning("%s: refresh at close failed: %s", self.url, exc)
-            if self._spool is not None:
-                if self._spool.pending_items:
+            spool = self._writer.spool
+            if spool is not None:
+                if spool.pending_items:
                     try:
                         self.flush()
                     except StoreError as exc:
                         log.warning("%s: spool not drained at close: %s", self.url, exc)
-                if self._spool.pending_items:
+                if spool.pending_items:
                     log.warning("%s: %d documents stay spooled in %s; they are sent when the store is next "
-                                "opened with the same spool", self.url, self._spool.pending_items, self._spool)
-                self._spool.close()
+                                "opened with the same spool", self.url, spool.pending_items, spool)
+                spool.close()
         finally:
             self._client.close()
             self._client = None
@@ -184,7 +162,7 @@ class ElasticsearchStore(Store):
         try:
             yield
         except ApiError as exc:
-            raise StoreError(f"{self.url}: {action}: {_describe(exc)}") from exc
+            raise StoreError(f"{self.url}: {action}: {describe_api_error(exc)}") from exc
         except TransportError as exc:
             raise BackendUnavailableError(f"{self.url}: {action}: {exc}") from exc
 
@@ -199,12 +177,12 @@ class ElasticsearchStore(Store):
                 client.indices.put_index_template(
                     name=template_name(self.prefix, collection), **index_template(self.prefix, collection)
                 )
-        except _UNREACHABLE as exc:
-            raise _UnavailableError(str(exc)) from exc
+        except UNREACHABLE as exc:
+            raise UnavailableError(str(exc)) from exc
         except ApiError as exc:
-            if exc.meta.status in _DOWN_STATUSES:
-                raise _UnavailableError(_describe(exc)) from exc
-            raise StoreError(f"{self.url}: install index templates: {_describe(exc)}") from exc
+            if exc.meta.status in DOWN_STATUSES:
+                raise UnavailableError(describe_api_error(exc)) from exc
+            raise StoreError(f"{self.url}: install index templates: {describe_api_error(exc)}") from exc
         self._templates_ready = True
 
     # -- writes
@@ -224,7 +202,7 @@ class ElasticsearchStore(Store):
         already = 0
         if collection is Collection.DEADLETTER:
             documents, already = self._without_stored(documents)
-        result = self._deliver(documents)
+        result = self._writer.deliver(documents)
         return WriteResult(result.written, result.duplicates + already, result.failed, result.spooled)
 
     def _without_stored(self, documents: list[PendingDocument]) -> tuple[list[PendingDocument], int]:
@@ -244,114 +222,9 @@ class ElasticsearchStore(Store):
         kept = [document for document in documents if document.id not in stored]
         return kept, len(documents) - len(kept)
 
-    def _deliver(self, documents: list[PendingDocument]) -> WriteResult:
-        if not documents:
-            return WriteResult()
-        if self._spool is not None and (self._spool.pending_items or self._is_down()):
-            if not self._is_down():
-                self._drain()
-            if self._spool.pending_items or self._is_down():
-                self._spool_documents(documents)
-                return WriteResult(spooled=len(documents))
-        written, duplicates, failed, unsent = self._bulk(documents)
-        if unsent:
-            if self._spool is None:
-                raise BackendUnavailableError(
-                    f"{self.url}: Elasticsearch is unavailable and this store has no spool: "
-                    f"{len(unsent)} of {len(documents)} documents not written"
-                )
-            self._spool_documents(unsent)
-        self._dead_letter(failed)
-        return WriteResult(written, duplicates, [(d.id, reason) for d, reason in failed], len(unsent))
-
-    def _bulk(
-        self, documents: list[PendingDocument]
-    ) -> tuple[int, int, list[tuple[PendingDocument, str]], list[PendingDocument]]:
-        """(written, duplicates, failed with reasons, not delivered) for one batch; marks the server down."""
-        pending = {(d.index, d.id): d for d in documents}
-        answered: set[tuple[str, str]] = set()
-        written = duplicates = 0
-        failed: list[tuple[PendingDocument, str]] = []
-        retry: list[PendingDocument] = []
-        try:
-            self._ensure_templates()
-            for _ok, item in self._bulk_items(documents):
-                body = item.get("create") or {}
-                key = (str(body.get("_index", "")), str(body.get("_id", "")))
-                answered.add(key)
-                _, outcome, reason = item_outcome(item)
-                document = pending.get(key)
-                if outcome is Outcome.WRITTEN:
-                    written += 1
-                elif outcome is Outcome.DUPLICATE:
-                    duplicates += 1
-                elif document is None:
-                    continue
-                elif outcome is Outcome.RETRY:
-                    retry.append(document)
-                else:
-                    failed.append((document, reason))
-        except (*_UNREACHABLE, _UnavailableError) as exc:
-            self._mark_down(str(exc))
-        except ApiError as exc:
-            if exc.meta.status not in _DOWN_STATUSES:
-                raise StoreError(f"{self.url}: bulk write: {_describe(exc)}") from exc
-            self._mark_down(_describe(exc))
-        if written or duplicates:
-            self._dirty.update(d.collection for d in documents)
-            self._kinds.clear()
-        unsent = [d for key, d in pending.items() if key not in answered]
-        if retry:
-            self._mark_down(f"{len(retry)} documents refused with 429/5xx after retries")
-        else:
-            self._down_wait = 0.0
-        return written, duplicates, failed, retry + unsent
-
-    def _bulk_items(self, documents: list[PendingDocument]) -> Iterable[tuple[bool, dict[str, Any]]]:
-        actions = (action_for(document) for document in documents)
-        settings = self.settings
-        if settings.thread_count > 1 and len(documents) > settings.chunk_size:
-            return helpers.parallel_bulk(
-                self._connection(), actions, thread_count=settings.thread_count, queue_size=settings.thread_count,
-                chunk_size=settings.chunk_size, max_chunk_bytes=settings.max_chunk_bytes,
-                raise_on_error=False, raise_on_exception=True,
-            )
-        return helpers.streaming_bulk(
-            self._connection(), actions, chunk_size=settings.chunk_size, max_chunk_bytes=settings.max_chunk_bytes,
-            raise_on_error=False, raise_on_exception=True, max_retries=settings.max_retries,
-            initial_backoff=settings.initial_backoff_s, max_backoff=settings.max_backoff_s,
-        )
-
-    def _is_down(self) -> bool:
-        return self._monotonic() < self._down_until
-
-    def _mark_down(self, reason: str) -> None:
-        first, longest = self.settings.down_backoff_s
-        self._down_wait = min(longest, self._down_wait * 2) if self._down_wait else first
-        self._down_until = self._monotonic() + self._down_wait
-        log.warning("%s: Elasticsearch unavailable (%s); retrying in %.0f s", self.url, reason, self._down_wait)
-
-    def _spool_documents(self, documents: list[PendingDocument]) -> None:
-        if self._spool is None:  # pragma: no cover - callers check
-            raise BackendUnavailableError(f"{self.url}: no spool")
-        self._spool.append([encode_pending(document) for document in documents])
-
-    def _drain(self) -> None:
-        """Deliver spooled documents, oldest first, until the spool is empty or the server is down again."""
-        spool = self._spool
-        if spool is None:
-            return
-        while spool.pending_items and not self._is_down():
-            batch = spool.peek(self.settings.chunk_size)
-            documents = [decode_pending(data) for data in batch]
-            written, duplicates, failed, unsent = self._bulk(documents)
-            if unsent:
-                return  # the whole batch is sent again later; create-only makes that harmless
-            spool.commit(len(batch))
-            self.replayed += written + duplicates
-            self._dead_letter(failed)
-            log.info("%s: replayed %d spooled documents (%d duplicates, %d refused), %d still spooled",
-                     self.url, written + duplicates, duplicates, len(failed), spool.pending_items)
+    def _written(self, collections: set[Collection]) -> None:
+        self._dirty.update(collections)
+        self._kinds.clear()
 
     def _dead_letter(self, failed: list[tuple[PendingDocument, str]]) -> None:
         """Documents Elasticsearch refused go to the dead letters with the reason (never for dead letters)."""
@@ -527,12 +400,3 @@ def _bucket_key(bucket: dict[str, Any], kind: str) -> FieldValue:
     if isinstance(key, float) and key.is_integer() and kind in ("double", "float", "half_float", "scaled_float"):
         return key
     return key
-
-
-def _describe(exc: ApiError) -> str:
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        error = body["error"]
-        root = (error.get("root_cause") or [error])[0]
-        return f"HTTP {exc.meta.status} {root.get('type', '')}: {root.get('reason', '')}"
-    return f"HTTP {exc.meta.status}: {exc.message}"
