@@ -80,7 +80,9 @@ _KEYWORD_FIELDS: Final = (
     "event.category", "event.type", "event.outcome", "host.name", "host.hostname", "user.name", "user.domain",
     "process.name", "process.executable", "rule.id", "rule.level", "rule.name", "rule.tags", "tags",
     "winlog.channel", "winlog.event_id", "winlog.record_id", "winlog.provider_name", "log.record_id",
-    "organization.id", "stage",
+    "organization.id", "stage", "user.id", "host.id", "agent.id", "process.entity_id", "process.parent.entity_id",
+    "file.hash.md5", "file.hash.sha1", "file.hash.sha256", "source.address", "destination.address",
+    "network.transport", "network.protocol", "dns.question.name", "url.domain", "http.request.method",
 )
 
 
