@@ -179,7 +179,11 @@ class BulkWriter:
     def _spool_documents(self, documents: list[PendingDocument]) -> None:
         if self.spool is None:  # pragma: no cover - callers check
             raise BackendUnavailableError(f"{self.url}: no spool")
-        self.spool.append([encode_pending(document) for document in documents])
+        # One frame per bulk chunk: a replay reads (and a crash recovery checks) a chunk at a time. If the spool
+        # fills up part-way, what went in stays and the error says so; the caller replays the rest.
+        size = self.settings.chunk_size
+        for start in range(0, len(documents), size):
+            self.spool.append([encode_pending(document) for document in documents[start : start + size]])
 
     def drain(self) -> None:
         """Deliver spooled documents, oldest first, until the spool is empty or the server is down again."""
