@@ -45,7 +45,6 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -53,6 +52,7 @@ from typing import Any, Final
 
 import yaml
 
+from correlator.definitions import SecurityLevel
 from correlator.model import ms_to_iso
 from correlator.store.errors import InvalidRequestError, StoreError, UnknownCollectionError
 
@@ -84,16 +84,6 @@ COLLECTIONS: Final = ("events", "alerts", "deadletter", "cases")
 DEFAULT_AGENCY: Final = "default"
 MAX_AGENCY_LENGTH: Final = 100  # longer slugs are cut and given a hash suffix, so index names stay valid
 _EPOCH: Final = date(1970, 1, 1)
-
-
-class SecurityLevel(IntEnum):
-    """Cấp độ an toàn hệ thống thông tin under Decree 85/2016/NĐ-CP: 1 (lowest impact) to 5 (highest)."""
-
-    LEVEL_1 = 1
-    LEVEL_2 = 2
-    LEVEL_3 = 3
-    LEVEL_4 = 4
-    LEVEL_5 = 5
 
 
 DEFAULT_LEVEL_DAYS: Final[Mapping[int, int]] = MappingProxyType({1: 30, 2: 30, 3: 90, 4: 180, 5: 365})
