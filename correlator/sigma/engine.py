@@ -45,7 +45,7 @@ class LowerView(dict[str, Any]):
 @dataclass(slots=True)
 class _Runner:
     """A variant ready to run: its predicate, the rule it belongs to, what it reads. The predicate is compiled
-    when the first bucket holding the runner is built (`compiled`)."""
+    when the runner is first a candidate (`compiled`): most runners of a bucket never pass the prefilter."""
 
     rule_index: int
     ir: Node
@@ -174,8 +174,6 @@ class SigmaEngine:
     # -- buckets ---------------------------------------------------------------------------------------
     def _make_bucket(self, runners: list[_Runner]) -> _Bucket:
         ordered = tuple(sorted({id(r): r for r in runners}.values(), key=lambda r: (r.rule_index, r.fields)))
-        for r in ordered:
-            r.compiled()
         needs_ecs = any("." in f for r in ordered for f in r.fields)
         return _Bucket(ordered, make_prefilter([r.literals for r in ordered]), needs_ecs)
 
@@ -298,7 +296,7 @@ class SigmaEngine:
             if r.rule_index in fired:
                 continue
             try:
-                hit = r.pred(low, fields)  # type: ignore[misc]  # compiled when its bucket was built
+                hit = (r.pred or r.compiled())(low, fields)
             except Exception as exc:
                 self._rule_failed(r, event, exc)
                 continue
