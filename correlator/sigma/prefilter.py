@@ -8,7 +8,6 @@ set is not found cannot match; rules without a literal set are always evaluated 
 
 from __future__ import annotations
 
-import os
 import re
 import re._parser as sre_parse  # type: ignore[import-not-found]  # CPython's regex parser (3.11+)
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 import ahocorasick_rs
 
+from correlator.accel import native_available
 from correlator.sigma.ir import Node, glob_literals
 
 DEFAULT_COMMON = Path(__file__).resolve().parent.parent / "data" / "common_values.txt"
@@ -185,17 +185,6 @@ def haystack_of(fields: dict[str, Any]) -> str:
         v if v.__class__ is str else str(v) if v.__class__ is int else _text(v)
         for v in fields.values() if v is not None
     ]).lower()
-
-
-def native_available() -> bool:
-    """The compiled prefilter (correlator/native, Rust) is importable and not disabled by SOCCTL_NATIVE=0."""
-    if os.environ.get("SOCCTL_NATIVE", "1") == "0":
-        return False
-    try:
-        from correlator import _native  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def make_prefilter(

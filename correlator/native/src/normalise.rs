@@ -1,0 +1,230 @@
+//! An EVTX record's JSON to the values `_from_evtx` (collectors/windows.py) builds, for records of the usual
+//! shape: `{"Event": {"System": {...}, "EventData": <null or an object of plain values>, "UserData": ...}}` with
+//! an integer EventID (bare or as `#text`) and an integer or absent EventRecordID. Anything else returns None
+//! and Python normalises the record itself, so the two paths agree by construction on the unusual shapes.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::json::{dict_of, get, has_duplicate_keys, Json, Pairs};
+
+/// `_attributes(node).get(name)`: an XML attribute as evtx (`#attributes`) or xmltodict (`@Name`) renders it.
+fn attribute<'p, 'a>(node: Option<&'p Json<'a>>, name: &str) -> Option<&'p Json<'a>> {
+    let node = node?.object()?;
+    match get(node, "#attributes") {
+        Some(Json::Object(attributes)) => get(attributes, name),
+        _ => node
+            .iter()
+            .rev()
+            .find(|(key, _)| key.strip_prefix('@') == Some(name))
+            .map(|(_, value)| value),
+    }
+}
+
+/// `_leaves`: every leaf of an XML-ish tree by its bare element name. False (and `out` unusable) when an
+/// element repeats a name, which Python would have collapsed to its last value first.
+fn leaves(
+    py: Python<'_>,
+    node: &Pairs<'_>,
+    out: &Bound<'_, PyDict>,
+    name: Option<&str>,
+) -> PyResult<bool> {
+    if has_duplicate_keys(node) {
+        return Ok(false);
+    }
+    for (key, value) in node {
+        if key == "#attributes" || key.starts_with('@') {
+            continue;
+        }
+        if key == "#text" {
+            if let Some(name) = name {
+                out.set_item(name, value.to_py(py)?)?;
+            }
+        } else if let Json::Object(child) = value {
+            if !leaves(py, child, out, Some(key))? {
+                return Ok(false);
+            }
+        } else {
+            out.set_item(key.as_ref(), value.to_py(py)?)?;
+        }
+    }
+    Ok(true)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn digits(text: &[u8]) -> Option<i64> {
+    text.iter().try_fold(0i64, |acc, &b| {
+        b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
+    })
+}
+
+/// Epoch milliseconds of `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, the form evtx renders SystemTime in; None for any
+/// other text (Python's `to_epoch_ms` then decides).
+pub fn epoch_ms(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let micros = match b.len() {
+        20 => 0,
+        27 if b[19] == b'.' => digits(&b[20..26])?,
+        _ => return None,
+    };
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[b.len() - 1] != b'Z'
+    {
+        return None;
+    }
+    let (year, month, day) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (hour, minute, second) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if year < 1 || !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second;
+    Some(seconds * 1_000 + micros / 1_000)
+}
+
+/// `(sigma, data, user_data, extra, native, timestamp_ms)` for a record of the usual shape, else None.
+pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>> {
+    let Some(event) = record
+        .object()
+        .and_then(|r| get(r, "Event"))
+        .and_then(Json::object)
+    else {
+        return Ok(None);
+    };
+    let Some(system) = get(event, "System").and_then(Json::object) else {
+        return Ok(None);
+    };
+    let event_id = match get(system, "EventID") {
+        Some(Json::Object(node)) => get(node, "#text"),
+        other => other,
+    };
+    let Some(event_id) = event_id.filter(|v| v.is_int()) else {
+        return Ok(None);
+    };
+    if get(system, "EventRecordID").is_some_and(|v| !v.is_null() && !v.is_int()) {
+        return Ok(None);
+    }
+    let data = match get(event, "EventData") {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(node)) => {
+            let marked = ["Data", "#attributes", "#text"]
+                .iter()
+                .any(|k| get(node, k).is_some());
+            if marked || node.iter().any(|(_, v)| matches!(v, Json::Object(_))) {
+                return Ok(None);
+            }
+            Some(node)
+        }
+        Some(_) => return Ok(None),
+    };
+
+    let sigma = PyDict::new(py);
+    sigma.set_item("EventID", event_id.to_py(py)?)?;
+    let provider = get(system, "Provider");
+    for (attr, name) in [("Name", "Provider_Name"), ("Guid", "Provider_Guid")] {
+        if let Some(value) = attribute(provider, attr).filter(|v| !v.is_null()) {
+            sigma.set_item(name, value.to_py(py)?)?;
+        }
+    }
+    for name in [
+        "Channel",
+        "Computer",
+        "EventRecordID",
+        "Level",
+        "Task",
+        "Opcode",
+        "Keywords",
+        "Version",
+    ] {
+        match get(system, name) {
+            None | Some(Json::Null) => {}
+            Some(Json::Object(node)) => {
+                sigma.set_item(name, get(node, "#text").unwrap_or(&Json::Null).to_py(py)?)?
+            }
+            Some(value) => sigma.set_item(name, value.to_py(py)?)?,
+        }
+    }
+    for name in ["ProcessID", "ThreadID"] {
+        if let Some(value) = attribute(get(system, "Execution"), name).filter(|v| !v.is_null()) {
+            sigma.set_item(name, value.to_py(py)?)?;
+        }
+    }
+    if let Some(value) = attribute(get(system, "Security"), "UserID").filter(|v| !v.is_null()) {
+        sigma.set_item("UserID", value.to_py(py)?)?;
+    }
+    let time_created = attribute(get(system, "TimeCreated"), "SystemTime").filter(|v| !v.is_null());
+    if let Some(value) = time_created {
+        sigma.set_item("TimeCreated", value.to_py(py)?)?;
+    }
+    let timestamp_ms: PyObject = match time_created {
+        None => 0i64.into_pyobject(py)?.into_any().unbind(),
+        Some(Json::Str(text)) => match epoch_ms(text) {
+            Some(ms) => ms.into_pyobject(py)?.into_any().unbind(),
+            None => py.None(),
+        },
+        Some(_) => py.None(),
+    };
+
+    let data = match data {
+        Some(node) => dict_of(py, node)?,
+        None => PyDict::new(py),
+    };
+    let user_data = PyDict::new(py);
+    if let Some(Json::Object(node)) = get(event, "UserData") {
+        if !leaves(py, node, &user_data, None)? {
+            return Ok(None);
+        }
+    }
+    let extra = user_data.copy()?;
+    if let Some(Json::Object(node)) = get(event, "ProcessingErrorData") {
+        if !leaves(py, node, &extra, None)? {
+            return Ok(None);
+        }
+    }
+    let native = extra.copy()?;
+    native.update(data.as_mapping())?;
+    native.update(sigma.as_mapping())?;
+    let parts = [
+        sigma.into_any().unbind(),
+        data.into_any().unbind(),
+        user_data.into_any().unbind(),
+        extra.into_any().unbind(),
+        native.into_any().unbind(),
+        timestamp_ms,
+    ];
+    Ok(Some(PyTuple::new(py, parts)?.into_any().unbind()))
+}
