@@ -7,8 +7,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyList, PyString};
+use pyo3::types::{PyDict, PyFloat, PyList};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::strings::{py_key, py_value};
 
 pub enum Json<'a> {
     Null,
@@ -50,7 +52,7 @@ impl<'a> Json<'a> {
             Json::Int(n) => n.into_pyobject(py)?.into_any().unbind(),
             Json::UInt(n) => n.into_pyobject(py)?.into_any().unbind(),
             Json::Float(x) => PyFloat::new(py, *x).into_any().unbind(),
-            Json::Str(text) => PyString::new(py, text).into_any().unbind(),
+            Json::Str(text) => py_value(py, text).into_any().unbind(),
             Json::Array(items) => {
                 let list = PyList::empty(py);
                 for item in items {
@@ -78,7 +80,7 @@ pub fn has_duplicate_keys(pairs: &Pairs<'_>) -> bool {
 pub fn dict_of<'py>(py: Python<'py>, pairs: &Pairs<'_>) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for (key, value) in pairs {
-        dict.set_item(PyString::new(py, key), value.to_py(py)?)?;
+        dict.set_item(py_key(py, key), value.to_py(py)?)?;
     }
     Ok(dict)
 }

@@ -7,6 +7,7 @@ mod haystack;
 mod json;
 mod normalise;
 mod prefilter;
+mod strings;
 
 /// Epoch milliseconds of an EVTX SystemTime as the native reader computes it (None: left to Python).
 #[pyfunction]

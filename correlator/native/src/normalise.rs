@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::json::{dict_of, get, has_duplicate_keys, Json, Pairs};
+use crate::strings::py_key;
 
 /// `_attributes(node).get(name)`: an XML attribute as evtx (`#attributes`) or xmltodict (`@Name`) renders it.
 fn attribute<'p, 'a>(node: Option<&'p Json<'a>>, name: &str) -> Option<&'p Json<'a>> {
@@ -38,14 +39,14 @@ fn leaves(
         }
         if key == "#text" {
             if let Some(name) = name {
-                out.set_item(name, value.to_py(py)?)?;
+                out.set_item(py_key(py, name), value.to_py(py)?)?;
             }
         } else if let Json::Object(child) = value {
             if !leaves(py, child, out, Some(key))? {
                 return Ok(false);
             }
         } else {
-            out.set_item(key.as_ref(), value.to_py(py)?)?;
+            out.set_item(py_key(py, key.as_ref()), value.to_py(py)?)?;
         }
     }
     Ok(true)
@@ -153,11 +154,11 @@ pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>
     };
 
     let sigma = PyDict::new(py);
-    sigma.set_item("EventID", event_id.to_py(py)?)?;
+    sigma.set_item(py_key(py, "EventID"), event_id.to_py(py)?)?;
     let provider = get(system, "Provider");
     for (attr, name) in [("Name", "Provider_Name"), ("Guid", "Provider_Guid")] {
         if let Some(value) = attribute(provider, attr).filter(|v| !v.is_null()) {
-            sigma.set_item(name, value.to_py(py)?)?;
+            sigma.set_item(py_key(py, name), value.to_py(py)?)?;
         }
     }
     for name in [
@@ -172,23 +173,24 @@ pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>
     ] {
         match get(system, name) {
             None | Some(Json::Null) => {}
-            Some(Json::Object(node)) => {
-                sigma.set_item(name, get(node, "#text").unwrap_or(&Json::Null).to_py(py)?)?
-            }
-            Some(value) => sigma.set_item(name, value.to_py(py)?)?,
+            Some(Json::Object(node)) => sigma.set_item(
+                py_key(py, name),
+                get(node, "#text").unwrap_or(&Json::Null).to_py(py)?,
+            )?,
+            Some(value) => sigma.set_item(py_key(py, name), value.to_py(py)?)?,
         }
     }
     for name in ["ProcessID", "ThreadID"] {
         if let Some(value) = attribute(get(system, "Execution"), name).filter(|v| !v.is_null()) {
-            sigma.set_item(name, value.to_py(py)?)?;
+            sigma.set_item(py_key(py, name), value.to_py(py)?)?;
         }
     }
     if let Some(value) = attribute(get(system, "Security"), "UserID").filter(|v| !v.is_null()) {
-        sigma.set_item("UserID", value.to_py(py)?)?;
+        sigma.set_item(py_key(py, "UserID"), value.to_py(py)?)?;
     }
     let time_created = attribute(get(system, "TimeCreated"), "SystemTime").filter(|v| !v.is_null());
     if let Some(value) = time_created {
-        sigma.set_item("TimeCreated", value.to_py(py)?)?;
+        sigma.set_item(py_key(py, "TimeCreated"), value.to_py(py)?)?;
     }
     let timestamp_ms: PyObject = match time_created {
         None => 0i64.into_pyobject(py)?.into_any().unbind(),
