@@ -17,7 +17,7 @@ from typing import Any
 from correlator.model import Alert, Event, MatchedRule
 from correlator.sigma.ir import Node, fields_of, required_fields, route_event_ids
 from correlator.sigma.matchers import Pred, compile_node, lowered
-from correlator.sigma.prefilter import Candidates, make_prefilter
+from correlator.sigma.prefilter import Candidates, LiteralFields, make_prefilter
 from correlator.sigma.rule import CompiledRule, RouteKey, Variant
 from correlator.sigma.sources import SourcesConfig
 
@@ -51,6 +51,7 @@ class _Runner:
     ir: Node
     fields: tuple[str, ...]
     literals: tuple[frozenset[str], ...] | None
+    literal_fields: LiteralFields | None
     required: frozenset[str]
     shown: tuple[str, ...]  # fields copied into an alert's `matched`: what the rule reads, plus routing fields
     pred: Pred | None = None
@@ -149,6 +150,9 @@ class SigmaEngine:
         self._generic_by_field: dict[str, list[_Runner]] | None = None
         self._generic_no_field: list[_Runner] = []
         self._buckets: dict[Any, _Bucket] = {}
+        # Route keys -> bucket. Sources whose keys with rules are the same (most EventIDs of a channel have no
+        # rules of their own) share one bucket, built once.
+        self._routed: dict[tuple[RouteKey, ...], _Bucket] = {}
         self._win_buckets: dict[tuple[Any, Any], _Bucket] = {}  # (Channel, EventID) as given -> bucket
         self._ls_fields = sources.logsource_fields
         self._ls_cache: dict[tuple[Any, ...], tuple[RouteKey, ...]] = {}
@@ -166,6 +170,7 @@ class SigmaEngine:
             ir=variant.ir,
             fields=tuple(sorted(fields_of(variant.ir))),
             literals=variant.literals,
+            literal_fields=variant.literal_fields,
             required=required_fields(variant.ir),
             shown=tuple(sorted(fields_of(variant.ir) | _routing_fields(variant))),
             event_ids=route_event_ids(variant.ir) if not variant.routes else None,
@@ -175,14 +180,18 @@ class SigmaEngine:
     def _make_bucket(self, runners: list[_Runner]) -> _Bucket:
         ordered = tuple(sorted({id(r): r for r in runners}.values(), key=lambda r: (r.rule_index, r.fields)))
         needs_ecs = any("." in f for r in ordered for f in r.fields)
-        return _Bucket(ordered, make_prefilter([r.literals for r in ordered]), needs_ecs)
+        prefilter = make_prefilter([r.literals for r in ordered], [r.literal_fields for r in ordered])
+        return _Bucket(ordered, prefilter, needs_ecs)
 
     def _bucket_for_keys(self, keys: tuple[RouteKey, ...]) -> _Bucket:
-        bucket = self._buckets.get(keys)
+        bucket = self._routed.get(keys)
         if bucket is None:
-            runners = [self._runner_for(i, v) for k in keys for i, v in self._by_route.get(k, ())]
-            bucket = self._make_bucket(runners)
-            self._buckets[keys] = bucket
+            ruled = tuple(k for k in keys if k in self._by_route)
+            bucket = self._buckets.get(("routes", ruled))
+            if bucket is None:
+                runners = [self._runner_for(i, v) for k in ruled for i, v in self._by_route[k]]
+                bucket = self._buckets[("routes", ruled)] = self._make_bucket(runners)
+            self._routed[keys] = bucket
         return bucket
 
     def _unknown_bucket(self, event: Event) -> _Bucket:

@@ -142,6 +142,42 @@ def required_literals(node: Node, common: Sequence[str] = ()) -> tuple[frozenset
     return tuple(clauses) if clauses else None
 
 
+# literal -> the fields whose values it must occur in (sorted), None when it may occur in any (keywords)
+LiteralFields = tuple[tuple[str, tuple[str, ...] | None], ...]
+
+
+def literal_fields(node: Node, clauses: tuple[frozenset[str], ...] | None) -> LiteralFields | None:
+    """Where each literal of `clauses` has to be found: in the value of a field one of the leaves it comes from
+    reads, or anywhere when a keyword leaf gives it. Sound: a leaf on field F matches only if F's folded value
+    holds one of the leaf's literals."""
+    if not clauses:
+        return None
+    wanted = frozenset().union(*clauses)
+    where: dict[str, set[str] | None] = {}
+
+    def walk(n: Node) -> None:
+        tag = n[0]
+        if tag in ("and", "or"):
+            for child in n[1]:
+                walk(child)
+            return
+        lits = _leaf_literals(n)  # None for NOT (its leaves never give clauses) and literal-less leaves
+        if not lits:
+            return
+        field = n[1] if tag in ("str", "re") else None
+        for lit in lits & wanted:
+            known = where.get(lit, set())
+            if field is None or known is None:
+                where[lit] = None
+            else:
+                where[lit] = known | {field}
+
+    walk(node)
+    return tuple(
+        (lit, None if (f := where.get(lit)) is None else tuple(sorted(f))) for lit in sorted(wanted)
+    )
+
+
 def load_common_values(path: Path = DEFAULT_COMMON) -> tuple[str, ...]:
     """Lower-cased lines of the common-values file (comments and blanks skipped)."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -187,16 +223,44 @@ def haystack_of(fields: dict[str, Any]) -> str:
     ]).lower()
 
 
+def _folded(value: Any) -> str:
+    """One value's case-folded haystack text (what `haystack_of` joins)."""
+    return (value if value.__class__ is str else str(value) if value.__class__ is int else _text(value)).lower()
+
+
+def _allowed_fields(
+    literals: list[str], field_sets: Sequence[LiteralFields | None] | None
+) -> dict[str, frozenset[str]]:
+    """Per literal, the fields it counts in for the whole bucket: the union over the variants; a literal that
+    any variant may find anywhere (or that no variant places) is left out, meaning anywhere."""
+    if field_sets is None:
+        return {}
+    placed: dict[str, set[str] | None] = {}
+    for entry in field_sets:
+        for lit, fields in entry or ():
+            known = placed.get(lit, set())
+            placed[lit] = None if fields is None or known is None else known | set(fields)
+    return {lit: frozenset(f) for lit in literals if (f := placed.get(lit)) is not None}
+
+
 def make_prefilter(
-    clause_sets: Sequence[tuple[frozenset[str], ...] | None], *, native: bool | None = None
+    clause_sets: Sequence[tuple[frozenset[str], ...] | None],
+    field_sets: Sequence[LiteralFields | None] | None = None,
+    *,
+    native: bool | None = None,
 ) -> Candidates:
-    """The native prefilter when it is built (same results, several times faster), else the Python one."""
+    """The native prefilter when it is built (same results, several times faster), else the Python one.
+    `field_sets` (per variant, see `literal_fields`) lets `candidates_fields` count a literal only where it
+    can make a leaf true."""
     if native if native is not None else native_available():
         from correlator._native import NativePrefilter
 
-        prefilter: Candidates = NativePrefilter([[sorted(c) for c in cs] if cs else None for cs in clause_sets])
+        prefilter: Candidates = NativePrefilter(
+            [[sorted(c) for c in cs] if cs else None for cs in clause_sets],
+            [list(fs) if fs else None for fs in field_sets] if field_sets is not None else None,
+        )
         return prefilter
-    return Prefilter(clause_sets)
+    return Prefilter(clause_sets, field_sets)
 
 
 class Prefilter:
@@ -204,10 +268,16 @@ class Prefilter:
 
     A variant is triggered by a literal of its first (most selective) clause, found by one Aho-Corasick pass
     over the haystack; it stays a candidate only when each of its other clauses has a literal among those found.
-    Variants with no clause are always candidates.
+    Variants with no clause are always candidates. With an event's fields (`candidates_fields`), a literal
+    placed in certain fields counts only when found in one of their values, and only those values are searched
+    for it; keyword literals count anywhere.
     """
 
-    def __init__(self, clause_sets: Sequence[tuple[frozenset[str], ...] | None]) -> None:
+    def __init__(
+        self,
+        clause_sets: Sequence[tuple[frozenset[str], ...] | None],
+        field_sets: Sequence[LiteralFields | None] | None = None,
+    ) -> None:
         self.always: tuple[int, ...] = tuple(i for i, s in enumerate(clause_sets) if not s)
         ids: dict[str, int] = {}
         triggers: list[list[int]] = []
@@ -218,7 +288,7 @@ class Prefilter:
                 triggers.append([])
             return n
 
-        # Every clause's literals join the automaton; a triggered variant's other clauses are then set tests
+        # Every clause's literals join the automata; a triggered variant's other clauses are then set tests
         # against the literals found (measured faster than substring tests on the haystack).
         self.rest: dict[int, tuple[frozenset[int], ...]] = {}
         for i, clauses in enumerate(clause_sets):
@@ -230,17 +300,50 @@ class Prefilter:
                 self.rest[i] = tuple(frozenset(literal_id(lit) for lit in sorted(c)) for c in clauses[1:])
         self.literals = len(ids)
         self.targets: list[tuple[int, ...]] = [tuple(t) for t in triggers]
-        self.automaton: ahocorasick_rs.AhoCorasick | None = None
-        if ids:
-            self.automaton = ahocorasick_rs.AhoCorasick(list(ids))
+        names = list(ids)
+        allowed = _allowed_fields(names, field_sets)
+        # Two automata: literals found anywhere, and literals placed in fields (searched in those fields only).
+        self.anywhere = [ids[lit] for lit in names if lit not in allowed]
+        self.placed = [ids[lit] for lit in names if lit in allowed]
+        self.allowed: dict[int, frozenset[str]] = {ids[lit]: f for lit, f in allowed.items()}
+        self.field_names: frozenset[str] = frozenset().union(*allowed.values())
+        self.anywhere_automaton = (
+            ahocorasick_rs.AhoCorasick([names[n] for n in self.anywhere]) if self.anywhere else None
+        )
+        self.placed_automaton = ahocorasick_rs.AhoCorasick([names[n] for n in self.placed]) if self.placed else None
+
+    def _found(self, text: str, field: str | None) -> set[int]:
+        """Literal ids in one folded text: anywhere-literals always, placed ones when `field` allows them
+        (`field` None: the text is a whole haystack, every literal counts)."""
+        found: set[int] = set()
+        if self.anywhere_automaton is not None:
+            anywhere = self.anywhere
+            found.update(anywhere[n] for n, _, _ in self.anywhere_automaton.find_matches_as_indexes(
+                text, overlapping=True))
+        if self.placed_automaton is not None and (field is None or field in self.field_names):
+            placed, allowed = self.placed, self.allowed
+            for n, _, _ in self.placed_automaton.find_matches_as_indexes(text, overlapping=True):
+                lid = placed[n]
+                if field is None or field in allowed[lid]:
+                    found.add(lid)
+        return found
 
     def candidates_fields(self, fields: dict[str, Any]) -> list[int]:
-        return self.candidates(haystack_of(fields)) if self.automaton is not None else list(self.always)
+        if not self.literals:
+            return list(self.always)
+        found: set[int] = set()
+        for name, value in fields.items():
+            if value is not None:
+                found |= self._found(_folded(value), name)
+        return self._select(found)
 
     def candidates(self, haystack: str) -> list[int]:
-        if self.automaton is None or not haystack:
+        """Candidates for a whole haystack: every literal counts wherever it is found."""
+        if not self.literals or not haystack:
             return list(self.always)
-        found = {n for n, _, _ in self.automaton.find_matches_as_indexes(haystack, overlapping=True)}
+        return self._select(self._found(haystack, None))
+
+    def _select(self, found: set[int]) -> list[int]:
         if not found:
             return list(self.always)
         cands: set[int] = set(self.always)

@@ -46,6 +46,8 @@ class Variant:
     ir: Node
     # The prefilter's literal clauses (best first), worked out at compile time; None when there are none.
     literals: tuple[frozenset[str], ...] | None = None
+    # Where each of those literals must be found: (literal, fields or None for anywhere), sorted by literal.
+    literal_fields: tuple[tuple[str, tuple[str, ...] | None], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,76 @@
 //! The literal prefilter (see correlator/sigma/prefilter.py for the semantics).
 //!
 //! A variant is triggered by a literal of its first clause found in the haystack; it is a candidate when
-//! every other clause has a literal among those found. Variants without clauses are always candidates.
+//! every other clause has a literal among those found. Variants without clauses are always candidates. With an
+//! event's fields, a literal placed in certain fields counts only when found in one of their values, and only
+//! the values of placed fields are searched for placed literals; the others (keywords) count anywhere.
 //! Same inputs and outputs as the pure-Python `Prefilter`; the tests check the two agree.
 
 use std::collections::HashMap;
 
+use ahash::AHashMap;
 use aho_corasick::AhoCorasick;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 use crate::haystack::push_value;
 
+/// The literals of a bucket that are searched together, and the literal id of each of its patterns.
+struct Automaton {
+    automaton: AhoCorasick,
+    ids: Vec<u32>,
+}
+
+impl Automaton {
+    fn new(literals: &[String], ids: Vec<u32>) -> PyResult<Option<Self>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let patterns: Vec<&str> = ids.iter().map(|&n| literals[n as usize].as_str()).collect();
+        let automaton =
+            AhoCorasick::new(patterns).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(Some(Self { automaton, ids }))
+    }
+}
+
+/// Literal ids found, as a bit set plus the list of them.
+struct Found {
+    bits: Vec<u64>,
+    ids: Vec<u32>,
+}
+
+impl Found {
+    fn new(literals: usize) -> Self {
+        Self {
+            bits: vec![0u64; literals.div_ceil(64)],
+            ids: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, n: u32) {
+        let (word, bit) = (n as usize / 64, 1u64 << (n % 64));
+        if self.bits[word] & bit == 0 {
+            self.bits[word] |= bit;
+            self.ids.push(n);
+        }
+    }
+
+    fn has(&self, n: u32) -> bool {
+        self.bits[n as usize / 64] & (1u64 << (n % 64)) != 0
+    }
+}
+
+type ClauseSets = Vec<Option<Vec<Vec<String>>>>;
+type FieldSets = Option<Vec<Option<Vec<(String, Option<Vec<String>>)>>>>;
+
 #[pyclass(module = "correlator._native", frozen)]
 pub struct NativePrefilter {
-    automaton: Option<AhoCorasick>,
+    anywhere: Option<Automaton>,
+    placed: Option<Automaton>,
+    /// Per literal id: the ids (in `field_ids`) of the fields it counts in; empty for anywhere-literals.
+    allowed: Vec<Vec<u32>>,
+    field_ids: AHashMap<String, u32>,
     literal_count: usize,
     targets: Vec<Vec<u32>>,
     rest: Vec<Vec<Vec<u32>>>,
@@ -26,7 +81,8 @@ pub struct NativePrefilter {
 #[pymethods]
 impl NativePrefilter {
     #[new]
-    fn new(clause_sets: Vec<Option<Vec<Vec<String>>>>) -> PyResult<Self> {
+    #[pyo3(signature = (clause_sets, field_sets=None))]
+    fn new(clause_sets: ClauseSets, field_sets: FieldSets) -> PyResult<Self> {
         let variant_count = clause_sets.len();
         let mut ids: HashMap<String, u32> = HashMap::new();
         let mut literals: Vec<String> = Vec::new();
@@ -65,13 +121,46 @@ impl NativePrefilter {
                 rest[i].push(lits);
             }
         }
-        let automaton = if literals.is_empty() {
-            None
-        } else {
-            Some(AhoCorasick::new(&literals).map_err(|e| PyValueError::new_err(e.to_string()))?)
-        };
+
+        // Where each literal counts, over the whole bucket: the union of the variants' fields; anywhere when
+        // a variant finds it anywhere or none places it.
+        let mut placed_in: Vec<Option<Vec<String>>> = vec![None; literals.len()];
+        let mut anywhere_by_variant = vec![false; literals.len()];
+        for entry in field_sets.iter().flatten().flatten() {
+            for (lit, fields) in entry {
+                let Some(&n) = ids.get(lit) else { continue };
+                let n = n as usize;
+                match fields {
+                    None => anywhere_by_variant[n] = true,
+                    Some(fields) => placed_in[n]
+                        .get_or_insert_with(Vec::new)
+                        .extend(fields.iter().cloned()),
+                }
+            }
+        }
+        let mut field_ids: AHashMap<String, u32> = AHashMap::new();
+        let mut allowed: Vec<Vec<u32>> = vec![Vec::new(); literals.len()];
+        let (mut anywhere, mut placed) = (Vec::new(), Vec::new());
+        for n in 0..literals.len() {
+            match placed_in[n].take().filter(|_| !anywhere_by_variant[n]) {
+                None => anywhere.push(n as u32),
+                Some(fields) => {
+                    for field in fields {
+                        let next = field_ids.len() as u32;
+                        let id = *field_ids.entry(field).or_insert(next);
+                        if !allowed[n].contains(&id) {
+                            allowed[n].push(id);
+                        }
+                    }
+                    placed.push(n as u32);
+                }
+            }
+        }
         Ok(Self {
-            automaton,
+            anywhere: Automaton::new(&literals, anywhere)?,
+            placed: Automaton::new(&literals, placed)?,
+            allowed,
+            field_ids,
             literal_count: literals.len(),
             targets,
             rest,
@@ -80,21 +169,61 @@ impl NativePrefilter {
         })
     }
 
-    /// Candidate variant indices for a (case-folded) haystack, in ascending order.
+    /// Candidate variant indices for a (case-folded) haystack, in ascending order: every literal counts
+    /// wherever it is found.
     fn candidates(&self, haystack: &str) -> Vec<u32> {
-        self.find(haystack.as_bytes())
+        let mut found = Found::new(self.literal_count);
+        for automaton in [&self.anywhere, &self.placed].into_iter().flatten() {
+            for m in automaton.automaton.find_overlapping_iter(haystack) {
+                found.add(automaton.ids[m.pattern().as_usize()]);
+            }
+        }
+        self.select(&found)
     }
 
-    /// Candidates for an event's field view: the haystack of every value is built here, not in Python.
+    /// Candidates for an event's field view: the haystacks are built here, not in Python.
     fn candidates_fields(&self, fields: &Bound<'_, PyDict>) -> PyResult<Vec<u32>> {
-        if self.automaton.is_none() {
+        if self.literal_count == 0 {
             return Ok(self.always.clone());
         }
-        let mut hay = Vec::with_capacity(2048);
-        for (_, value) in fields.iter() {
-            push_value(&mut hay, &value)?;
+        // Values of fields some placed literal counts in, each ending at `ends[i]` with field id `owners[i]`;
+        // all other values in `other`.
+        let mut in_fields = Vec::with_capacity(1024);
+        let mut other = Vec::with_capacity(1024);
+        let mut ends: Vec<usize> = Vec::new();
+        let mut owners: Vec<u32> = Vec::new();
+        for (name, value) in fields.iter() {
+            let field = name
+                .downcast::<PyString>()
+                .ok()
+                .and_then(|n| n.to_str().ok().and_then(|n| self.field_ids.get(n).copied()));
+            match field {
+                Some(id) => {
+                    push_value(&mut in_fields, &value)?;
+                    ends.push(in_fields.len());
+                    owners.push(id);
+                }
+                None => push_value(&mut other, &value)?,
+            }
         }
-        Ok(self.find(&hay))
+        let mut found = Found::new(self.literal_count);
+        if let Some(anywhere) = &self.anywhere {
+            for hay in [&in_fields, &other] {
+                for m in anywhere.automaton.find_overlapping_iter(hay.as_slice()) {
+                    found.add(anywhere.ids[m.pattern().as_usize()]);
+                }
+            }
+        }
+        if let Some(placed) = &self.placed {
+            for m in placed.automaton.find_overlapping_iter(in_fields.as_slice()) {
+                let n = placed.ids[m.pattern().as_usize()];
+                let owner = owners[ends.partition_point(|&end| end <= m.start())];
+                if self.allowed[n as usize].contains(&owner) {
+                    found.add(n);
+                }
+            }
+        }
+        Ok(self.select(&found))
     }
 
     #[getter]
@@ -109,29 +238,15 @@ impl NativePrefilter {
 }
 
 impl NativePrefilter {
-    fn find(&self, haystack: &[u8]) -> Vec<u32> {
-        let Some(automaton) = &self.automaton else {
-            return self.always.clone();
-        };
-        let mut seen = vec![0u64; self.literal_count.div_ceil(64)];
-        let mut found: Vec<u32> = Vec::new();
-        for m in automaton.find_overlapping_iter(haystack) {
-            let n = m.pattern().as_usize();
-            let (word, bit) = (n / 64, 1u64 << (n % 64));
-            if seen[word] & bit == 0 {
-                seen[word] |= bit;
-                found.push(n as u32);
-            }
-        }
-        if found.is_empty() {
+    fn select(&self, found: &Found) -> Vec<u32> {
+        if found.ids.is_empty() {
             return self.always.clone();
         }
-        let has = |n: u32| seen[n as usize / 64] & (1u64 << (n % 64)) != 0;
         let mut chosen = vec![0u64; self.variant_count.div_ceil(64)];
         for &i in &self.always {
             chosen[i as usize / 64] |= 1u64 << (i % 64);
         }
-        for &n in &found {
+        for &n in &found.ids {
             for &v in &self.targets[n as usize] {
                 let (word, bit) = (v as usize / 64, 1u64 << (v % 64));
                 if chosen[word] & bit != 0 {
@@ -139,7 +254,7 @@ impl NativePrefilter {
                 }
                 if self.rest[v as usize]
                     .iter()
-                    .all(|clause| clause.iter().any(|&l| has(l)))
+                    .all(|clause| clause.iter().any(|&l| found.has(l)))
                 {
                     chosen[word] |= bit;
                 }
