@@ -7,10 +7,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyList};
+use pyo3::types::{PyDict, PyFloat, PyList, PyString};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::strings::{py_key, py_value};
+use crate::strings::py_key;
 
 pub enum Json<'a> {
     Null,
@@ -52,7 +52,7 @@ impl<'a> Json<'a> {
             Json::Int(n) => n.into_pyobject(py)?.into_any().unbind(),
             Json::UInt(n) => n.into_pyobject(py)?.into_any().unbind(),
             Json::Float(x) => PyFloat::new(py, *x).into_any().unbind(),
-            Json::Str(text) => py_value(py, text).into_any().unbind(),
+            Json::Str(text) => PyString::new(py, text).into_any().unbind(),
             Json::Array(items) => {
                 let list = PyList::empty(py);
                 for item in items {

@@ -1,6 +1,7 @@
-//! Python strings for the short texts that repeat from record to record (field names, channel and provider
-//! names, "-", "NULL", ...): made once per thread and shared, as orjson does for keys. Sharing is safe, Python
-//! strings are immutable; a shared one also keeps its hash, so dict inserts and lookups skip rehashing.
+//! Python strings for field names, which repeat from record to record: made once per thread and shared, as
+//! orjson does for keys. Sharing is safe, Python strings are immutable; a shared one also keeps its hash, so
+//! dict inserts and lookups skip rehashing. (Short values were shared too at first: most are unique, and the
+//! lookups cost more than they saved.)
 
 use std::cell::RefCell;
 
@@ -10,9 +11,7 @@ use pyo3::types::PyString;
 
 /// Longer names are made each time.
 const MAX_KEY_LEN: usize = 64;
-/// Longer values (timestamps, GUIDs, paths, command lines) rarely repeat exactly: they are made each time.
-const MAX_VALUE_LEN: usize = 24;
-/// The cache stops growing here (fields with unbounded distinct short values must not fill memory).
+/// The cache stops growing here (records with ever new names must not fill memory).
 const MAX_SHARED: usize = 1 << 16;
 
 thread_local! {
@@ -23,16 +22,7 @@ thread_local! {
 
 /// A field name as a Python string.
 pub fn py_key<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyString> {
-    shared(py, text, MAX_KEY_LEN)
-}
-
-/// A string value as a Python string.
-pub fn py_value<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyString> {
-    shared(py, text, MAX_VALUE_LEN)
-}
-
-fn shared<'py>(py: Python<'py>, text: &str, max_len: usize) -> Bound<'py, PyString> {
-    if text.len() > max_len {
+    if text.len() > MAX_KEY_LEN {
         return PyString::new(py, text);
     }
     SHARED.with(|shared| {
