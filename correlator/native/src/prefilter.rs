@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use ahash::AHashMap;
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, MatchKind};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -20,6 +20,9 @@ use crate::haystack::push_value;
 struct Automaton {
     automaton: AhoCorasick,
     ids: Vec<u32>,
+    /// For a few literals: a leftmost-first automaton over the same patterns, which can use a vectorised
+    /// skipping search, to tell quickly whether any is there at all (mostly none is).
+    gate: Option<AhoCorasick>,
 }
 
 impl Automaton {
@@ -28,9 +31,31 @@ impl Automaton {
             return Ok(None);
         }
         let patterns: Vec<&str> = ids.iter().map(|&n| literals[n as usize].as_str()).collect();
-        let automaton =
-            AhoCorasick::new(patterns).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(Some(Self { automaton, ids }))
+        let error = |e: aho_corasick::BuildError| PyValueError::new_err(e.to_string());
+        let automaton = AhoCorasick::new(&patterns).map_err(error)?;
+        let gate = if patterns.len() <= FEW_LITERALS {
+            let builder = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(&patterns);
+            Some(builder.map_err(error)?)
+        } else {
+            None
+        };
+        Ok(Some(Self {
+            automaton,
+            ids,
+            gate,
+        }))
+    }
+
+    /// Every literal in `hay`, overlapping ones too.
+    fn find_all(&self, hay: &[u8], found: &mut Found) {
+        if self.gate.as_ref().is_some_and(|gate| !gate.is_match(hay)) {
+            return;
+        }
+        for m in self.automaton.find_overlapping_iter(hay) {
+            found.add(self.ids[m.pattern().as_usize()]);
+        }
     }
 }
 
@@ -60,6 +85,9 @@ impl Found {
         self.bits[n as usize / 64] & (1u64 << (n % 64)) != 0
     }
 }
+
+/// Up to this many literals, a leftmost-first search can skip through text with a vectorised prefilter.
+const FEW_LITERALS: usize = 64;
 
 type ClauseSets = Vec<Option<Vec<Vec<String>>>>;
 type FieldSets = Option<Vec<Option<Vec<(String, Option<Vec<String>>)>>>>;
@@ -174,9 +202,7 @@ impl NativePrefilter {
     fn candidates(&self, haystack: &str) -> Vec<u32> {
         let mut found = Found::new(self.literal_count);
         for automaton in [&self.anywhere, &self.placed].into_iter().flatten() {
-            for m in automaton.automaton.find_overlapping_iter(haystack) {
-                found.add(automaton.ids[m.pattern().as_usize()]);
-            }
+            automaton.find_all(haystack.as_bytes(), &mut found);
         }
         self.select(&found)
     }
@@ -209,9 +235,7 @@ impl NativePrefilter {
         let mut found = Found::new(self.literal_count);
         if let Some(anywhere) = &self.anywhere {
             for hay in [&in_fields, &other] {
-                for m in anywhere.automaton.find_overlapping_iter(hay.as_slice()) {
-                    found.add(anywhere.ids[m.pattern().as_usize()]);
-                }
+                anywhere.find_all(hay, &mut found);
             }
         }
         if let Some(placed) = &self.placed {
