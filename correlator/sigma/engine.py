@@ -257,12 +257,28 @@ class SigmaEngine:
     # -- evaluation ------------------------------------------------------------------------------------
     def match(self, event: Event) -> list[Alert]:
         """Alerts for one event (at most one per rule)."""
-        return self._match(event, prefilter=True)
+        stats = self.stats
+        stats.events += 1
+        bucket = self._bucket(event)
+        if not bucket.runners:
+            return []
+        # The record's own fields (`native`) unless a rule of this source reads an ECS name: the ECS view of a
+        # deferred event is built only then. Keywords search the values of the view in use.
+        fields = event.fields if bucket.needs_ecs else event.native
+        cands = bucket.prefilter.candidates_fields(fields)
+        if not cands:
+            return []
+        stats.evaluated += len(cands)
+        return self._evaluate(bucket.runners, cands, event, fields)
 
     def match_naive(self, event: Event) -> list[Alert]:
         """The same alerts without the literal prefilter: every rule of the event's log source is evaluated.
         The baseline for benchmarks and the reference for equivalence tests."""
-        return self._match(event, prefilter=False)
+        self.stats.events += 1
+        bucket = self._bucket(event)
+        fields = event.fields if bucket.needs_ecs else event.native
+        self.stats.evaluated += len(bucket.runners)
+        return self._evaluate(bucket.runners, range(len(bucket.runners)), event, fields)
 
     def _bucket(self, event: Event) -> _Bucket:
         native = event.native
@@ -281,25 +297,12 @@ class SigmaEngine:
                 self._win_buckets[(channel, native.get("EventID"))] = bucket
         return bucket
 
-    def _match(self, event: Event, *, prefilter: bool) -> list[Alert]:
-        self.stats.events += 1
-        bucket = self._bucket(event)
-        if not bucket.runners:
-            return []
-        # The record's own fields (`native`) unless a rule of this source reads an ECS name: the ECS view of a
-        # deferred event is built only then. Keywords search the values of the view in use.
-        fields = event.fields if bucket.needs_ecs else event.native
+    def _evaluate(
+        self, runners: tuple[_Runner, ...], cands: Sequence[int], event: Event, fields: dict[str, Any]
+    ) -> list[Alert]:
         low = LowerView(fields)
-        if prefilter:
-            cands: Sequence[int] = bucket.prefilter.candidates_fields(fields)
-            if not cands:
-                return []
-        else:
-            cands = range(len(bucket.runners))
         alerts: list[Alert] = []
         fired: set[int] = set()
-        runners = bucket.runners
-        self.stats.evaluated += len(cands)
         for i in cands:
             r = runners[i]
             if r.rule_index in fired:
