@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from correlator.model import Alert, Event, MatchedRule
-from correlator.sigma.ir import Node, fields_of, required_fields, route_event_ids
+from correlator.sigma.ir import Node
 from correlator.sigma.matchers import Pred, compile_node, lowered
 from correlator.sigma.prefilter import Candidates, LiteralFields, make_prefilter
 from correlator.sigma.rule import CompiledRule, RouteKey, Variant
@@ -168,12 +168,12 @@ class SigmaEngine:
         return _Runner(
             rule_index=index,
             ir=variant.ir,
-            fields=tuple(sorted(fields_of(variant.ir))),
+            fields=variant.reads,
             literals=variant.literals,
             literal_fields=variant.literal_fields,
-            required=required_fields(variant.ir),
-            shown=tuple(sorted(fields_of(variant.ir) | _routing_fields(variant))),
-            event_ids=route_event_ids(variant.ir) if not variant.routes else None,
+            required=variant.required,
+            shown=tuple(sorted({*variant.reads, *_routing_fields(variant)})),
+            event_ids=variant.event_ids if not variant.routes else None,
         )
 
     # -- buckets ---------------------------------------------------------------------------------------
