@@ -228,19 +228,32 @@ def _folded(value: Any) -> str:
     return (value if value.__class__ is str else str(value) if value.__class__ is int else _text(value)).lower()
 
 
-def _allowed_fields(
-    literals: list[str], field_sets: Sequence[LiteralFields | None] | None
-) -> dict[str, frozenset[str]]:
-    """Per literal, the fields it counts in for the whole bucket: the union over the variants; a literal that
-    any variant may find anywhere (or that no variant places) is left out, meaning anywhere."""
-    if field_sets is None:
-        return {}
-    placed: dict[str, set[str] | None] = {}
-    for entry in field_sets:
-        for lit, fields in entry or ():
-            known = placed.get(lit, set())
-            placed[lit] = None if fields is None or known is None else known | set(fields)
-    return {lit: frozenset(f) for lit in literals if (f := placed.get(lit)) is not None}
+ALL_FIELDS = (1 << 64) - 1  # the field mask of a literal that counts wherever it is found
+_MASK_BITS = 64  # fields past the 63rd (sorted) share the last bit: coarser, still sound
+
+
+def _placements(
+    clause_sets: Sequence[tuple[frozenset[str], ...] | None], field_sets: Sequence[LiteralFields | None] | None
+) -> tuple[list[dict[str, tuple[str, ...]]], list[str]]:
+    """Per variant, the fields each of its placed literals counts in, and the bucket's field names (sorted).
+    A literal is placed only when every variant using it places it; otherwise it counts anywhere for all."""
+    per_variant: list[dict[str, tuple[str, ...]]] = [{} for _ in clause_sets]
+    anywhere: set[str] = set()
+    for i, clauses in enumerate(clause_sets):
+        if not clauses:
+            continue
+        given = dict(field_sets[i] or ()) if field_sets is not None else {}
+        for lit in frozenset().union(*clauses):
+            fields = given.get(lit)
+            if fields is None:
+                anywhere.add(lit)
+            else:
+                per_variant[i][lit] = fields
+    for placed in per_variant:
+        for lit in anywhere & placed.keys():
+            del placed[lit]
+    names = sorted({f for placed in per_variant for fields in placed.values() for f in fields})
+    return per_variant, names
 
 
 def make_prefilter(
@@ -269,8 +282,10 @@ class Prefilter:
     A variant is triggered by a literal of its first (most selective) clause, found by one Aho-Corasick pass
     over the haystack; it stays a candidate only when each of its other clauses has a literal among those found.
     Variants with no clause are always candidates. With an event's fields (`candidates_fields`), a literal
-    placed in certain fields counts only when found in one of their values, and only those values are searched
-    for it; keyword literals count anywhere.
+    the variants place in certain fields counts for a variant only when found in the value of one of the fields
+    that variant gives it, and only the values of placed fields are searched for placed literals; keyword
+    literals count anywhere. Found literals carry a mask of the fields they were found in (`ALL_FIELDS` for
+    anywhere).
     """
 
     def __init__(
@@ -279,81 +294,84 @@ class Prefilter:
         field_sets: Sequence[LiteralFields | None] | None = None,
     ) -> None:
         self.always: tuple[int, ...] = tuple(i for i, s in enumerate(clause_sets) if not s)
+        per_variant, field_names = _placements(clause_sets, field_sets)
+        self.field_bits: dict[str, int] = {
+            name: 1 << min(n, _MASK_BITS - 1) for n, name in enumerate(field_names)
+        }
         ids: dict[str, int] = {}
-        triggers: list[list[int]] = []
 
         def literal_id(lit: str) -> int:
-            n = ids.setdefault(lit, len(ids))
-            if n == len(triggers):
-                triggers.append([])
-            return n
+            return ids.setdefault(lit, len(ids))
 
-        # Every clause's literals join the automata; a triggered variant's other clauses are then set tests
+        def mask(i: int, lit: str) -> int:
+            fields = per_variant[i].get(lit)
+            return ALL_FIELDS if fields is None else sum({self.field_bits[f] for f in fields})
+
+        # Every clause's literals join the automata; a triggered variant's other clauses are then mask tests
         # against the literals found (measured faster than substring tests on the haystack).
-        self.rest: dict[int, tuple[frozenset[int], ...]] = {}
+        triggers: dict[int, list[tuple[int, int]]] = {}
+        self.rest: dict[int, tuple[tuple[tuple[int, int], ...], ...]] = {}
         for i, clauses in enumerate(clause_sets):
             if not clauses:
                 continue
             for lit in sorted(clauses[0]):
-                triggers[literal_id(lit)].append(i)
+                triggers.setdefault(literal_id(lit), []).append((i, mask(i, lit)))
             if len(clauses) > 1:
-                self.rest[i] = tuple(frozenset(literal_id(lit) for lit in sorted(c)) for c in clauses[1:])
+                self.rest[i] = tuple(tuple((literal_id(lit), mask(i, lit)) for lit in sorted(c)) for c in clauses[1:])
         self.literals = len(ids)
-        self.targets: list[tuple[int, ...]] = [tuple(t) for t in triggers]
+        self.targets: list[tuple[tuple[int, int], ...]] = [tuple(triggers.get(n, ())) for n in range(len(ids))]
+        placed_lits = {lit for placed in per_variant for lit in placed}
         names = list(ids)
-        allowed = _allowed_fields(names, field_sets)
-        # Two automata: literals found anywhere, and literals placed in fields (searched in those fields only).
-        self.anywhere = [ids[lit] for lit in names if lit not in allowed]
-        self.placed = [ids[lit] for lit in names if lit in allowed]
-        self.allowed: dict[int, frozenset[str]] = {ids[lit]: f for lit, f in allowed.items()}
-        self.field_names: frozenset[str] = frozenset().union(*allowed.values())
+        # Two automata: literals found anywhere, and placed literals (searched in placed fields only).
+        self.anywhere = [ids[lit] for lit in names if lit not in placed_lits]
+        self.placed = [ids[lit] for lit in names if lit in placed_lits]
         self.anywhere_automaton = (
             ahocorasick_rs.AhoCorasick([names[n] for n in self.anywhere]) if self.anywhere else None
         )
         self.placed_automaton = ahocorasick_rs.AhoCorasick([names[n] for n in self.placed]) if self.placed else None
 
-    def _found(self, text: str, field: str | None) -> set[int]:
-        """Literal ids in one folded text: anywhere-literals always, placed ones when `field` allows them
-        (`field` None: the text is a whole haystack, every literal counts)."""
-        found: set[int] = set()
+    def _find(self, text: str, bit: int | None, found: dict[int, int]) -> None:
+        """Add the literals in one folded text to `found` (literal id -> field mask): anywhere-literals with
+        every field, placed ones with the text's field bit when it is a placed field (`bit` None: the text is a
+        whole haystack, every literal counts everywhere)."""
         if self.anywhere_automaton is not None:
             anywhere = self.anywhere
-            found.update(anywhere[n] for n, _, _ in self.anywhere_automaton.find_matches_as_indexes(
-                text, overlapping=True))
-        if self.placed_automaton is not None and (field is None or field in self.field_names):
-            placed, allowed = self.placed, self.allowed
+            for n, _, _ in self.anywhere_automaton.find_matches_as_indexes(text, overlapping=True):
+                found[anywhere[n]] = ALL_FIELDS
+        if self.placed_automaton is not None and bit != 0:
+            placed, add = self.placed, ALL_FIELDS if bit is None else bit
             for n, _, _ in self.placed_automaton.find_matches_as_indexes(text, overlapping=True):
-                lid = placed[n]
-                if field is None or field in allowed[lid]:
-                    found.add(lid)
-        return found
+                found[placed[n]] = found.get(placed[n], 0) | add
 
     def candidates_fields(self, fields: dict[str, Any]) -> list[int]:
         if not self.literals:
             return list(self.always)
-        found: set[int] = set()
+        found: dict[int, int] = {}
+        bits = self.field_bits
         for name, value in fields.items():
             if value is not None:
-                found |= self._found(_folded(value), name)
+                self._find(_folded(value), bits.get(name, 0), found)
         return self._select(found)
 
     def candidates(self, haystack: str) -> list[int]:
         """Candidates for a whole haystack: every literal counts wherever it is found."""
         if not self.literals or not haystack:
             return list(self.always)
-        return self._select(self._found(haystack, None))
+        found: dict[int, int] = {}
+        self._find(haystack, None, found)
+        return self._select(found)
 
-    def _select(self, found: set[int]) -> list[int]:
+    def _select(self, found: dict[int, int]) -> list[int]:
         if not found:
             return list(self.always)
         cands: set[int] = set(self.always)
         targets = self.targets
         rest = self.rest
-        for n in found:
-            for i in targets[n]:
-                if i in cands:
+        for n, where in found.items():
+            for i, mask in targets[n]:
+                if i in cands or not where & mask:
                     continue
                 checks = rest.get(i)
-                if checks is None or all(not c.isdisjoint(found) for c in checks):
+                if checks is None or all(any(found.get(lit, 0) & m for lit, m in clause) for clause in checks):
                     cands.add(i)
         return sorted(cands)

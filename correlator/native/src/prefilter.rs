@@ -2,11 +2,12 @@
 //!
 //! A variant is triggered by a literal of its first clause found in the haystack; it is a candidate when
 //! every other clause has a literal among those found. Variants without clauses are always candidates. With an
-//! event's fields, a literal placed in certain fields counts only when found in one of their values, and only
-//! the values of placed fields are searched for placed literals; the others (keywords) count anywhere.
+//! event's fields, a literal the variants place in certain fields counts for a variant only when found in the
+//! value of a field that variant gives it (found literals carry a mask of the fields they were found in), and
+//! only the values of placed fields are searched for placed literals; the others (keywords) count anywhere.
 //! Same inputs and outputs as the pure-Python `Prefilter`; the tests check the two agree.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use ahash::AHashMap;
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -48,43 +49,44 @@ impl Automaton {
         }))
     }
 
-    /// Every literal in `hay`, overlapping ones too.
+    /// Every literal in `hay`, overlapping ones too, as found in every field.
     fn find_all(&self, hay: &[u8], found: &mut Found) {
         if self.gate.as_ref().is_some_and(|gate| !gate.is_match(hay)) {
             return;
         }
         for m in self.automaton.find_overlapping_iter(hay) {
-            found.add(self.ids[m.pattern().as_usize()]);
+            found.add(self.ids[m.pattern().as_usize()], ALL_FIELDS);
         }
     }
 }
 
-/// Literal ids found, as a bit set plus the list of them.
+/// Literals found: per literal id the mask of the fields it was found in (0: not found), and their list.
 struct Found {
-    bits: Vec<u64>,
+    masks: Vec<u64>,
     ids: Vec<u32>,
 }
 
 impl Found {
     fn new(literals: usize) -> Self {
         Self {
-            bits: vec![0u64; literals.div_ceil(64)],
+            masks: vec![0u64; literals],
             ids: Vec::new(),
         }
     }
 
-    fn add(&mut self, n: u32) {
-        let (word, bit) = (n as usize / 64, 1u64 << (n % 64));
-        if self.bits[word] & bit == 0 {
-            self.bits[word] |= bit;
+    fn add(&mut self, n: u32, fields: u64) {
+        let mask = &mut self.masks[n as usize];
+        if *mask == 0 {
             self.ids.push(n);
         }
-    }
-
-    fn has(&self, n: u32) -> bool {
-        self.bits[n as usize / 64] & (1u64 << (n % 64)) != 0
+        *mask |= fields;
     }
 }
+
+/// The field mask of a literal that counts wherever it is found.
+const ALL_FIELDS: u64 = u64::MAX;
+/// Fields past the 63rd (sorted) share the last bit: coarser, still sound.
+const MASK_BITS: usize = 64;
 
 /// Up to this many literals, a leftmost-first search can skip through text with a vectorised prefilter.
 const FEW_LITERALS: usize = 64;
@@ -96,14 +98,55 @@ type FieldSets = Option<Vec<Option<Vec<(String, Option<Vec<String>>)>>>>;
 pub struct NativePrefilter {
     anywhere: Option<Automaton>,
     placed: Option<Automaton>,
-    /// Per literal id: the ids (in `field_ids`) of the fields it counts in; empty for anywhere-literals.
-    allowed: Vec<Vec<u32>>,
-    field_ids: AHashMap<String, u32>,
+    /// The bit of each placed field.
+    field_bits: AHashMap<String, u64>,
     literal_count: usize,
-    targets: Vec<Vec<u32>>,
-    rest: Vec<Vec<Vec<u32>>>,
+    /// Per literal: the variants it triggers, each with the fields it counts in for that variant.
+    targets: Vec<Vec<(u32, u64)>>,
+    /// Per variant: its other clauses, as (literal, fields) alternatives.
+    rest: Vec<Vec<Vec<(u32, u64)>>>,
     always: Vec<u32>,
     variant_count: usize,
+}
+
+/// Per variant, the fields each of its placed literals counts in, and the bucket's field names (sorted).
+/// A literal is placed only when every variant using it places it; otherwise it counts anywhere for all.
+fn placements(
+    clause_sets: &ClauseSets,
+    field_sets: &FieldSets,
+) -> (Vec<HashMap<String, Vec<String>>>, Vec<String>) {
+    let mut per_variant: Vec<HashMap<String, Vec<String>>> =
+        vec![HashMap::new(); clause_sets.len()];
+    let mut anywhere: HashSet<String> = HashSet::new();
+    for (i, clauses) in clause_sets.iter().enumerate() {
+        let Some(clauses) = clauses.as_ref().filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        let given: HashMap<&String, &Option<Vec<String>>> = field_sets
+            .as_ref()
+            .and_then(|sets| sets[i].as_ref())
+            .map(|entries| entries.iter().map(|(lit, fields)| (lit, fields)).collect())
+            .unwrap_or_default();
+        for lit in clauses.iter().flatten() {
+            match given.get(lit) {
+                Some(Some(fields)) => {
+                    per_variant[i].insert(lit.clone(), fields.clone());
+                }
+                _ => {
+                    anywhere.insert(lit.clone());
+                }
+            }
+        }
+    }
+    for placed in &mut per_variant {
+        placed.retain(|lit, _| !anywhere.contains(lit));
+    }
+    let names: BTreeSet<&String> = per_variant
+        .iter()
+        .flat_map(|p| p.values().flatten())
+        .collect();
+    let names = names.into_iter().cloned().collect();
+    (per_variant, names)
 }
 
 #[pymethods]
@@ -112,13 +155,25 @@ impl NativePrefilter {
     #[pyo3(signature = (clause_sets, field_sets=None))]
     fn new(clause_sets: ClauseSets, field_sets: FieldSets) -> PyResult<Self> {
         let variant_count = clause_sets.len();
+        let (per_variant, field_names) = placements(&clause_sets, &field_sets);
+        let field_bits: AHashMap<String, u64> = field_names
+            .into_iter()
+            .enumerate()
+            .map(|(n, name)| (name, 1u64 << n.min(MASK_BITS - 1)))
+            .collect();
+        let mask = |i: usize, lit: &String| -> u64 {
+            match per_variant[i].get(lit) {
+                None => ALL_FIELDS,
+                Some(fields) => fields.iter().fold(0, |m, f| m | field_bits[f]),
+            }
+        };
         let mut ids: HashMap<String, u32> = HashMap::new();
         let mut literals: Vec<String> = Vec::new();
-        let mut targets: Vec<Vec<u32>> = Vec::new();
-        let mut rest: Vec<Vec<Vec<u32>>> = vec![Vec::new(); variant_count];
+        let mut targets: Vec<Vec<(u32, u64)>> = Vec::new();
+        let mut rest: Vec<Vec<Vec<(u32, u64)>>> = vec![Vec::new(); variant_count];
         let mut always: Vec<u32> = Vec::new();
         let mut id_of =
-            |lit: &String, literals: &mut Vec<String>, targets: &mut Vec<Vec<u32>>| -> u32 {
+            |lit: &String, literals: &mut Vec<String>, targets: &mut Vec<Vec<(u32, u64)>>| -> u32 {
                 if let Some(&n) = ids.get(lit) {
                     return n;
                 }
@@ -137,58 +192,31 @@ impl NativePrefilter {
             first.sort();
             for lit in first {
                 let n = id_of(lit, &mut literals, &mut targets);
-                targets[n as usize].push(i as u32);
+                targets[n as usize].push((i as u32, mask(i, lit)));
             }
             for clause in &clauses[1..] {
                 let mut sorted: Vec<&String> = clause.iter().collect();
                 sorted.sort();
                 let lits = sorted
                     .into_iter()
-                    .map(|l| id_of(l, &mut literals, &mut targets))
+                    .map(|l| (id_of(l, &mut literals, &mut targets), mask(i, l)))
                     .collect();
                 rest[i].push(lits);
             }
         }
-
-        // Where each literal counts, over the whole bucket: the union of the variants' fields; anywhere when
-        // a variant finds it anywhere or none places it.
-        let mut placed_in: Vec<Option<Vec<String>>> = vec![None; literals.len()];
-        let mut anywhere_by_variant = vec![false; literals.len()];
-        for entry in field_sets.iter().flatten().flatten() {
-            for (lit, fields) in entry {
-                let Some(&n) = ids.get(lit) else { continue };
-                let n = n as usize;
-                match fields {
-                    None => anywhere_by_variant[n] = true,
-                    Some(fields) => placed_in[n]
-                        .get_or_insert_with(Vec::new)
-                        .extend(fields.iter().cloned()),
-                }
-            }
-        }
-        let mut field_ids: AHashMap<String, u32> = AHashMap::new();
-        let mut allowed: Vec<Vec<u32>> = vec![Vec::new(); literals.len()];
+        let placed_lits: HashSet<&String> = per_variant.iter().flat_map(|p| p.keys()).collect();
         let (mut anywhere, mut placed) = (Vec::new(), Vec::new());
-        for n in 0..literals.len() {
-            match placed_in[n].take().filter(|_| !anywhere_by_variant[n]) {
-                None => anywhere.push(n as u32),
-                Some(fields) => {
-                    for field in fields {
-                        let next = field_ids.len() as u32;
-                        let id = *field_ids.entry(field).or_insert(next);
-                        if !allowed[n].contains(&id) {
-                            allowed[n].push(id);
-                        }
-                    }
-                    placed.push(n as u32);
-                }
+        for (n, lit) in literals.iter().enumerate() {
+            if placed_lits.contains(lit) {
+                placed.push(n as u32);
+            } else {
+                anywhere.push(n as u32);
             }
         }
         Ok(Self {
             anywhere: Automaton::new(&literals, anywhere)?,
             placed: Automaton::new(&literals, placed)?,
-            allowed,
-            field_ids,
+            field_bits,
             literal_count: literals.len(),
             targets,
             rest,
@@ -212,22 +240,22 @@ impl NativePrefilter {
         if self.literal_count == 0 {
             return Ok(self.always.clone());
         }
-        // Values of fields some placed literal counts in, each ending at `ends[i]` with field id `owners[i]`;
-        // all other values in `other`.
+        // Values of placed fields, each ending at `ends[i]` with field bit `bits[i]`; all others in `other`.
         let mut in_fields = Vec::with_capacity(1024);
         let mut other = Vec::with_capacity(1024);
         let mut ends: Vec<usize> = Vec::new();
-        let mut owners: Vec<u32> = Vec::new();
+        let mut bits: Vec<u64> = Vec::new();
         for (name, value) in fields.iter() {
-            let field = name
-                .downcast::<PyString>()
-                .ok()
-                .and_then(|n| n.to_str().ok().and_then(|n| self.field_ids.get(n).copied()));
-            match field {
-                Some(id) => {
+            let bit = name.downcast::<PyString>().ok().and_then(|n| {
+                n.to_str()
+                    .ok()
+                    .and_then(|n| self.field_bits.get(n).copied())
+            });
+            match bit {
+                Some(bit) => {
                     push_value(&mut in_fields, &value)?;
                     ends.push(in_fields.len());
-                    owners.push(id);
+                    bits.push(bit);
                 }
                 None => push_value(&mut other, &value)?,
             }
@@ -241,10 +269,7 @@ impl NativePrefilter {
         if let Some(placed) = &self.placed {
             for m in placed.automaton.find_overlapping_iter(in_fields.as_slice()) {
                 let n = placed.ids[m.pattern().as_usize()];
-                let owner = owners[ends.partition_point(|&end| end <= m.start())];
-                if self.allowed[n as usize].contains(&owner) {
-                    found.add(n);
-                }
+                found.add(n, bits[ends.partition_point(|&end| end <= m.start())]);
             }
         }
         Ok(self.select(&found))
@@ -270,15 +295,17 @@ impl NativePrefilter {
         for &i in &self.always {
             chosen[i as usize / 64] |= 1u64 << (i % 64);
         }
+        let counts = |(l, m): &(u32, u64)| found.masks[*l as usize] & m != 0;
         for &n in &found.ids {
-            for &v in &self.targets[n as usize] {
+            let here = found.masks[n as usize];
+            for &(v, mask) in &self.targets[n as usize] {
                 let (word, bit) = (v as usize / 64, 1u64 << (v % 64));
-                if chosen[word] & bit != 0 {
+                if chosen[word] & bit != 0 || here & mask == 0 {
                     continue;
                 }
                 if self.rest[v as usize]
                     .iter()
-                    .all(|clause| clause.iter().any(|&l| found.has(l)))
+                    .all(|clause| clause.iter().any(counts))
                 {
                     chosen[word] |= bit;
                 }

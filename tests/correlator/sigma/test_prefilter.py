@@ -169,6 +169,21 @@ def test_placed_literals_count_only_in_their_fields(native):
     assert list(pf.candidates("alpha\x1fbeta\x1fgamma")) == [0, 2]  # a bare haystack: literals count anywhere
 
 
+@pytest.mark.parametrize("native", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not native_available(), reason="the native prefilter (correlator/native, Rust) is not built"))],
+    ids=["python", "native"])
+def test_a_shared_literal_counts_per_variant_in_its_own_fields(native):
+    clause_sets = [(frozenset({"omega"}),), (frozenset({"omega"}),), (frozenset({"omega"}),)]
+    field_sets = [(("omega", ("Image",)),), (("omega", ("User",)),), (("omega", ("Image", "User")),)]
+    pf = make_prefilter(clause_sets, field_sets, native=native)
+    assert list(pf.candidates_fields({"User": "OMEGA"})) == [1, 2]
+    assert list(pf.candidates_fields({"Image": "omega", "Other": "omega"})) == [0, 2]
+    assert list(pf.candidates_fields({"Other": "omega"})) == []
+    keyword = make_prefilter([*clause_sets, (frozenset({"omega"}),)], [*field_sets, (("omega", None),)],
+                             native=native)
+    assert list(keyword.candidates_fields({"Other": "omega"})) == [0, 1, 2, 3]  # a keyword makes it count anywhere
+
+
 @pytest.mark.skipif(not native_available(), reason="the native prefilter (correlator/native, Rust) is not built")
 def test_native_placed_prefilter_equals_python():
     rng = random.Random(17)
