@@ -83,11 +83,11 @@ def read_evtx(path: Path, *, threads: int = 1, native: bool | None = None) -> It
         failures = 0
         if native:
             raw, event_id, counter, record, parts = item
-            if parts is not None:  # taken apart natively
-                sigma, data, user_data, extra, fields, timestamp_ms = parts
+            if parts is not None:  # normalised natively
+                fields, user_count, extra_count, data_count, timestamp_ms = parts
                 last_good = counter
                 origin = EventOrigin(path=where, record_id=counter, format="evtx")
-                yield evtx_event(sigma, data, user_data, extra, fields, timestamp_ms, raw, event_id, origin)
+                yield evtx_event(fields, user_count, extra_count, data_count, timestamp_ms, raw, event_id, origin)
                 continue
         elif type(item) is not dict or not isinstance(item.get("data"), str):
             yield Rejected(f"parser returned an unexpected item: {type(item).__name__}",

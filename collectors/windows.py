@@ -404,23 +404,35 @@ def _assemble(
 
 
 def evtx_event(
-    sigma: dict[str, Any],
-    data: dict[str, Any],
-    user_data: dict[str, Any],
-    extra: dict[str, Any],
     native: dict[str, Any],
+    user_count: int,
+    extra_count: int,
+    data_count: int,
     timestamp_ms: int | None,
     raw: str,
     event_id: str,
     origin: EventOrigin,
 ) -> Event:
-    """An EVTX record the native reader (correlator/native) has already taken apart: the same values
-    `_from_evtx` builds, with `native` merged and the event id computed; `timestamp_ms` None when the reader
-    left the time to `to_epoch_ms`."""
+    """An EVTX record the native reader (correlator/native) has already normalised: `native` is the field view
+    `_from_evtx` builds, its sections in order (UserData leaves, the rest of `extra`, EventData, System values)
+    with no name in two sections, the counts say where they end; `timestamp_ms` is None when the reader left
+    the time to `to_epoch_ms`. The sections are taken apart again only if the ECS document is built."""
     if timestamp_ms is None:
-        timestamp_ms = to_epoch_ms(sigma.get("TimeCreated")) or 0
-    ecs_source = {**extra, **data} if extra else data
-    return _deferred_event(sigma, data, user_data, ecs_source, native, timestamp_ms, raw, event_id, origin)
+        timestamp_ms = to_epoch_ms(native.get("TimeCreated")) or 0
+
+    def build_ecs() -> tuple[dict[str, Any], dict[str, Any]]:
+        items = list(native.items())
+        data_end = extra_count + data_count
+        sigma, data = dict(items[data_end:]), dict(items[extra_count:data_end])
+        extra = dict(items[:extra_count])
+        doc, ecs_fields = _skeleton(sigma, data, dict(items[:user_count]))
+        _apply_ecs_map(doc, ecs_fields, {**extra, **data} if extra else data, sigma.get("Provider_Name"),
+                       sigma["EventID"])
+        return doc, ecs_fields
+
+    computer = native.get("Computer")  # the document's host.name, without building it
+    return Event(id=event_id, timestamp_ms=timestamp_ms, raw=raw, fields=native, origin=origin,
+                 ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None)
 
 
 def _deferred_event(

@@ -4,8 +4,9 @@
 //! raw text (its compact JSON rendering) and therefore its event id are the same on both paths. Per record,
 //! `__next__` returns `(raw, event_id, record_id, record, parts)`:
 //!
-//! - `parts` is `(sigma, data, user_data, extra, native, timestamp_ms)`, the values `_from_evtx` in
-//!   collectors/windows.py builds, for records of the usual shape (see `normalise.rs`); `record` is None.
+//! - `parts` is `(native, user_count, extra_count, data_count, timestamp_ms)` for records of the usual shape
+//!   (see `normalise.rs`): the field view `_from_evtx` in collectors/windows.py builds, sections in order;
+//!   `record` is None.
 //! - otherwise `record` is the parsed JSON (what `orjson.loads(raw)` gives) and Python normalises it; both
 //!   are None when the rendering is not JSON serde can read, and Python reports it.
 //!

@@ -70,13 +70,6 @@ pub fn get<'p, 'a>(pairs: &'p Pairs<'a>, key: &str) -> Option<&'p Json<'a>> {
     pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-pub fn has_duplicate_keys(pairs: &Pairs<'_>) -> bool {
-    pairs
-        .iter()
-        .enumerate()
-        .any(|(i, (key, _))| pairs[..i].iter().any(|(k, _)| k == key))
-}
-
 pub fn dict_of<'py>(py: Python<'py>, pairs: &Pairs<'_>) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for (key, value) in pairs {

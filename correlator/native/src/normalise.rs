@@ -1,12 +1,16 @@
-//! An EVTX record's JSON to the values `_from_evtx` (collectors/windows.py) builds, for records of the usual
+//! An EVTX record's JSON to the field view `_from_evtx` (collectors/windows.py) builds, for records of the usual
 //! shape: `{"Event": {"System": {...}, "EventData": <null or an object of plain values>, "UserData": ...}}` with
-//! an integer EventID (bare or as `#text`) and an integer or absent EventRecordID. Anything else returns None
-//! and Python normalises the record itself, so the two paths agree by construction on the unusual shapes.
+//! an integer EventID (bare or as `#text`), an integer or absent EventRecordID and no name in two places.
+//! The result is `(native, user_count, extra_count, data_count, timestamp_ms)`: the merged fields in section
+//! order (UserData leaves, ProcessingErrorData leaves, EventData, System under Sigma's names) and where each
+//! section ends, so Python can take the sections apart again if it builds the ECS document. Anything else
+//! returns None and Python normalises the record itself, so the two paths agree by construction on the
+//! unusual shapes.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::json::{dict_of, get, has_duplicate_keys, Json, Pairs};
+use crate::json::{get, Json, Pairs};
 use crate::strings::py_key;
 
 /// `_attributes(node).get(name)`: an XML attribute as evtx (`#attributes`) or xmltodict (`@Name`) renders it.
@@ -22,17 +26,14 @@ fn attribute<'p, 'a>(node: Option<&'p Json<'a>>, name: &str) -> Option<&'p Json<
     }
 }
 
-/// `_leaves`: every leaf of an XML-ish tree by its bare element name. False (and `out` unusable) when an
-/// element repeats a name, which Python would have collapsed to its last value first.
+/// `_leaves`: every leaf of an XML-ish tree by its bare element name, into `out`; how many were set.
 fn leaves(
     py: Python<'_>,
     node: &Pairs<'_>,
     out: &Bound<'_, PyDict>,
     name: Option<&str>,
-) -> PyResult<bool> {
-    if has_duplicate_keys(node) {
-        return Ok(false);
-    }
+) -> PyResult<usize> {
+    let mut count = 0;
     for (key, value) in node {
         if key == "#attributes" || key.starts_with('@') {
             continue;
@@ -40,16 +41,16 @@ fn leaves(
         if key == "#text" {
             if let Some(name) = name {
                 out.set_item(py_key(py, name), value.to_py(py)?)?;
+                count += 1;
             }
         } else if let Json::Object(child) = value {
-            if !leaves(py, child, out, Some(key))? {
-                return Ok(false);
-            }
+            count += leaves(py, child, out, Some(key))?;
         } else {
             out.set_item(py_key(py, key.as_ref()), value.to_py(py)?)?;
+            count += 1;
         }
     }
-    Ok(true)
+    Ok(count)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -153,12 +154,33 @@ pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>
         Some(_) => return Ok(None),
     };
 
-    let sigma = PyDict::new(py);
-    sigma.set_item(py_key(py, "EventID"), event_id.to_py(py)?)?;
+    // One dict in the order Python merges them: UserData leaves, ProcessingErrorData leaves, EventData, System.
+    // Python keeps the sections apart and lets later ones win on a shared name; here a shared name anywhere
+    // (seen as fewer entries than insertions) sends the record to Python instead.
+    let native = PyDict::new(py);
+    let mut inserted = 0;
+    if let Some(Json::Object(node)) = get(event, "UserData") {
+        inserted += leaves(py, node, &native, None)?;
+    }
+    let user_count = inserted;
+    if let Some(Json::Object(node)) = get(event, "ProcessingErrorData") {
+        inserted += leaves(py, node, &native, None)?;
+    }
+    let extra_count = inserted;
+    for (key, value) in data.into_iter().flatten() {
+        native.set_item(py_key(py, key), value.to_py(py)?)?;
+        inserted += 1;
+    }
+    let data_count = inserted - extra_count;
+    let mut system_value = |name: &str, value: &Json<'_>| -> PyResult<()> {
+        inserted += 1;
+        native.set_item(py_key(py, name), value.to_py(py)?)
+    };
+    system_value("EventID", event_id)?;
     let provider = get(system, "Provider");
     for (attr, name) in [("Name", "Provider_Name"), ("Guid", "Provider_Guid")] {
         if let Some(value) = attribute(provider, attr).filter(|v| !v.is_null()) {
-            sigma.set_item(py_key(py, name), value.to_py(py)?)?;
+            system_value(name, value)?;
         }
     }
     for name in [
@@ -173,24 +195,26 @@ pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>
     ] {
         match get(system, name) {
             None | Some(Json::Null) => {}
-            Some(Json::Object(node)) => sigma.set_item(
-                py_key(py, name),
-                get(node, "#text").unwrap_or(&Json::Null).to_py(py)?,
-            )?,
-            Some(value) => sigma.set_item(py_key(py, name), value.to_py(py)?)?,
+            Some(Json::Object(node)) => {
+                system_value(name, get(node, "#text").unwrap_or(&Json::Null))?
+            }
+            Some(value) => system_value(name, value)?,
         }
     }
     for name in ["ProcessID", "ThreadID"] {
         if let Some(value) = attribute(get(system, "Execution"), name).filter(|v| !v.is_null()) {
-            sigma.set_item(py_key(py, name), value.to_py(py)?)?;
+            system_value(name, value)?;
         }
     }
     if let Some(value) = attribute(get(system, "Security"), "UserID").filter(|v| !v.is_null()) {
-        sigma.set_item(py_key(py, "UserID"), value.to_py(py)?)?;
+        system_value("UserID", value)?;
     }
     let time_created = attribute(get(system, "TimeCreated"), "SystemTime").filter(|v| !v.is_null());
     if let Some(value) = time_created {
-        sigma.set_item(py_key(py, "TimeCreated"), value.to_py(py)?)?;
+        system_value("TimeCreated", value)?;
+    }
+    if native.len() != inserted {
+        return Ok(None);
     }
     let timestamp_ms: PyObject = match time_created {
         None => 0i64.into_pyobject(py)?.into_any().unbind(),
@@ -200,32 +224,11 @@ pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>
         },
         Some(_) => py.None(),
     };
-
-    let data = match data {
-        Some(node) => dict_of(py, node)?,
-        None => PyDict::new(py),
-    };
-    let user_data = PyDict::new(py);
-    if let Some(Json::Object(node)) = get(event, "UserData") {
-        if !leaves(py, node, &user_data, None)? {
-            return Ok(None);
-        }
-    }
-    let extra = user_data.copy()?;
-    if let Some(Json::Object(node)) = get(event, "ProcessingErrorData") {
-        if !leaves(py, node, &extra, None)? {
-            return Ok(None);
-        }
-    }
-    let native = extra.copy()?;
-    native.update(data.as_mapping())?;
-    native.update(sigma.as_mapping())?;
     let parts = [
-        sigma.into_any().unbind(),
-        data.into_any().unbind(),
-        user_data.into_any().unbind(),
-        extra.into_any().unbind(),
         native.into_any().unbind(),
+        user_count.into_pyobject(py)?.into_any().unbind(),
+        extra_count.into_pyobject(py)?.into_any().unbind(),
+        data_count.into_pyobject(py)?.into_any().unbind(),
         timestamp_ms,
     ];
     Ok(Some(PyTuple::new(py, parts)?.into_any().unbind()))
