@@ -8,12 +8,14 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from collectors.evtx_reader import read_evtx
 from collectors.generic import to_epoch_ms
+from collectors.windows import evtx_event, normalise_windows
 from correlator.accel import native_available
-from correlator.model import Event, Rejected
+from correlator.model import Event, EventOrigin, Rejected, event_id_for
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension (correlator/native) is not built")
 
@@ -124,3 +126,59 @@ def test_native_system_time_leaves_other_forms_to_python(text: str) -> None:
     from correlator._native import system_time_ms
 
     assert system_time_ms(text) is None
+
+
+def _record(event_data: object = None, user_data: object = None, **system: object) -> str:
+    base: dict[str, object] = {
+        "Provider": {"#attributes": {"Name": "Application Error", "Guid": "{0}"}},
+        "EventID": {"#attributes": {"Qualifiers": 0}, "#text": 1000},
+        "Channel": "Application", "Computer": "WS01", "EventRecordID": 12, "Level": 2,
+        "TimeCreated": {"#attributes": {"SystemTime": "2021-06-09T04:58:49.287418Z"}},
+        "Execution": {"#attributes": {"ProcessID": 4, "ThreadID": 8}}, "Security": {"#attributes": {"UserID": "S-1"}},
+    }
+    base.update(system)
+    event: dict[str, object] = {"System": base}
+    if event_data is not None:
+        event["EventData"] = event_data
+    if user_data is not None:
+        event["UserData"] = user_data
+    return orjson.dumps({"Event": event}).decode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _record({"Image": "C:\\a.exe", "ProcessId": 4, "Flag": True, "Gone": None, "List": ["a", 1]}),
+        _record({"Data": {"#text": ["sa", " Reason: x", " [CLIENT: 10.0.2.17]"]}, "Binary": "1848"}),
+        _record({"Data": [{"#attributes": {"Name": "A"}, "#text": "1"}, {"#attributes": {"Name": "B"}},
+                          {"#text": "free"}, "bare", None]}),
+        _record({"Data": {"@Name": "Only", "#text": "one"}}),
+        _record({"Data": [{"#text": "lone"}]}),
+        _record({"#text": "text only", "@xmlns": "x", "Nested": {"Deep": {"Leaf": 1}, "#text": None}}),
+        _record({"Nested": {"Deep": {"Leaf": 1, "@attr": 2}, "Other": "o"}, "Data": "plain"}),
+        _record("just a string"),
+        _record({}, user_data={"EventXML": {"@xmlns": "x", "Param1": "p", "Inner": {"#text": "t"}}}),
+        _record({"Image": "x"}, user_data={"A": {"Name": "one"}, "B": {"Name": "two"}}),
+        _record({"Channel": "mine"}),
+        _record({"Image": "x"}, EventID=4688, EventRecordID="12"),
+        _record({"Image": "x"}, EventID="4688"),
+        _record({"Image": "x"}, TimeCreated={"#attributes": {"SystemTime": "2021-06-09 04:58:49"}}),
+        _record({"Image": "x"}, Provider={"@Name": "Old", "@Guid": "{1}"}, Channel={"#text": "Security"}),
+    ],
+    ids=["plain", "unnamed-list", "named-and-unnamed", "at-name", "one-unnamed-in-list", "text-and-nested",
+         "nested-without-text", "string-eventdata", "userdata", "userdata-repeats", "name-in-two-sections",
+         "string-record-id", "string-event-id", "other-time-form", "xmltodict-attributes"],
+)
+def test_native_normalisation_equals_python_on_every_shape(raw: str) -> None:
+    from correlator._native import normalise_record
+
+    origin = EventOrigin(path="x.evtx", record_id=12, format="evtx")
+    expected = normalise_windows(orjson.loads(raw), raw, origin)
+    parts = normalise_record(raw)
+    if parts is None:  # left to the Python path, which gives `expected` by definition
+        return
+    got = evtx_event(*parts, raw, event_id_for(raw), origin)
+    assert list(got.native.items()) == list(expected.native.items())
+    assert list(got.fields.items()) == list(expected.fields.items())
+    assert got.to_document() == expected.to_document()
+    assert (got.id, got.timestamp_ms, got.host_name) == (expected.id, expected.timestamp_ms, expected.host_name)

@@ -15,10 +15,21 @@ fn system_time_ms(text: &str) -> Option<i64> {
     normalise::epoch_ms(text)
 }
 
+/// The native reader's normalisation of one rendered record (None when it leaves the record to Python), for
+/// tests that compare it with `normalise_windows` on records of any shape.
+#[pyfunction]
+fn normalise_record(py: Python<'_>, raw: &str) -> PyResult<Option<PyObject>> {
+    match json::Json::parse(raw) {
+        Some(record) => normalise::normalise(py, &record),
+        None => Ok(None),
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<prefilter::NativePrefilter>()?;
     m.add_class::<evtx_records::EvtxRecords>()?;
     m.add_function(wrap_pyfunction!(system_time_ms, m)?)?;
+    m.add_function(wrap_pyfunction!(normalise_record, m)?)?;
     Ok(())
 }

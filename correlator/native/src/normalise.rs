@@ -8,7 +8,7 @@
 //! unusual shapes.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::json::{get, Json, Pairs};
 use crate::strings::py_key;
@@ -51,6 +51,137 @@ fn leaves(
         }
     }
     Ok(count)
+}
+
+/// A value of the EventData view: a JSON value, None, or the list of unnamed `Data` items.
+enum DataValue<'p, 'a> {
+    Json(&'p Json<'a>),
+    Null,
+    Unnamed(Vec<Option<&'p Json<'a>>>),
+}
+
+impl DataValue<'_, '_> {
+    fn to_py(&self, py: Python<'_>) -> PyResult<PyObject> {
+        match self {
+            DataValue::Json(value) => value.to_py(py),
+            DataValue::Null => Ok(py.None()),
+            DataValue::Unnamed(items) => {
+                let list = PyList::empty(py);
+                for item in items {
+                    list.append(item.map_or_else(|| Ok(py.None()), |v| v.to_py(py))?)?;
+                }
+                Ok(list.into_any().unbind())
+            }
+        }
+    }
+}
+
+type View<'p, 'a> = Vec<(&'p str, DataValue<'p, 'a>)>;
+
+/// `out[key] = value` with a dict's semantics: a name already there keeps its place and takes the new value.
+fn put<'p, 'a>(out: &mut View<'p, 'a>, key: &'p str, value: DataValue<'p, 'a>) {
+    match out.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => out.push((key, value)),
+    }
+}
+
+/// An object's pairs as the Python dict built from it: one per name, first place, last value.
+fn as_dict<'p, 'a>(pairs: &'p Pairs<'a>) -> Vec<(&'p str, &'p Json<'a>)> {
+    let mut out: Vec<(&'p str, &'p Json<'a>)> = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        match out.iter_mut().find(|(k, _)| *k == key.as_ref()) {
+            Some(slot) => slot.1 = value,
+            None => out.push((key.as_ref(), value)),
+        }
+    }
+    out
+}
+
+/// `_event_data` of collectors/windows.py: EventData as a flat view of bare names.
+fn event_data<'p, 'a>(node: &'p Json<'a>) -> View<'p, 'a> {
+    let Some(pairs) = node.object() else {
+        return vec![("Data", DataValue::Json(node))];
+    };
+    let pairs = as_dict(pairs);
+    let marked = pairs
+        .iter()
+        .any(|(k, _)| matches!(*k, "Data" | "#attributes" | "#text"));
+    if !marked && !pairs.iter().any(|(_, v)| matches!(v, Json::Object(_))) {
+        return pairs
+            .into_iter()
+            .map(|(k, v)| (k, DataValue::Json(v)))
+            .collect();
+    }
+    let mut out: View<'p, 'a> = Vec::new();
+    for (key, value) in pairs {
+        if key == "Data" {
+            data_items(value, &mut out);
+        } else if key == "#text" {
+            if !out.iter().any(|(k, _)| *k == "Data") {
+                out.push(("Data", DataValue::Json(value)));
+            }
+        } else if key == "#attributes" || key.starts_with('@') {
+            continue;
+        } else if let Some(child) = value.object() {
+            match get(child, "#text") {
+                Some(text) => put(&mut out, key, DataValue::Json(text)),
+                None => view_leaves(child, &mut out, None),
+            }
+        } else {
+            put(&mut out, key, DataValue::Json(value));
+        }
+    }
+    out
+}
+
+/// `_add_data_items`: named `Data` items by name, unnamed ones collected under `Data`.
+fn data_items<'p, 'a>(items: &'p Json<'a>, out: &mut View<'p, 'a>) {
+    let list = match items {
+        Json::Array(list) => list.iter().collect(),
+        single => vec![single],
+    };
+    let mut unnamed: Vec<Option<&'p Json<'a>>> = Vec::new();
+    for item in list {
+        if let Some(pairs) = item.object() {
+            match attribute(Some(item), "Name") {
+                Some(Json::Str(name)) if !name.is_empty() => {
+                    let text = get(pairs, "#text").map_or(DataValue::Null, DataValue::Json);
+                    put(out, name, text);
+                }
+                _ => unnamed.push(get(pairs, "#text")),
+            }
+        } else if !item.is_null() {
+            unnamed.push(Some(item));
+        }
+    }
+    if unnamed.is_empty() {
+        return;
+    }
+    let value = if matches!(items, Json::Array(_)) || unnamed.len() > 1 {
+        DataValue::Unnamed(unnamed)
+    } else {
+        unnamed[0].map_or(DataValue::Null, DataValue::Json)
+    };
+    put(out, "Data", value);
+}
+
+/// `_leaves` into the EventData view.
+fn view_leaves<'p, 'a>(node: &'p Pairs<'a>, out: &mut View<'p, 'a>, name: Option<&'p str>) {
+    for (key, value) in as_dict(node) {
+        if key == "#attributes" || key.starts_with('@') {
+            continue;
+        }
+        if key == "#text" {
+            if let Some(name) = name {
+                put(out, name, DataValue::Json(value));
+            }
+        } else if let Some(child) = value.object() {
+            view_leaves(child, out, Some(key));
+        } else {
+            put(out, key, DataValue::Json(value));
+        }
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -141,17 +272,8 @@ pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>
         return Ok(None);
     }
     let data = match get(event, "EventData") {
-        None | Some(Json::Null) => None,
-        Some(Json::Object(node)) => {
-            let marked = ["Data", "#attributes", "#text"]
-                .iter()
-                .any(|k| get(node, k).is_some());
-            if marked || node.iter().any(|(_, v)| matches!(v, Json::Object(_))) {
-                return Ok(None);
-            }
-            Some(node)
-        }
-        Some(_) => return Ok(None),
+        None | Some(Json::Null) => Vec::new(),
+        Some(node) => event_data(node),
     };
 
     // One dict in the order Python merges them: UserData leaves, ProcessingErrorData leaves, EventData, System.
@@ -167,7 +289,7 @@ pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>
         inserted += leaves(py, node, &native, None)?;
     }
     let extra_count = inserted;
-    for (key, value) in data.into_iter().flatten() {
+    for (key, value) in &data {
         native.set_item(py_key(py, key), value.to_py(py)?)?;
         inserted += 1;
     }
