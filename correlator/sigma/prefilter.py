@@ -268,10 +268,7 @@ def make_prefilter(
     if native if native is not None else native_available():
         from correlator._native import NativePrefilter
 
-        prefilter: Candidates = NativePrefilter(
-            [[sorted(c) for c in cs] if cs else None for cs in clause_sets],
-            [list(fs) if fs else None for fs in field_sets] if field_sets is not None else None,
-        )
+        prefilter: Candidates = NativePrefilter(clause_sets, field_sets)
         return prefilter
     return Prefilter(clause_sets, field_sets)
 

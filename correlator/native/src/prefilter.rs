@@ -91,7 +91,8 @@ const MASK_BITS: usize = 64;
 /// Up to this many literals, a leftmost-first search can skip through text with a vectorised prefilter.
 const FEW_LITERALS: usize = 64;
 
-type ClauseSets = Vec<Option<Vec<Vec<String>>>>;
+/// Per variant, its clauses (sets of literals; the order is fixed here), or None.
+type ClauseSets = Vec<Option<Vec<HashSet<String>>>>;
 type FieldSets = Option<Vec<Option<Vec<(String, Option<Vec<String>>)>>>>;
 
 #[pyclass(module = "correlator._native", frozen)]
@@ -111,29 +112,33 @@ pub struct NativePrefilter {
 
 /// Per variant, the fields each of its placed literals counts in, and the bucket's field names (sorted).
 /// A literal is placed only when every variant using it places it; otherwise it counts anywhere for all.
-fn placements(
-    clause_sets: &ClauseSets,
-    field_sets: &FieldSets,
-) -> (Vec<HashMap<String, Vec<String>>>, Vec<String>) {
-    let mut per_variant: Vec<HashMap<String, Vec<String>>> =
-        vec![HashMap::new(); clause_sets.len()];
-    let mut anywhere: HashSet<String> = HashSet::new();
+fn placements<'s>(
+    clause_sets: &'s ClauseSets,
+    field_sets: &'s FieldSets,
+) -> (Vec<HashMap<&'s str, &'s [String]>>, Vec<&'s str>) {
+    let mut per_variant: Vec<HashMap<&str, &[String]>> = vec![HashMap::new(); clause_sets.len()];
+    let mut anywhere: HashSet<&str> = HashSet::new();
     for (i, clauses) in clause_sets.iter().enumerate() {
         let Some(clauses) = clauses.as_ref().filter(|c| !c.is_empty()) else {
             continue;
         };
-        let given: HashMap<&String, &Option<Vec<String>>> = field_sets
+        let given: HashMap<&str, &Option<Vec<String>>> = field_sets
             .as_ref()
             .and_then(|sets| sets[i].as_ref())
-            .map(|entries| entries.iter().map(|(lit, fields)| (lit, fields)).collect())
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|(lit, fields)| (lit.as_str(), fields))
+                    .collect()
+            })
             .unwrap_or_default();
         for lit in clauses.iter().flatten() {
-            match given.get(lit) {
+            match given.get(lit.as_str()) {
                 Some(Some(fields)) => {
-                    per_variant[i].insert(lit.clone(), fields.clone());
+                    per_variant[i].insert(lit, fields);
                 }
                 _ => {
-                    anywhere.insert(lit.clone());
+                    anywhere.insert(lit);
                 }
             }
         }
@@ -141,12 +146,14 @@ fn placements(
     for placed in &mut per_variant {
         placed.retain(|lit, _| !anywhere.contains(lit));
     }
-    let names: BTreeSet<&String> = per_variant
+    let names: BTreeSet<&str> = per_variant
         .iter()
-        .flat_map(|p| p.values().flatten())
+        .flat_map(|p| {
+            p.values()
+                .flat_map(|fields| fields.iter().map(String::as_str))
+        })
         .collect();
-    let names = names.into_iter().cloned().collect();
-    (per_variant, names)
+    (per_variant, names.into_iter().collect())
 }
 
 #[pymethods]
@@ -159,10 +166,10 @@ impl NativePrefilter {
         let field_bits: AHashMap<String, u64> = field_names
             .into_iter()
             .enumerate()
-            .map(|(n, name)| (name, 1u64 << n.min(MASK_BITS - 1)))
+            .map(|(n, name)| (name.to_owned(), 1u64 << n.min(MASK_BITS - 1)))
             .collect();
         let mask = |i: usize, lit: &String| -> u64 {
-            match per_variant[i].get(lit) {
+            match per_variant[i].get(lit.as_str()) {
                 None => ALL_FIELDS,
                 Some(fields) => fields.iter().fold(0, |m, f| m | field_bits[f]),
             }
@@ -204,10 +211,11 @@ impl NativePrefilter {
                 rest[i].push(lits);
             }
         }
-        let placed_lits: HashSet<&String> = per_variant.iter().flat_map(|p| p.keys()).collect();
+        let placed_lits: HashSet<&str> =
+            per_variant.iter().flat_map(|p| p.keys().copied()).collect();
         let (mut anywhere, mut placed) = (Vec::new(), Vec::new());
         for (n, lit) in literals.iter().enumerate() {
-            if placed_lits.contains(lit) {
+            if placed_lits.contains(lit.as_str()) {
                 placed.push(n as u32);
             } else {
                 anywhere.push(n as u32);
