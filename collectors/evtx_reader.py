@@ -3,6 +3,11 @@
 A record's raw text is the JSON the parser renders for it, so its event id is stable across runs. A
 corrupt chunk or record becomes a `Rejected` naming the last good EventRecordID, and reading goes on with
 the next chunk; a file the parser cannot open at all (not EVTX, unreadable) becomes one `Rejected`.
+
+Two sources give the same events: the native reader (correlator/native: the same parser crate, records taken
+apart into the values `normalise_windows` builds, without the JSON round trip through Python), and the `evtx`
+package with `normalise_windows`, used when the native extension is absent or disabled (SOCCTL_NATIVE=0). The
+native reader hands records of unusual shape back as parsed JSON, which take the package's path from there.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import evtx
 import orjson
 
 from collectors.errors import CollectorError
-from collectors.windows import normalise_windows
+from collectors.windows import evtx_event, normalise_windows
+from correlator.accel import native_available
 from correlator.model import Event, EventOrigin, Rejected
 
 __all__ = ["MAX_CONSECUTIVE_ERRORS", "read_evtx"]
@@ -32,17 +38,28 @@ def _system_record_id(record: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def read_evtx(path: Path, *, threads: int = 1) -> Iterator[Event | Rejected]:
+def _package_records(where: str, threads: int) -> Iterator[Any]:
+    return evtx.PyEvtxParser(where, number_of_threads=threads, indent=False).records_json()
+
+
+def _native_records(where: str) -> Iterator[Any]:
+    from correlator._native import EvtxRecords
+
+    return EvtxRecords(where)
+
+
+def read_evtx(path: Path, *, threads: int = 1, native: bool | None = None) -> Iterator[Event | Rejected]:
     """Every record of an EVTX file as an `Event`, or a `Rejected` for what cannot be read or normalised.
 
-    `threads` is the parser's worker count (1 keeps a reader on one core; 0 lets the parser decide)."""
+    `threads` is the package parser's worker count (1 keeps a reader on one core; 0 lets the parser decide;
+    the native reader uses one). `native` chooses the reader (default: native when available)."""
     where = str(path)
+    native = native_available() if native is None else native
     try:
-        parser = evtx.PyEvtxParser(where, number_of_threads=threads, indent=False)
+        records = _native_records(where) if native else _package_records(where, threads)
     except (OSError, RuntimeError, ValueError) as exc:
         yield Rejected(f"not a readable EVTX file: {exc}", EventOrigin(path=where, format="evtx"))
         return
-    records = parser.records_json()
     last_good: int | None = None
     failures = 0
     while True:
@@ -64,20 +81,30 @@ def read_evtx(path: Path, *, threads: int = 1) -> Iterator[Event | Rejected]:
             yield Rejected(f"reading stopped {_after(last_good)}: {exc}", origin)
             return
         failures = 0
-        if type(item) is not dict or not isinstance(item.get("data"), str):
+        if native:
+            raw, event_id, counter, record, parts = item
+            if parts is not None:  # normalised natively
+                fields, user_count, extra_count, data_count, timestamp_ms = parts
+                last_good = counter
+                origin = EventOrigin(path=where, record_id=counter, format="evtx")
+                yield evtx_event(fields, user_count, extra_count, data_count, timestamp_ms, raw, event_id, origin)
+                continue
+        elif type(item) is not dict or not isinstance(item.get("data"), str):
             yield Rejected(f"parser returned an unexpected item: {type(item).__name__}",
                            EventOrigin(path=where, format="evtx"))
             continue
-        raw: str = item["data"]
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            origin = EventOrigin(path=where, record_id=item.get("event_record_id"), format="evtx")
-            yield Rejected(f"parser rendered invalid JSON: {exc}", origin, raw)
-            continue
+        else:
+            raw, counter, record = item["data"], item.get("event_record_id"), None
+        if record is None:
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                origin = EventOrigin(path=where, record_id=counter, format="evtx")
+                yield Rejected(f"parser rendered invalid JSON: {exc}", origin, raw)
+                continue
         record_id = _system_record_id(record)
         if record_id is None:
-            record_id = item.get("event_record_id")
+            record_id = counter
         last_good = record_id
         origin = EventOrigin(path=where, record_id=record_id, format="evtx")
         if not isinstance(record, dict):

@@ -53,9 +53,10 @@ def detect_format(path: Path) -> str:
     `UnknownFormatError` if it is neither EVTX nor JSON."""
     try:
         with path.open("rb") as handle:
-            head = handle.read(_PEEK_BYTES)
-            if head.startswith(EVTX_MAGIC):
+            head = handle.read(len(EVTX_MAGIC))  # an event log is told by its signature alone
+            if head == EVTX_MAGIC:
                 return "evtx"
+            head += handle.read(_PEEK_BYTES - len(head))
             record = _first_record(_peek_text(head))
             if record is None and len(head) == _PEEK_BYTES:  # a first record longer than the peek
                 head += handle.read(_MAX_PEEK_BYTES - _PEEK_BYTES)

@@ -36,6 +36,7 @@ __all__ = [
     "ECS_EVENT_CONSTANTS",
     "ECS_FIELD_MAP",
     "dataset_for",
+    "evtx_event",
     "normalise_windows",
     "windows_shape",
 ]
@@ -389,24 +390,70 @@ def _assemble(
     native = dict(extra)
     native.update(data)
     native.update(sigma)
-    provider, event_id = sigma.get("Provider_Name"), sigma["EventID"]
+    if ecs is None:  # EVTX and flat records: the ECS document is built on first use
+        return _deferred_event(sigma, data, user_data, ecs_source, native, timestamp_ms, raw, event_id_for(raw),
+                               origin)
+    # A Winlogbeat record is ECS already: completed, never overwritten; its fields known after the merge, and
+    # everything in it is the record's own.
+    doc, ecs_fields = _skeleton(sigma, data, user_data)
+    _merge_missing(ecs, doc)
+    _apply_ecs_map(ecs, ecs_fields, ecs_source, sigma.get("Provider_Name"), sigma["EventID"])
+    ecs_fields = flat_fields(ecs)
+    ecs_fields.update(native)
+    return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, ecs=ecs, fields=ecs_fields, origin=origin)
+
+
+def evtx_event(
+    native: dict[str, Any],
+    user_count: int,
+    extra_count: int,
+    data_count: int,
+    timestamp_ms: int | None,
+    raw: str,
+    event_id: str,
+    origin: EventOrigin,
+) -> Event:
+    """An EVTX record the native reader (correlator/native) has already normalised: `native` is the field view
+    `_from_evtx` builds, its sections in order (UserData leaves, the rest of `extra`, EventData, System values)
+    with no name in two sections, the counts say where they end; `timestamp_ms` is None when the reader left
+    the time to `to_epoch_ms`. The sections are taken apart again only if the ECS document is built."""
+    if timestamp_ms is None:
+        timestamp_ms = to_epoch_ms(native.get("TimeCreated")) or 0
+
+    def build_ecs() -> tuple[dict[str, Any], dict[str, Any]]:
+        items = list(native.items())
+        data_end = extra_count + data_count
+        sigma, data = dict(items[data_end:]), dict(items[extra_count:data_end])
+        extra = dict(items[:extra_count])
+        doc, ecs_fields = _skeleton(sigma, data, dict(items[:user_count]))
+        _apply_ecs_map(doc, ecs_fields, {**extra, **data} if extra else data, sigma.get("Provider_Name"),
+                       sigma["EventID"])
+        return doc, ecs_fields
+
+    computer = native.get("Computer")  # the document's host.name, without building it
+    return Event(id=event_id, timestamp_ms=timestamp_ms, raw=raw, fields=native, origin=origin,
+                 ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None)
+
+
+def _deferred_event(
+    sigma: dict[str, Any],
+    data: dict[str, Any],
+    user_data: dict[str, Any] | None,
+    ecs_source: dict[str, Any],
+    native: dict[str, Any],
+    timestamp_ms: int,
+    raw: str,
+    event_id: str,
+    origin: EventOrigin,
+) -> Event:
+    """An EVTX or flat record's `Event`: the ECS document is built on first use (stores, outputs, rules on ECS
+    names)."""
 
     def build_ecs() -> tuple[dict[str, Any], dict[str, Any]]:
         doc, ecs_fields = _skeleton(sigma, data, user_data)
-        if ecs is None:
-            _apply_ecs_map(doc, ecs_fields, ecs_source, provider, event_id)
-            return doc, ecs_fields
-        # the record's own document (Winlogbeat): completed, never overwritten; its fields known after the merge
-        _merge_missing(ecs, doc)
-        _apply_ecs_map(ecs, ecs_fields, ecs_source, provider, event_id)
-        return ecs, flat_fields(ecs)
+        _apply_ecs_map(doc, ecs_fields, ecs_source, sigma.get("Provider_Name"), sigma["EventID"])
+        return doc, ecs_fields
 
-    if ecs is not None:  # a Winlogbeat record is ECS already: everything in it is the record's own
-        doc, ecs_fields = build_ecs()
-        ecs_fields.update(native)
-        return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, ecs=doc, fields=ecs_fields,
-                     origin=origin)
-    # EVTX and flat records: the ECS document is built on first use (stores, outputs, rules on ECS names).
     computer = sigma.get("Computer")  # the document's host.name, without building it
-    return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, fields=native, origin=origin,
+    return Event(id=event_id, timestamp_ms=timestamp_ms, raw=raw, fields=native, origin=origin,
                  ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None)

@@ -79,6 +79,11 @@ class EventOrigin:
     record_id: int | None = None  # the source's own record number (EVTX `System.EventRecordID`)
     format: str = "unknown"
 
+    def __reduce__(self) -> tuple[type[EventOrigin], tuple[Any, ...]]:
+        # Pickled as constructor arguments: cheaper than the dataclass state protocol (ingest workers ship
+        # alerts to the parent, each with its origin, rule and event fields).
+        return EventOrigin, (self.path, self.offset, self.record_id, self.format)
+
     def describe(self) -> str:
         where = self.path or "<stream>"
         if self.record_id is not None:
@@ -223,6 +228,10 @@ class MatchedRule:
     description: str | None = None
     meta: tuple[tuple[str, Any], ...] = ()
 
+    def __reduce__(self) -> tuple[type[MatchedRule], tuple[Any, ...]]:
+        return MatchedRule, (self.id, self.title, self.level, self.tags, self.kind, self.namespace, self.path,
+                             self.description, self.meta)
+
 
 @dataclass(slots=True)
 class Alert:
@@ -235,6 +244,10 @@ class Alert:
     origin: EventOrigin
     matched: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[type[Alert], tuple[Any, ...]]:
+        return Alert, (self.rule, self.event_id, self.timestamp_ms, self.host_name, self.origin, self.matched,
+                       self.extra)
 
     @property
     def id(self) -> str:

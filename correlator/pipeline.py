@@ -33,16 +33,20 @@ def detect_events(items: Iterator[Event | Rejected], engine: SigmaEngine, result
     """Run every event through the engine, collecting alerts and rejects into `result`."""
     lines = result.event_lines
     keep = result.stored_events
-    for item in items:
-        if isinstance(item, Rejected):
-            result.rejected.append(item)
-            continue
-        result.events += 1
-        if lines is not None:
-            lines.append(orjson.dumps(item.to_document(), default=str))
-        if keep is not None:
-            keep.append(item)
-        result.alerts.extend(engine.match(item))
+    add_alerts, match, count = result.alerts.extend, engine.match, 0
+    try:
+        for item in items:
+            if isinstance(item, Rejected):
+                result.rejected.append(item)
+                continue
+            count += 1
+            if lines is not None:
+                lines.append(orjson.dumps(item.to_document(), default=str))
+            if keep is not None:
+                keep.append(item)
+            add_alerts(match(item))
+    finally:
+        result.events += count  # also when a reader fails part way: the summary says how far it got
     return result
 
 

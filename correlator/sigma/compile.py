@@ -17,9 +17,9 @@ from sigma.exceptions import SigmaError
 
 from correlator.errors import RuleCompileError
 from correlator.sigma.convert import Placeholders, rule_to_ir
-from correlator.sigma.ir import Node, is_eventid_leaf, make_and, required_fields, route_event_ids
+from correlator.sigma.ir import Node, fields_of, is_eventid_leaf, make_and, required_fields, route_event_ids
 from correlator.sigma.matchers import compile_node
-from correlator.sigma.prefilter import load_common_values, required_literals
+from correlator.sigma.prefilter import literal_fields, load_common_values, required_literals
 from correlator.sigma.rule import CompiledRule, Level, RouteKey, RuleMeta, Variant
 from correlator.sigma.sources import SourcesConfig, resolve_pipeline
 
@@ -97,7 +97,9 @@ def _meta(rule: Any, path: str) -> RuleMeta:
 
 
 def _variant(ctx: CompileContext, profile: str, routes: tuple[RouteKey, ...], ir: Node) -> Variant:
-    return Variant(profile, routes, ir, required_literals(ir, ctx.common))
+    clauses = required_literals(ir, ctx.common)
+    return Variant(profile, routes, ir, clauses, literal_fields(ir, clauses), reads=tuple(sorted(fields_of(ir))),
+                   required=required_fields(ir), event_ids=route_event_ids(ir))
 
 
 def _check_compiles(ir: Node) -> None:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from correlator.model import Alert, Event, MatchedRule
-from correlator.sigma.ir import Node, fields_of, required_fields, route_event_ids
+from correlator.sigma.ir import Node
 from correlator.sigma.matchers import Pred, compile_node, lowered
-from correlator.sigma.prefilter import Candidates, make_prefilter
+from correlator.sigma.prefilter import Candidates, LiteralFields, make_prefilter
 from correlator.sigma.rule import CompiledRule, RouteKey, Variant
 from correlator.sigma.sources import SourcesConfig
 
@@ -45,12 +45,13 @@ class LowerView(dict[str, Any]):
 @dataclass(slots=True)
 class _Runner:
     """A variant ready to run: its predicate, the rule it belongs to, what it reads. The predicate is compiled
-    when the first bucket holding the runner is built (`compiled`)."""
+    when the runner is first a candidate (`compiled`): most runners of a bucket never pass the prefilter."""
 
     rule_index: int
     ir: Node
     fields: tuple[str, ...]
     literals: tuple[frozenset[str], ...] | None
+    literal_fields: LiteralFields | None
     required: frozenset[str]
     shown: tuple[str, ...]  # fields copied into an alert's `matched`: what the rule reads, plus routing fields
     pred: Pred | None = None
@@ -149,6 +150,9 @@ class SigmaEngine:
         self._generic_by_field: dict[str, list[_Runner]] | None = None
         self._generic_no_field: list[_Runner] = []
         self._buckets: dict[Any, _Bucket] = {}
+        # Route keys -> bucket. Sources whose keys with rules are the same (most EventIDs of a channel have no
+        # rules of their own) share one bucket, built once.
+        self._routed: dict[tuple[RouteKey, ...], _Bucket] = {}
         self._win_buckets: dict[tuple[Any, Any], _Bucket] = {}  # (Channel, EventID) as given -> bucket
         self._ls_fields = sources.logsource_fields
         self._ls_cache: dict[tuple[Any, ...], tuple[RouteKey, ...]] = {}
@@ -164,27 +168,30 @@ class SigmaEngine:
         return _Runner(
             rule_index=index,
             ir=variant.ir,
-            fields=tuple(sorted(fields_of(variant.ir))),
+            fields=variant.reads,
             literals=variant.literals,
-            required=required_fields(variant.ir),
-            shown=tuple(sorted(fields_of(variant.ir) | _routing_fields(variant))),
-            event_ids=route_event_ids(variant.ir) if not variant.routes else None,
+            literal_fields=variant.literal_fields,
+            required=variant.required,
+            shown=tuple(sorted({*variant.reads, *_routing_fields(variant)})),
+            event_ids=variant.event_ids if not variant.routes else None,
         )
 
     # -- buckets ---------------------------------------------------------------------------------------
     def _make_bucket(self, runners: list[_Runner]) -> _Bucket:
         ordered = tuple(sorted({id(r): r for r in runners}.values(), key=lambda r: (r.rule_index, r.fields)))
-        for r in ordered:
-            r.compiled()
         needs_ecs = any("." in f for r in ordered for f in r.fields)
-        return _Bucket(ordered, make_prefilter([r.literals for r in ordered]), needs_ecs)
+        prefilter = make_prefilter([r.literals for r in ordered], [r.literal_fields for r in ordered])
+        return _Bucket(ordered, prefilter, needs_ecs)
 
     def _bucket_for_keys(self, keys: tuple[RouteKey, ...]) -> _Bucket:
-        bucket = self._buckets.get(keys)
+        bucket = self._routed.get(keys)
         if bucket is None:
-            runners = [self._runner_for(i, v) for k in keys for i, v in self._by_route.get(k, ())]
-            bucket = self._make_bucket(runners)
-            self._buckets[keys] = bucket
+            ruled = tuple(k for k in keys if k in self._by_route)
+            bucket = self._buckets.get(("routes", ruled))
+            if bucket is None:
+                runners = [self._runner_for(i, v) for k in ruled for i, v in self._by_route[k]]
+                bucket = self._buckets[("routes", ruled)] = self._make_bucket(runners)
+            self._routed[keys] = bucket
         return bucket
 
     def _unknown_bucket(self, event: Event) -> _Bucket:
@@ -250,12 +257,28 @@ class SigmaEngine:
     # -- evaluation ------------------------------------------------------------------------------------
     def match(self, event: Event) -> list[Alert]:
         """Alerts for one event (at most one per rule)."""
-        return self._match(event, prefilter=True)
+        stats = self.stats
+        stats.events += 1
+        bucket = self._bucket(event)
+        if not bucket.runners:
+            return []
+        # The record's own fields (`native`) unless a rule of this source reads an ECS name: the ECS view of a
+        # deferred event is built only then. Keywords search the values of the view in use.
+        fields = event.fields if bucket.needs_ecs else event.native
+        cands = bucket.prefilter.candidates_fields(fields)
+        if not cands:
+            return []
+        stats.evaluated += len(cands)
+        return self._evaluate(bucket.runners, cands, event, fields)
 
     def match_naive(self, event: Event) -> list[Alert]:
         """The same alerts without the literal prefilter: every rule of the event's log source is evaluated.
         The baseline for benchmarks and the reference for equivalence tests."""
-        return self._match(event, prefilter=False)
+        self.stats.events += 1
+        bucket = self._bucket(event)
+        fields = event.fields if bucket.needs_ecs else event.native
+        self.stats.evaluated += len(bucket.runners)
+        return self._evaluate(bucket.runners, range(len(bucket.runners)), event, fields)
 
     def _bucket(self, event: Event) -> _Bucket:
         native = event.native
@@ -274,31 +297,18 @@ class SigmaEngine:
                 self._win_buckets[(channel, native.get("EventID"))] = bucket
         return bucket
 
-    def _match(self, event: Event, *, prefilter: bool) -> list[Alert]:
-        self.stats.events += 1
-        bucket = self._bucket(event)
-        if not bucket.runners:
-            return []
-        # The record's own fields (`native`) unless a rule of this source reads an ECS name: the ECS view of a
-        # deferred event is built only then. Keywords search the values of the view in use.
-        fields = event.fields if bucket.needs_ecs else event.native
+    def _evaluate(
+        self, runners: tuple[_Runner, ...], cands: Sequence[int], event: Event, fields: dict[str, Any]
+    ) -> list[Alert]:
         low = LowerView(fields)
-        if prefilter:
-            cands: Sequence[int] = bucket.prefilter.candidates_fields(fields)
-            if not cands:
-                return []
-        else:
-            cands = range(len(bucket.runners))
         alerts: list[Alert] = []
         fired: set[int] = set()
-        runners = bucket.runners
-        self.stats.evaluated += len(cands)
         for i in cands:
             r = runners[i]
             if r.rule_index in fired:
                 continue
             try:
-                hit = r.pred(low, fields)  # type: ignore[misc]  # compiled when its bucket was built
+                hit = (r.pred or r.compiled())(low, fields)
             except Exception as exc:
                 self._rule_failed(r, event, exc)
                 continue

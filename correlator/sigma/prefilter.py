@@ -8,7 +8,6 @@ set is not found cannot match; rules without a literal set are always evaluated 
 
 from __future__ import annotations
 
-import os
 import re
 import re._parser as sre_parse  # type: ignore[import-not-found]  # CPython's regex parser (3.11+)
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 import ahocorasick_rs
 
+from correlator.accel import native_available
 from correlator.sigma.ir import Node, glob_literals
 
 DEFAULT_COMMON = Path(__file__).resolve().parent.parent / "data" / "common_values.txt"
@@ -142,6 +142,42 @@ def required_literals(node: Node, common: Sequence[str] = ()) -> tuple[frozenset
     return tuple(clauses) if clauses else None
 
 
+# literal -> the fields whose values it must occur in (sorted), None when it may occur in any (keywords)
+LiteralFields = tuple[tuple[str, tuple[str, ...] | None], ...]
+
+
+def literal_fields(node: Node, clauses: tuple[frozenset[str], ...] | None) -> LiteralFields | None:
+    """Where each literal of `clauses` has to be found: in the value of a field one of the leaves it comes from
+    reads, or anywhere when a keyword leaf gives it. Sound: a leaf on field F matches only if F's folded value
+    holds one of the leaf's literals."""
+    if not clauses:
+        return None
+    wanted = frozenset().union(*clauses)
+    where: dict[str, set[str] | None] = {}
+
+    def walk(n: Node) -> None:
+        tag = n[0]
+        if tag in ("and", "or"):
+            for child in n[1]:
+                walk(child)
+            return
+        lits = _leaf_literals(n)  # None for NOT (its leaves never give clauses) and literal-less leaves
+        if not lits:
+            return
+        field = n[1] if tag in ("str", "re") else None
+        for lit in lits & wanted:
+            known = where.get(lit, set())
+            if field is None or known is None:
+                where[lit] = None
+            else:
+                where[lit] = known | {field}
+
+    walk(node)
+    return tuple(
+        (lit, None if (f := where.get(lit)) is None else tuple(sorted(f))) for lit in sorted(wanted)
+    )
+
+
 def load_common_values(path: Path = DEFAULT_COMMON) -> tuple[str, ...]:
     """Lower-cased lines of the common-values file (comments and blanks skipped)."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -187,27 +223,54 @@ def haystack_of(fields: dict[str, Any]) -> str:
     ]).lower()
 
 
-def native_available() -> bool:
-    """The compiled prefilter (correlator/native, Rust) is importable and not disabled by SOCCTL_NATIVE=0."""
-    if os.environ.get("SOCCTL_NATIVE", "1") == "0":
-        return False
-    try:
-        from correlator import _native  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _folded(value: Any) -> str:
+    """One value's case-folded haystack text (what `haystack_of` joins)."""
+    return (value if value.__class__ is str else str(value) if value.__class__ is int else _text(value)).lower()
+
+
+ALL_FIELDS = (1 << 64) - 1  # the field mask of a literal that counts wherever it is found
+_MASK_BITS = 64  # fields past the 63rd (sorted) share the last bit: coarser, still sound
+
+
+def _placements(
+    clause_sets: Sequence[tuple[frozenset[str], ...] | None], field_sets: Sequence[LiteralFields | None] | None
+) -> tuple[list[dict[str, tuple[str, ...]]], list[str]]:
+    """Per variant, the fields each of its placed literals counts in, and the bucket's field names (sorted).
+    A literal is placed only when every variant using it places it; otherwise it counts anywhere for all."""
+    per_variant: list[dict[str, tuple[str, ...]]] = [{} for _ in clause_sets]
+    anywhere: set[str] = set()
+    for i, clauses in enumerate(clause_sets):
+        if not clauses:
+            continue
+        given = dict(field_sets[i] or ()) if field_sets is not None else {}
+        for lit in frozenset().union(*clauses):
+            fields = given.get(lit)
+            if fields is None:
+                anywhere.add(lit)
+            else:
+                per_variant[i][lit] = fields
+    for placed in per_variant:
+        for lit in anywhere & placed.keys():
+            del placed[lit]
+    names = sorted({f for placed in per_variant for fields in placed.values() for f in fields})
+    return per_variant, names
 
 
 def make_prefilter(
-    clause_sets: Sequence[tuple[frozenset[str], ...] | None], *, native: bool | None = None
+    clause_sets: Sequence[tuple[frozenset[str], ...] | None],
+    field_sets: Sequence[LiteralFields | None] | None = None,
+    *,
+    native: bool | None = None,
 ) -> Candidates:
-    """The native prefilter when it is built (same results, several times faster), else the Python one."""
+    """The native prefilter when it is built (same results, several times faster), else the Python one.
+    `field_sets` (per variant, see `literal_fields`) lets `candidates_fields` count a literal only where it
+    can make a leaf true."""
     if native if native is not None else native_available():
         from correlator._native import NativePrefilter
 
-        prefilter: Candidates = NativePrefilter([[sorted(c) for c in cs] if cs else None for cs in clause_sets])
+        prefilter: Candidates = NativePrefilter(clause_sets, field_sets)
         return prefilter
-    return Prefilter(clause_sets)
+    return Prefilter(clause_sets, field_sets)
 
 
 class Prefilter:
@@ -215,53 +278,97 @@ class Prefilter:
 
     A variant is triggered by a literal of its first (most selective) clause, found by one Aho-Corasick pass
     over the haystack; it stays a candidate only when each of its other clauses has a literal among those found.
-    Variants with no clause are always candidates.
+    Variants with no clause are always candidates. With an event's fields (`candidates_fields`), a literal
+    the variants place in certain fields counts for a variant only when found in the value of one of the fields
+    that variant gives it, and only the values of placed fields are searched for placed literals; keyword
+    literals count anywhere. Found literals carry a mask of the fields they were found in (`ALL_FIELDS` for
+    anywhere).
     """
 
-    def __init__(self, clause_sets: Sequence[tuple[frozenset[str], ...] | None]) -> None:
+    def __init__(
+        self,
+        clause_sets: Sequence[tuple[frozenset[str], ...] | None],
+        field_sets: Sequence[LiteralFields | None] | None = None,
+    ) -> None:
         self.always: tuple[int, ...] = tuple(i for i, s in enumerate(clause_sets) if not s)
+        per_variant, field_names = _placements(clause_sets, field_sets)
+        self.field_bits: dict[str, int] = {
+            name: 1 << min(n, _MASK_BITS - 1) for n, name in enumerate(field_names)
+        }
         ids: dict[str, int] = {}
-        triggers: list[list[int]] = []
 
         def literal_id(lit: str) -> int:
-            n = ids.setdefault(lit, len(ids))
-            if n == len(triggers):
-                triggers.append([])
-            return n
+            return ids.setdefault(lit, len(ids))
 
-        # Every clause's literals join the automaton; a triggered variant's other clauses are then set tests
+        def mask(i: int, lit: str) -> int:
+            fields = per_variant[i].get(lit)
+            return ALL_FIELDS if fields is None else sum({self.field_bits[f] for f in fields})
+
+        # Every clause's literals join the automata; a triggered variant's other clauses are then mask tests
         # against the literals found (measured faster than substring tests on the haystack).
-        self.rest: dict[int, tuple[frozenset[int], ...]] = {}
+        triggers: dict[int, list[tuple[int, int]]] = {}
+        self.rest: dict[int, tuple[tuple[tuple[int, int], ...], ...]] = {}
         for i, clauses in enumerate(clause_sets):
             if not clauses:
                 continue
             for lit in sorted(clauses[0]):
-                triggers[literal_id(lit)].append(i)
+                triggers.setdefault(literal_id(lit), []).append((i, mask(i, lit)))
             if len(clauses) > 1:
-                self.rest[i] = tuple(frozenset(literal_id(lit) for lit in sorted(c)) for c in clauses[1:])
+                self.rest[i] = tuple(tuple((literal_id(lit), mask(i, lit)) for lit in sorted(c)) for c in clauses[1:])
         self.literals = len(ids)
-        self.targets: list[tuple[int, ...]] = [tuple(t) for t in triggers]
-        self.automaton: ahocorasick_rs.AhoCorasick | None = None
-        if ids:
-            self.automaton = ahocorasick_rs.AhoCorasick(list(ids))
+        self.targets: list[tuple[tuple[int, int], ...]] = [tuple(triggers.get(n, ())) for n in range(len(ids))]
+        placed_lits = {lit for placed in per_variant for lit in placed}
+        names = list(ids)
+        # Two automata: literals found anywhere, and placed literals (searched in placed fields only).
+        self.anywhere = [ids[lit] for lit in names if lit not in placed_lits]
+        self.placed = [ids[lit] for lit in names if lit in placed_lits]
+        self.anywhere_automaton = (
+            ahocorasick_rs.AhoCorasick([names[n] for n in self.anywhere]) if self.anywhere else None
+        )
+        self.placed_automaton = ahocorasick_rs.AhoCorasick([names[n] for n in self.placed]) if self.placed else None
+
+    def _find(self, text: str, bit: int | None, found: dict[int, int]) -> None:
+        """Add the literals in one folded text to `found` (literal id -> field mask): anywhere-literals with
+        every field, placed ones with the text's field bit when it is a placed field (`bit` None: the text is a
+        whole haystack, every literal counts everywhere)."""
+        if self.anywhere_automaton is not None:
+            anywhere = self.anywhere
+            for n, _, _ in self.anywhere_automaton.find_matches_as_indexes(text, overlapping=True):
+                found[anywhere[n]] = ALL_FIELDS
+        if self.placed_automaton is not None and bit != 0:
+            placed, add = self.placed, ALL_FIELDS if bit is None else bit
+            for n, _, _ in self.placed_automaton.find_matches_as_indexes(text, overlapping=True):
+                found[placed[n]] = found.get(placed[n], 0) | add
 
     def candidates_fields(self, fields: dict[str, Any]) -> list[int]:
-        return self.candidates(haystack_of(fields)) if self.automaton is not None else list(self.always)
+        if not self.literals:
+            return list(self.always)
+        found: dict[int, int] = {}
+        bits = self.field_bits
+        for name, value in fields.items():
+            if value is not None:
+                self._find(_folded(value), bits.get(name, 0), found)
+        return self._select(found)
 
     def candidates(self, haystack: str) -> list[int]:
-        if self.automaton is None or not haystack:
+        """Candidates for a whole haystack: every literal counts wherever it is found."""
+        if not self.literals or not haystack:
             return list(self.always)
-        found = {n for n, _, _ in self.automaton.find_matches_as_indexes(haystack, overlapping=True)}
+        found: dict[int, int] = {}
+        self._find(haystack, None, found)
+        return self._select(found)
+
+    def _select(self, found: dict[int, int]) -> list[int]:
         if not found:
             return list(self.always)
         cands: set[int] = set(self.always)
         targets = self.targets
         rest = self.rest
-        for n in found:
-            for i in targets[n]:
-                if i in cands:
+        for n, where in found.items():
+            for i, mask in targets[n]:
+                if i in cands or not where & mask:
                     continue
                 checks = rest.get(i)
-                if checks is None or all(not c.isdisjoint(found) for c in checks):
+                if checks is None or all(any(found.get(lit, 0) & m for lit, m in clause) for clause in checks):
                     cands.add(i)
         return sorted(cands)

@@ -46,6 +46,13 @@ class Variant:
     ir: Node
     # The prefilter's literal clauses (best first), worked out at compile time; None when there are none.
     literals: tuple[frozenset[str], ...] | None = None
+    # Where each of those literals must be found: (literal, fields or None for anywhere), sorted by literal.
+    literal_fields: tuple[tuple[str, tuple[str, ...] | None], ...] | None = None
+    # What the evaluator needs to know of the detection, worked out at compile time too: the fields it reads
+    # (sorted), the fields every match has, and the EventIDs every match has (None: any).
+    reads: tuple[str, ...] = ()
+    required: frozenset[str] = frozenset()
+    event_ids: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,3 +131,80 @@ def test_native_haystack_from_fields_equals_python():
     for _ in range(300):
         fields = {f"f{i}": rng.choice(values) for i in range(rng.randint(0, 6))}
         assert list(native.candidates_fields(fields)) == python.candidates_fields(fields), fields
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("sel:\n  Image|endswith: '\\evil.exe'\ncondition: sel", (("\\evil.exe", ("Image",)),)),
+        ("sel:\n  Image|endswith: '\\evil.exe'\n  ParentImage|endswith: '\\evil.exe'\ncondition: sel",
+         (("\\evil.exe", ("Image", "ParentImage")),)),
+        ("sel:\n  CommandLine|re: 'mimikatz'\nkw:\n  - mimikatz\ncondition: sel or kw", (("mimikatz", None),)),
+        ("sel:\n  Image|endswith: '\\evil.exe'\nf:\n  User|contains: admin\ncondition: sel and not f",
+         (("\\evil.exe", ("Image",)),)),
+    ],
+    ids=["one-field", "two-fields", "keyword-wins", "not-gives-none"],
+)
+def test_literal_fields(load, body, expected):
+    loaded = load(rule(body))
+    assert loaded.ruleset.rules[0].generic.literal_fields == expected
+
+
+def _folded_random_fields(rng: random.Random, names: list[str], vocab: list[str]) -> dict[str, object]:
+    values: list[object] = [*vocab, *(w.upper() for w in vocab), None, 4624, True, ["x", "ALPHA"], "other text"]
+    return {name: rng.choice(values) for name in rng.sample(names, rng.randint(0, len(names)))}
+
+
+@pytest.mark.parametrize("native", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not native_available(), reason="the native prefilter (correlator/native, Rust) is not built"))],
+    ids=["python", "native"])
+def test_placed_literals_count_only_in_their_fields(native):
+    clause_sets = [(frozenset({"alpha"}),), (frozenset({"delta"}),), (frozenset({"beta"}), frozenset({"gamma"}))]
+    field_sets = [(("alpha", ("Image",)),), (("delta", None),), (("beta", ("A",)), ("gamma", ("B", "C")))]
+    pf = make_prefilter(clause_sets, field_sets, native=native)
+    assert list(pf.candidates_fields({"Image": "x\\ALPHA.exe", "User": "DELTA"})) == [0, 1]
+    assert list(pf.candidates_fields({"CommandLine": "alpha delta"})) == [1]
+    assert list(pf.candidates_fields({"A": "beta", "C": "gamma!"})) == [2]
+    assert list(pf.candidates_fields({"A": "gamma", "C": "beta"})) == []
+    assert list(pf.candidates("alpha\x1fbeta\x1fgamma")) == [0, 2]  # a bare haystack: literals count anywhere
+
+
+@pytest.mark.parametrize("native", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not native_available(), reason="the native prefilter (correlator/native, Rust) is not built"))],
+    ids=["python", "native"])
+def test_a_shared_literal_counts_per_variant_in_its_own_fields(native):
+    clause_sets = [(frozenset({"omega"}),), (frozenset({"omega"}),), (frozenset({"omega"}),)]
+    field_sets = [(("omega", ("Image",)),), (("omega", ("User",)),), (("omega", ("Image", "User")),)]
+    pf = make_prefilter(clause_sets, field_sets, native=native)
+    assert list(pf.candidates_fields({"User": "OMEGA"})) == [1, 2]
+    assert list(pf.candidates_fields({"Image": "omega", "Other": "omega"})) == [0, 2]
+    assert list(pf.candidates_fields({"Other": "omega"})) == []
+    keyword = make_prefilter([*clause_sets, (frozenset({"omega"}),)], [*field_sets, (("omega", None),)],
+                             native=native)
+    assert list(keyword.candidates_fields({"Other": "omega"})) == [0, 1, 2, 3]  # a keyword makes it count anywhere
+
+
+@pytest.mark.skipif(not native_available(), reason="the native prefilter (correlator/native, Rust) is not built")
+def test_native_placed_prefilter_equals_python():
+    rng = random.Random(17)
+    vocab = ["alpha", "beta", "gamma", "é", "\\cmd.exe", "powershell"]
+    names = ["Image", "CommandLine", "User", "ParentImage", "Other"]
+    clause_sets: list[tuple[frozenset[str], ...] | None] = []
+    field_sets = []
+    for _ in range(200):
+        if rng.random() < 0.1:
+            clause_sets.append(None)
+            field_sets.append(None)
+            continue
+        clauses = tuple(frozenset(rng.sample(vocab, rng.randint(1, 3))) for _ in range(rng.randint(1, 3)))
+        lits = sorted(frozenset().union(*clauses))
+        clause_sets.append(clauses)
+        field_sets.append(tuple(
+            (lit, None if rng.random() < 0.2 else tuple(sorted(rng.sample(names, rng.randint(1, 2)))))
+            for lit in lits
+        ))
+    native = make_prefilter(clause_sets, field_sets, native=True)
+    python = make_prefilter(clause_sets, field_sets, native=False)
+    for _ in range(500):
+        fields = _folded_random_fields(rng, names, vocab)
+        assert list(native.candidates_fields(fields)) == python.candidates_fields(fields), fields

@@ -1,0 +1,333 @@
+//! The literal prefilter (see correlator/sigma/prefilter.py for the semantics).
+//!
+//! A variant is triggered by a literal of its first clause found in the haystack; it is a candidate when
+//! every other clause has a literal among those found. Variants without clauses are always candidates. With an
+//! event's fields, a literal the variants place in certain fields counts for a variant only when found in the
+//! value of a field that variant gives it (found literals carry a mask of the fields they were found in), and
+//! only the values of placed fields are searched for placed literals; the others (keywords) count anywhere.
+//! Same inputs and outputs as the pure-Python `Prefilter`; the tests check the two agree.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use ahash::AHashMap;
+use aho_corasick::{AhoCorasick, MatchKind};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::haystack::push_value;
+
+/// The literals of a bucket that are searched together, and the literal id of each of its patterns.
+struct Automaton {
+    automaton: AhoCorasick,
+    ids: Vec<u32>,
+    /// For a few literals: a leftmost-first automaton over the same patterns, which can use a vectorised
+    /// skipping search, to tell quickly whether any is there at all (mostly none is).
+    gate: Option<AhoCorasick>,
+}
+
+impl Automaton {
+    fn new(literals: &[String], ids: Vec<u32>) -> PyResult<Option<Self>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let patterns: Vec<&str> = ids.iter().map(|&n| literals[n as usize].as_str()).collect();
+        let error = |e: aho_corasick::BuildError| PyValueError::new_err(e.to_string());
+        let automaton = AhoCorasick::new(&patterns).map_err(error)?;
+        let gate = if patterns.len() <= FEW_LITERALS {
+            let builder = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(&patterns);
+            Some(builder.map_err(error)?)
+        } else {
+            None
+        };
+        Ok(Some(Self {
+            automaton,
+            ids,
+            gate,
+        }))
+    }
+
+    /// Every literal in `hay`, overlapping ones too, as found in every field.
+    fn find_all(&self, hay: &[u8], found: &mut Found) {
+        if self.gate.as_ref().is_some_and(|gate| !gate.is_match(hay)) {
+            return;
+        }
+        for m in self.automaton.find_overlapping_iter(hay) {
+            found.add(self.ids[m.pattern().as_usize()], ALL_FIELDS);
+        }
+    }
+}
+
+/// Literals found: per literal id the mask of the fields it was found in (0: not found), and their list.
+struct Found {
+    masks: Vec<u64>,
+    ids: Vec<u32>,
+}
+
+impl Found {
+    fn new(literals: usize) -> Self {
+        Self {
+            masks: vec![0u64; literals],
+            ids: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, n: u32, fields: u64) {
+        let mask = &mut self.masks[n as usize];
+        if *mask == 0 {
+            self.ids.push(n);
+        }
+        *mask |= fields;
+    }
+}
+
+/// The field mask of a literal that counts wherever it is found.
+const ALL_FIELDS: u64 = u64::MAX;
+/// Fields past the 63rd (sorted) share the last bit: coarser, still sound.
+const MASK_BITS: usize = 64;
+
+/// Up to this many literals, a leftmost-first search can skip through text with a vectorised prefilter.
+const FEW_LITERALS: usize = 64;
+
+/// Per variant, its clauses (sets of literals; the order is fixed here), or None.
+type ClauseSets = Vec<Option<Vec<HashSet<String>>>>;
+type FieldSets = Option<Vec<Option<Vec<(String, Option<Vec<String>>)>>>>;
+
+#[pyclass(module = "correlator._native", frozen)]
+pub struct NativePrefilter {
+    anywhere: Option<Automaton>,
+    placed: Option<Automaton>,
+    /// The bit of each placed field.
+    field_bits: AHashMap<String, u64>,
+    literal_count: usize,
+    /// Per literal: the variants it triggers, each with the fields it counts in for that variant.
+    targets: Vec<Vec<(u32, u64)>>,
+    /// Per variant: its other clauses, as (literal, fields) alternatives.
+    rest: Vec<Vec<Vec<(u32, u64)>>>,
+    always: Vec<u32>,
+    variant_count: usize,
+}
+
+/// Per variant, the fields each of its placed literals counts in, and the bucket's field names (sorted).
+/// A literal is placed only when every variant using it places it; otherwise it counts anywhere for all.
+fn placements<'s>(
+    clause_sets: &'s ClauseSets,
+    field_sets: &'s FieldSets,
+) -> (Vec<HashMap<&'s str, &'s [String]>>, Vec<&'s str>) {
+    let mut per_variant: Vec<HashMap<&str, &[String]>> = vec![HashMap::new(); clause_sets.len()];
+    let mut anywhere: HashSet<&str> = HashSet::new();
+    for (i, clauses) in clause_sets.iter().enumerate() {
+        let Some(clauses) = clauses.as_ref().filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        let given: HashMap<&str, &Option<Vec<String>>> = field_sets
+            .as_ref()
+            .and_then(|sets| sets[i].as_ref())
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|(lit, fields)| (lit.as_str(), fields))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for lit in clauses.iter().flatten() {
+            match given.get(lit.as_str()) {
+                Some(Some(fields)) => {
+                    per_variant[i].insert(lit, fields);
+                }
+                _ => {
+                    anywhere.insert(lit);
+                }
+            }
+        }
+    }
+    for placed in &mut per_variant {
+        placed.retain(|lit, _| !anywhere.contains(lit));
+    }
+    let names: BTreeSet<&str> = per_variant
+        .iter()
+        .flat_map(|p| {
+            p.values()
+                .flat_map(|fields| fields.iter().map(String::as_str))
+        })
+        .collect();
+    (per_variant, names.into_iter().collect())
+}
+
+#[pymethods]
+impl NativePrefilter {
+    #[new]
+    #[pyo3(signature = (clause_sets, field_sets=None))]
+    fn new(clause_sets: ClauseSets, field_sets: FieldSets) -> PyResult<Self> {
+        let variant_count = clause_sets.len();
+        let (per_variant, field_names) = placements(&clause_sets, &field_sets);
+        let field_bits: AHashMap<String, u64> = field_names
+            .into_iter()
+            .enumerate()
+            .map(|(n, name)| (name.to_owned(), 1u64 << n.min(MASK_BITS - 1)))
+            .collect();
+        let mask = |i: usize, lit: &String| -> u64 {
+            match per_variant[i].get(lit.as_str()) {
+                None => ALL_FIELDS,
+                Some(fields) => fields.iter().fold(0, |m, f| m | field_bits[f]),
+            }
+        };
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut literals: Vec<String> = Vec::new();
+        let mut targets: Vec<Vec<(u32, u64)>> = Vec::new();
+        let mut rest: Vec<Vec<Vec<(u32, u64)>>> = vec![Vec::new(); variant_count];
+        let mut always: Vec<u32> = Vec::new();
+        let mut id_of =
+            |lit: &String, literals: &mut Vec<String>, targets: &mut Vec<Vec<(u32, u64)>>| -> u32 {
+                if let Some(&n) = ids.get(lit) {
+                    return n;
+                }
+                let n = literals.len() as u32;
+                ids.insert(lit.clone(), n);
+                literals.push(lit.clone());
+                targets.push(Vec::new());
+                n
+            };
+        for (i, clauses) in clause_sets.iter().enumerate() {
+            let Some(clauses) = clauses.as_ref().filter(|c| !c.is_empty()) else {
+                always.push(i as u32);
+                continue;
+            };
+            let mut first: Vec<&String> = clauses[0].iter().collect();
+            first.sort();
+            for lit in first {
+                let n = id_of(lit, &mut literals, &mut targets);
+                targets[n as usize].push((i as u32, mask(i, lit)));
+            }
+            for clause in &clauses[1..] {
+                let mut sorted: Vec<&String> = clause.iter().collect();
+                sorted.sort();
+                let lits = sorted
+                    .into_iter()
+                    .map(|l| (id_of(l, &mut literals, &mut targets), mask(i, l)))
+                    .collect();
+                rest[i].push(lits);
+            }
+        }
+        let placed_lits: HashSet<&str> =
+            per_variant.iter().flat_map(|p| p.keys().copied()).collect();
+        let (mut anywhere, mut placed) = (Vec::new(), Vec::new());
+        for (n, lit) in literals.iter().enumerate() {
+            if placed_lits.contains(lit.as_str()) {
+                placed.push(n as u32);
+            } else {
+                anywhere.push(n as u32);
+            }
+        }
+        Ok(Self {
+            anywhere: Automaton::new(&literals, anywhere)?,
+            placed: Automaton::new(&literals, placed)?,
+            field_bits,
+            literal_count: literals.len(),
+            targets,
+            rest,
+            always,
+            variant_count,
+        })
+    }
+
+    /// Candidate variant indices for a (case-folded) haystack, in ascending order: every literal counts
+    /// wherever it is found.
+    fn candidates(&self, haystack: &str) -> Vec<u32> {
+        let mut found = Found::new(self.literal_count);
+        for automaton in [&self.anywhere, &self.placed].into_iter().flatten() {
+            automaton.find_all(haystack.as_bytes(), &mut found);
+        }
+        self.select(&found)
+    }
+
+    /// Candidates for an event's field view: the haystacks are built here, not in Python.
+    fn candidates_fields(&self, fields: &Bound<'_, PyDict>) -> PyResult<Vec<u32>> {
+        if self.literal_count == 0 {
+            return Ok(self.always.clone());
+        }
+        // Values of placed fields, each ending at `ends[i]` with field bit `bits[i]`; all others in `other`.
+        let mut in_fields = Vec::with_capacity(1024);
+        let mut other = Vec::with_capacity(1024);
+        let mut ends: Vec<usize> = Vec::new();
+        let mut bits: Vec<u64> = Vec::new();
+        for (name, value) in fields.iter() {
+            let bit = name.downcast::<PyString>().ok().and_then(|n| {
+                n.to_str()
+                    .ok()
+                    .and_then(|n| self.field_bits.get(n).copied())
+            });
+            match bit {
+                Some(bit) => {
+                    push_value(&mut in_fields, &value)?;
+                    ends.push(in_fields.len());
+                    bits.push(bit);
+                }
+                None => push_value(&mut other, &value)?,
+            }
+        }
+        let mut found = Found::new(self.literal_count);
+        if let Some(anywhere) = &self.anywhere {
+            for hay in [&in_fields, &other] {
+                anywhere.find_all(hay, &mut found);
+            }
+        }
+        if let Some(placed) = &self.placed {
+            for m in placed.automaton.find_overlapping_iter(in_fields.as_slice()) {
+                let n = placed.ids[m.pattern().as_usize()];
+                found.add(n, bits[ends.partition_point(|&end| end <= m.start())]);
+            }
+        }
+        Ok(self.select(&found))
+    }
+
+    #[getter]
+    fn literals(&self) -> usize {
+        self.literal_count
+    }
+
+    #[getter]
+    fn always(&self) -> Vec<u32> {
+        self.always.clone()
+    }
+}
+
+impl NativePrefilter {
+    fn select(&self, found: &Found) -> Vec<u32> {
+        if found.ids.is_empty() {
+            return self.always.clone();
+        }
+        let mut chosen = vec![0u64; self.variant_count.div_ceil(64)];
+        for &i in &self.always {
+            chosen[i as usize / 64] |= 1u64 << (i % 64);
+        }
+        let counts = |(l, m): &(u32, u64)| found.masks[*l as usize] & m != 0;
+        for &n in &found.ids {
+            let here = found.masks[n as usize];
+            for &(v, mask) in &self.targets[n as usize] {
+                let (word, bit) = (v as usize / 64, 1u64 << (v % 64));
+                if chosen[word] & bit != 0 || here & mask == 0 {
+                    continue;
+                }
+                if self.rest[v as usize]
+                    .iter()
+                    .all(|clause| clause.iter().any(counts))
+                {
+                    chosen[word] |= bit;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (w, &word) in chosen.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                out.push((w * 64 + b) as u32);
+                bits &= bits - 1;
+            }
+        }
+        out
+    }
+}
