@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType, TracebackType
@@ -56,6 +56,7 @@ __all__ = [
     "deadletter_record",
     "document_text",
     "event_record",
+    "iter_records",
     "refused_dead_letter",
     "storable_text",
     "wall_clock_ms",
@@ -208,17 +209,16 @@ def deadletter_record(item: Rejected, received_ms: int) -> Record:
     return _record(Collection.DEADLETTER, doc_id, received_ms, doc)
 
 
-def _prepare(
-    items: Iterable[_T], build: Callable[[_T], Record], describe: Callable[[_T], str]
-) -> tuple[list[Record], list[tuple[_T, str, str]]]:
-    records: list[Record] = []
-    refused: list[tuple[_T, str, str]] = []
+def iter_records(
+    items: Iterable[_T], build: Callable[[_T], Record], describe: Callable[[_T], str],
+    refused: list[tuple[_T, str, str]],
+) -> Iterator[Record]:
+    """The records of `items`, lazily; each item refused (not storable) goes to `refused` as (item, id, reason)."""
     for item in items:
         try:
-            records.append(build(item))
+            yield build(item)
         except _RefusedError as exc:
             refused.append((item, describe(item), str(exc)))
-    return records, refused
 
 
 def storable_text(text: str | None, limit: int = MAX_DEAD_LETTER_RAW) -> str | None:
@@ -306,39 +306,54 @@ class Store(ABC):
 
     def write_events(self, events: Sequence[Event]) -> WriteResult:
         """Create-only batch write. A refused event is reported in `failed` and stored as a dead letter."""
-        records, refused = _prepare(events, event_record, lambda e: e.id)
-        self._dead_letter_refused(
-            [refused_dead_letter(Collection.EVENTS, doc_id, reason, event.origin, event.raw)
-             for event, doc_id, reason in refused]
+        return self._write_items(
+            Collection.EVENTS, events, event_record, lambda e: e.id,
+            lambda event, doc_id, reason: refused_dead_letter(Collection.EVENTS, doc_id, reason, event.origin,
+                                                              event.raw),
         )
-        return self._write_checked(Collection.EVENTS, records, [(doc_id, reason) for _, doc_id, reason in refused])
 
     def write_alerts(self, alerts: Sequence[Alert]) -> WriteResult:
         """Create-only batch write. A refused alert is reported in `failed` and stored as a dead letter."""
-        records, refused = _prepare(alerts, alert_record, lambda a: a.id)
-        self._dead_letter_refused(
-            [refused_dead_letter(Collection.ALERTS, doc_id, reason, alert.origin, repr(alert.to_dict()))
-             for alert, doc_id, reason in refused]
+        return self._write_items(
+            Collection.ALERTS, alerts, alert_record, lambda a: a.id,
+            lambda alert, doc_id, reason: refused_dead_letter(Collection.ALERTS, doc_id, reason, alert.origin,
+                                                              repr(alert.to_dict())),
         )
-        return self._write_checked(Collection.ALERTS, records, [(doc_id, reason) for _, doc_id, reason in refused])
 
     def write_rejected(self, items: Sequence[Rejected], *, received_ms: int | None = None) -> WriteResult:
         """Dead letters; `@timestamp` is `received_ms`, or the store's clock when None."""
         received = self._clock() if received_ms is None else received_ms
-        records, refused = _prepare(items, lambda r: deadletter_record(r, received), deadletter_id_for)
-        return self._write_checked(Collection.DEADLETTER, records, [(doc_id, reason) for _, doc_id, reason in refused])
+        return self._write_items(
+            Collection.DEADLETTER, items, lambda r: deadletter_record(r, received), deadletter_id_for, None
+        )
 
-    def _dead_letter_refused(self, items: list[Rejected]) -> None:
-        if items:
-            self.write_rejected(items)
-
-    def _write_checked(
-        self, collection: Collection, records: list[Record], refused: list[tuple[str, str]]
+    def _write_items(
+        self,
+        collection: Collection,
+        items: Sequence[_T],
+        build: Callable[[_T], Record],
+        describe: Callable[[_T], str],
+        dead_letter: Callable[[_T, str, str], Rejected] | None,
     ) -> WriteResult:
+        """Build the records and write them; backends that can overlap building with sending override this."""
+        refused: list[tuple[_T, str, str]] = []
+        records = list(iter_records(items, build, describe, refused))
         result = self._write(collection, records) if records else WriteResult()
-        if refused:
-            return WriteResult(result.written, result.duplicates, refused + result.failed, result.spooled)
-        return result
+        return self._with_refused(result, refused, dead_letter)
+
+    def _with_refused(
+        self,
+        result: WriteResult,
+        refused: list[tuple[_T, str, str]],
+        dead_letter: Callable[[_T, str, str], Rejected] | None,
+    ) -> WriteResult:
+        """`result` with the refused items first in `failed`; each refused item is stored as a dead letter."""
+        if not refused:
+            return result
+        if dead_letter is not None:
+            self.write_rejected([dead_letter(item, doc_id, reason) for item, doc_id, reason in refused])
+        failed = [(doc_id, reason) for _, doc_id, reason in refused]
+        return WriteResult(result.written, result.duplicates, failed + result.failed, result.spooled)
 
     # -- reads
 

@@ -27,13 +27,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
-from correlator.model import EventOrigin
+from correlator.model import EventOrigin, Rejected
 from correlator.store.base import (
     ID_FIELDS,
     TIMESTAMP_FIELD,
@@ -46,6 +46,7 @@ from correlator.store.base import (
     Sort,
     Store,
     WriteResult,
+    iter_records,
     refused_dead_letter,
 )
 from correlator.store.errors import BackendUnavailableError, StoreError
@@ -64,6 +65,8 @@ from correlator.store.retention import Purge, RetentionPolicy, agency_slug, inde
 from correlator.store.spool import Spool
 
 __all__ = ["ElasticsearchStore", "WriterSettings"]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +196,29 @@ class ElasticsearchStore(Store):
         slug = agency_slug(str(agency)) if agency else self.agency
         return index_name(collection.value, slug, record.timestamp_ms, prefix=self.prefix)
 
+    def _document(self, collection: Collection, record: Record) -> PendingDocument:
+        return PendingDocument(collection, self._index_for(collection, record), record.id, source_with_text(record))
+
+    def _write_items(
+        self,
+        collection: Collection,
+        items: Sequence[_T],
+        build: Callable[[_T], Record],
+        describe: Callable[[_T], str],
+        dead_letter: Callable[[_T, str, str], Rejected] | None,
+    ) -> WriteResult:
+        """Events and alerts stream: records are built chunk by chunk while earlier chunks are in flight."""
+        if collection is Collection.DEADLETTER:
+            return super()._write_items(collection, items, build, describe, dead_letter)
+        self._connection()
+        refused: list[tuple[_T, str, str]] = []
+        records = iter_records(items, build, describe, refused)
+        result = self._writer.deliver(self._document(collection, record) for record in records)
+        return self._with_refused(result, refused, dead_letter)
+
     def _write(self, collection: Collection, records: Sequence[Record]) -> WriteResult:
         self._connection()
-        documents = [
-            PendingDocument(collection, self._index_for(collection, record), record.id, source_with_text(record))
-            for record in records
-        ]
+        documents = [self._document(collection, record) for record in records]
         already = 0
         if collection is Collection.DEADLETTER:
             documents, already = self._without_stored(documents)
@@ -228,12 +248,14 @@ class ElasticsearchStore(Store):
 
     def _dead_letter(self, failed: list[tuple[PendingDocument, str]]) -> None:
         """Documents Elasticsearch refused go to the dead letters with the reason (never for dead letters)."""
-        self._dead_letter_refused([
+        letters = [
             refused_dead_letter(document.collection, document.id, f"Elasticsearch: {reason}",
                                 EventOrigin(format="store"), document.source)
             for document, reason in failed
             if document.collection is not Collection.DEADLETTER
-        ])
+        ]
+        if letters:
+            self.write_rejected(letters)
 
     # -- reads
 
