@@ -58,7 +58,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from correlator.definitions import SecurityLevel
-from correlator.errors import CorrelatorError
+from correlator.located_yaml import LocatedError
 
 __all__ = [
     "ENRICH_FIELDS",
@@ -92,16 +92,12 @@ class Criticality(StrEnum):
     CRITICAL = "critical"
 
 
-class InventoryError(CorrelatorError):
+class InventoryError(LocatedError):
     """An invalid inventory: the file, the line where known, the field and the reason."""
 
     def __init__(self, reason: str, *, source: str, line: int | None = None, field: str | None = None) -> None:
-        self.reason = reason
-        self.source = source
-        self.line = line
+        super().__init__(reason, source=source, line=line, key=field)
         self.field = field
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {field}: {reason}" if field else f"{where}: {reason}")
 
 
 # -- the inventory's types

@@ -10,7 +10,7 @@ import yaml
 
 from correlator.errors import CorrelatorError
 
-__all__ = ["Located", "load_located_yaml"]
+__all__ = ["Located", "LocatedError", "load_located_yaml"]
 
 
 class Located(dict[str, Any]):
@@ -55,3 +55,24 @@ def load_located_yaml(text: str, source: str, error: Callable[..., CorrelatorErr
         raise error(f"invalid YAML: {exc.problem or exc.context}", source=source, line=line) from None
     except yaml.YAMLError as exc:
         raise error(f"invalid YAML: {exc}", source=source) from None
+
+
+class LocatedError(CorrelatorError):
+    """An error in a rule-side file: ``file:line: key: reason`` (line and key where known)."""
+
+    def __init__(self, reason: str, *, source: str, line: int | None = None, key: str | None = None) -> None:
+        self.reason = reason
+        self.source = source
+        self.line = line
+        self.key = key
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
+
+    def to_dict(self) -> dict[str, object]:
+        """The shape of `socctl rules check --json` failures: path, reason, line and key where known."""
+        out: dict[str, object] = {"path": self.source, "reason": self.reason}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.key is not None:
+            out["key"] = self.key
+        return out

@@ -42,8 +42,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from correlator.assets import Criticality, InformationSystem
-from correlator.errors import CorrelatorError
-from correlator.located_yaml import Located, load_located_yaml
+from correlator.located_yaml import Located, LocatedError, load_located_yaml
 from correlator.model import Alert, MatchedRule
 from correlator.sigma.rule import Level
 
@@ -95,16 +94,8 @@ class ImpactType(StrEnum):
     SPREAD = "spread"  # spread to other level 4-5 systems
 
 
-class ScoringConfigError(CorrelatorError):
+class ScoringConfigError(LocatedError):
     """An invalid scoring configuration: the file, the line where known, the key and the reason."""
-
-    def __init__(self, reason: str, *, source: str, line: int | None = None, key: str | None = None) -> None:
-        self.reason = reason
-        self.source = source
-        self.line = line
-        self.key = key
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
 
 
 # -- configuration

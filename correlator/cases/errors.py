@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from correlator.errors import CorrelatorError
+from correlator.located_yaml import LocatedError
 
 __all__ = [
     "CaseError",
@@ -52,28 +53,9 @@ class StaleCaseError(CaseError):
         super().__init__(f"case {case_id}: stale version {expected} (current version is {actual}); reload and retry")
 
 
-class _LocatedError(CaseError):
-    def __init__(self, reason: str, *, source: str, line: int | None = None, key: str | None = None) -> None:
-        self.reason = reason
-        self.source = source
-        self.line = line
-        self.key = key
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
-
-    def to_dict(self) -> dict[str, object]:
-        """The shape of `socctl rules check --json` failures: path, reason, line and key where known."""
-        out: dict[str, object] = {"path": self.source, "reason": self.reason}
-        if self.line is not None:
-            out["line"] = self.line
-        if self.key is not None:
-            out["key"] = self.key
-        return out
-
-
-class PlaybookError(_LocatedError):
+class PlaybookError(LocatedError, CaseError):
     """A playbook that could not be loaded: the file, the line where known, the key and the reason."""
 
 
-class CasesConfigError(_LocatedError):
+class CasesConfigError(LocatedError, CaseError):
     """An invalid grouping / SLA / routing configuration: the file, the line where known, the key and the reason."""
