@@ -49,16 +49,29 @@ import json
 import logging
 import os
 import re
-import struct
 import threading
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Final, Self
 
-from correlator.store.errors import InvalidRequestError, StoreError
+from correlator.store.errors import InvalidRequestError
+from correlator.store.spool_frames import (
+    FRAME_HEADER_SIZE,
+    MAX_ITEM_BYTES,
+    BadFrame,
+    FrameHeader,
+    SpoolCorruptError,
+    SpoolError,
+    SpoolFullError,
+    SpoolLockedError,
+    decode_items,
+    encode_frame,
+    parse_header,
+    read_frame,
+    valid_frame_after,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -76,76 +89,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES: Final = 1 << 30  # 1 GiB
 DEFAULT_SEGMENT_BYTES: Final = 64 << 20  # 64 MiB
-MAX_ITEM_BYTES: Final = 0xFFFF_FFFF
-
-MAGIC: Final = b"SPL1"
-_HEAD: Final = struct.Struct("<4sIQI")  # magic, count, length, body CRC: what the header CRC covers
-_CRC: Final = struct.Struct("<I")
-_ITEM_LENGTH: Final = struct.Struct("<I")
-FRAME_HEADER_SIZE: Final = _HEAD.size + _CRC.size  # 24
 
 LOCK_NAME: Final = "lock"
 POSITION_NAME: Final = "position"
 _POSITION_VERSION: Final = 1
 _SEGMENT_NAME: Final = re.compile(r"(\d{20})\.seg")
-
-
-class SpoolError(StoreError):
-    """Root of the spool's errors; an `OSError` from the spool's files is wrapped in it."""
-
-
-class SpoolFullError(SpoolError):
-    """An append refused because the pending items plus the batch would exceed `max_bytes`; nothing was written."""
-
-    def __init__(self, directory: Path, limit: int, pending_bytes: int, batch_bytes: int) -> None:
-        self.directory = directory
-        self.limit = limit
-        self.pending_bytes = pending_bytes
-        self.batch_bytes = batch_bytes
-        super().__init__(
-            f"{directory}: spool full: {pending_bytes} bytes pending + {batch_bytes} in this batch would exceed "
-            f"the limit of {limit} bytes; nothing was written. Keep the batch and retry after the pending items "
-            f"have been replayed (peek + commit), or raise the spool's max_bytes"
-        )
-
-
-class SpoolCorruptError(SpoolError):
-    """Damaged spool contents other than a torn last write: the file, the byte offset (when one applies), why."""
-
-    def __init__(self, path: Path, offset: int | None, reason: str) -> None:
-        self.path = path
-        self.offset = offset
-        self.reason = reason
-        where = f"{path}: corrupt frame at offset {offset}" if offset is not None else str(path)
-        super().__init__(f"{where}: {reason}")
-
-
-class SpoolLockedError(SpoolError):
-    """The spool directory is already open (in another process, or elsewhere in this one)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Header:
-    count: int
-    length: int
-    body_crc: int
-
-    @property
-    def size(self) -> int:
-        return FRAME_HEADER_SIZE + self.length
-
-    @property
-    def payload(self) -> int:
-        return self.length - _ITEM_LENGTH.size * self.count
-
-
-class _BadFrame(Exception):  # noqa: N818 - internal signal, converted to SpoolCorruptError or a truncation
-    """`at_tail`: True if the frame may be a torn last write, None if only the data after it can tell."""
-
-    def __init__(self, reason: str, at_tail: bool | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.at_tail = at_tail
 
 
 @dataclass(slots=True)
@@ -155,76 +103,6 @@ class _Segment:
     size: int = 0  # end of the last whole frame
     items: int = 0  # pending items
     payload: int = 0  # pending payload bytes
-
-
-def encode_frame(items: Sequence[bytes]) -> bytes:
-    parts: list[bytes] = []
-    for item in items:
-        parts.append(_ITEM_LENGTH.pack(len(item)))
-        parts.append(item)
-    body = b"".join(parts)
-    head = _HEAD.pack(MAGIC, len(items), len(body), zlib.crc32(body))
-    return head + _CRC.pack(zlib.crc32(head)) + body
-
-
-def _parse_header(raw: bytes) -> _Header | None:
-    """The header in `raw` (FRAME_HEADER_SIZE bytes), or None if its magic or checksum is wrong."""
-    magic, count, length, body_crc = _HEAD.unpack_from(raw)
-    (crc,) = _CRC.unpack_from(raw, _HEAD.size)
-    if magic != MAGIC or crc != zlib.crc32(raw[: _HEAD.size]):
-        return None
-    return _Header(count, length, body_crc)
-
-
-def _read_frame(file: BinaryIO, offset: int, end: int) -> tuple[_Header, bytes]:
-    """The verified frame at `offset` of a file whose valid data ends at `end`; `_BadFrame` if it is not one."""
-    file.seek(offset)
-    raw = file.read(FRAME_HEADER_SIZE)
-    if len(raw) < FRAME_HEADER_SIZE or offset + FRAME_HEADER_SIZE > end:
-        raise _BadFrame(f"incomplete frame header ({end - offset} of {FRAME_HEADER_SIZE} bytes)", at_tail=True)
-    header = _parse_header(raw)
-    if header is None:
-        raise _BadFrame("bad frame header (wrong magic or header checksum)", at_tail=None)
-    if offset + header.size > end:
-        raise _BadFrame(f"frame of {header.size} bytes runs past the end of the data ({end} bytes)", at_tail=True)
-    body = file.read(header.length)
-    computed = zlib.crc32(body)
-    if len(body) != header.length or computed != header.body_crc:
-        raise _BadFrame(
-            f"payload checksum mismatch (stored {header.body_crc:#010x}, computed {computed:#010x})",
-            at_tail=offset + header.size == end,
-        )
-    return header, body
-
-
-def _decode_items(body: bytes, count: int, path: Path, offset: int) -> list[bytes]:
-    items: list[bytes] = []
-    pos = 0
-    for _ in range(count):
-        if pos + _ITEM_LENGTH.size > len(body):
-            break
-        (length,) = _ITEM_LENGTH.unpack_from(body, pos)
-        pos += _ITEM_LENGTH.size
-        items.append(body[pos : pos + length])
-        pos += length
-    if len(items) != count or pos != len(body):
-        raise SpoolCorruptError(path, offset, f"frame body does not hold the {count} items its header declares")
-    return items
-
-
-def _valid_frame_after(file: BinaryIO, start: int, end: int) -> bool:
-    """Whether a whole, valid frame begins anywhere in [start, end) (used to tell a torn tail from damage)."""
-    file.seek(start)
-    data = file.read(end - start)
-    at = data.find(MAGIC)
-    while at >= 0 and at + FRAME_HEADER_SIZE <= len(data):
-        header = _parse_header(data[at : at + FRAME_HEADER_SIZE])
-        if header is not None and at + header.size <= len(data):
-            body = data[at + FRAME_HEADER_SIZE : at + header.size]
-            if zlib.crc32(body) == header.body_crc:
-                return True
-        at = data.find(MAGIC, at + 1)
-    return False
 
 
 def _fsync_directory(path: Path) -> None:
@@ -334,7 +212,7 @@ class Spool:
             try:
                 skip = self._read_skip
                 for _, segment, offset, header, body in self._frames():
-                    items = _decode_items(body, header.count, segment.path, offset)
+                    items = decode_items(body, header.count, segment.path, offset)
                     out.extend(items[skip : skip + max_items - len(out)])
                     skip = 0
                     if len(out) >= max_items:
@@ -491,11 +369,11 @@ class Spool:
             offset = start
             while offset < file_size:
                 try:
-                    header, body = _read_frame(file, offset, file_size)
-                except _BadFrame as bad:
+                    header, body = read_frame(file, offset, file_size)
+                except BadFrame as bad:
                     if not newest or bad.at_tail is False:
                         raise SpoolCorruptError(segment.path, offset, bad.reason) from None
-                    if bad.at_tail is None and _valid_frame_after(file, offset + 1, file_size):
+                    if bad.at_tail is None and valid_frame_after(file, offset + 1, file_size):
                         raise SpoolCorruptError(segment.path, offset, bad.reason) from None
                     self._truncate(segment.path, offset, file_size, bad.reason)
                     break
@@ -509,7 +387,7 @@ class Spool:
                             f"read position skips {skip} items of the {header.count} in the frame at offset "
                             f"{offset} of {segment.path}",
                         )
-                    skipped = _decode_items(body, header.count, segment.path, offset)[:skip]
+                    skipped = decode_items(body, header.count, segment.path, offset)[:skip]
                     segment.items -= skip
                     segment.payload -= sum(len(item) for item in skipped)
                 offset += header.size
@@ -527,7 +405,7 @@ class Spool:
         while offset < start:
             file.seek(offset)
             raw = file.read(FRAME_HEADER_SIZE)
-            header = _parse_header(raw) if len(raw) == FRAME_HEADER_SIZE else None
+            header = parse_header(raw) if len(raw) == FRAME_HEADER_SIZE else None
             if header is None:
                 raise SpoolCorruptError(path, offset, "bad frame header before the read position")
             offset += header.size
@@ -589,7 +467,7 @@ class Spool:
                 ) from exc
             raise SpoolError(f"{segment.path}: append failed, nothing was spooled: {exc}") from exc
 
-    def _frames(self) -> Iterator[tuple[int, _Segment, int, _Header, bytes]]:
+    def _frames(self) -> Iterator[tuple[int, _Segment, int, FrameHeader, bytes]]:
         """(segment index, segment, offset, header, body) of each pending frame, oldest first."""
         offset = self._read_offset
         for index, segment in enumerate(self._segments):
@@ -600,8 +478,8 @@ class Spool:
             with segment.path.open("rb") as file:
                 while offset < segment.size:
                     try:
-                        header, body = _read_frame(file, offset, segment.size)
-                    except _BadFrame as bad:
+                        header, body = read_frame(file, offset, segment.size)
+                    except BadFrame as bad:
                         raise SpoolCorruptError(segment.path, offset, bad.reason) from None
                     yield index, segment, offset, header, body
                     offset += header.size
@@ -614,7 +492,7 @@ class Spool:
             if skip == 0 and take == header.count:
                 size = header.payload
             else:
-                items = _decode_items(body, header.count, segment.path, offset)
+                items = decode_items(body, header.count, segment.path, offset)
                 size = sum(len(item) for item in items[skip : skip + take])
             consumed.append((segment, take, size))
             remaining -= take
