@@ -59,6 +59,7 @@ from typing import Any, Final
 
 from correlator.definitions import SecurityLevel
 from correlator.located_yaml import LocatedError
+from correlator.model import string_values
 
 __all__ = [
     "ENRICH_FIELDS",
@@ -332,7 +333,7 @@ class Inventory:
 
     def _matches(self, fields: Mapping[str, Any]) -> Iterator[AssetMatch]:
         for name in ENRICH_FIELDS:
-            for value in _values(fields.get(name)):
+            for value in string_values(fields.get(name)):
                 if name in _HOSTNAME_FIELDS:
                     found_host = self.lookup_hostname(value)
                     if found_host is not None:
@@ -553,15 +554,6 @@ def _hostname_pattern(value: Any) -> str:
         raise _FieldError("hostnames", f"{value!r} is not a host name or '*.suffix' wildcard")
     return name
 
-
-def _values(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        if value:
-            yield value
-    elif isinstance(value, list | tuple):
-        for item in value:
-            if isinstance(item, str) and item:
-                yield item
 
 
 def _disjoint_ranges(entries: list[tuple[IPNetwork, Asset, int | None]], source: str) -> _Ranges:

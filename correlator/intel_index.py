@@ -36,7 +36,7 @@ from correlator.intel_formats import (
     normalise_url,
     url_host,
 )
-from correlator.model import Event
+from correlator.model import Event, string_values
 from correlator.sigma.rule import Level
 
 __all__ = [
@@ -241,15 +241,15 @@ class ThreatIntel:
             hits.setdefault((indicator.list_name, indicator.value, value), IntelHit(indicator, name, value, matched))
 
         for name in IP_FIELDS:
-            for value in _strings(fields.get(name)):
+            for value in string_values(fields.get(name)):
                 for indicator in self.lookup_ip(value):
                     add(indicator, name, value, indicator.value)
         for name in DOMAIN_FIELDS:
-            for value in _strings(fields.get(name)):
+            for value in string_values(fields.get(name)):
                 for indicator, matched in self.lookup_domain(value):
                     add(indicator, name, value, matched)
         for name in URL_FIELDS:
-            for value in _strings(fields.get(name)):
+            for value in string_values(fields.get(name)):
                 for indicator in self.lookup_url(value):
                     add(indicator, name, value, indicator.value)
                 url = normalise_url(value)
@@ -260,7 +260,7 @@ class ThreatIntel:
                     for indicator, matched in self.lookup_domain(host):
                         add(indicator, name, value, matched)
         for name in HASH_FIELDS:
-            for value in _strings(fields.get(name)):
+            for value in string_values(fields.get(name)):
                 for digest in _hashes(value):
                     for indicator in self.lookup_hash(digest):
                         add(indicator, name, value, digest)
@@ -347,15 +347,6 @@ def _shown(kind: IndicatorType, key: Any) -> str:
         return str(ipaddress.ip_network((network << (bits - prefix), prefix)))
     return str(key)
 
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        if value:
-            yield value
-    elif isinstance(value, list | tuple):
-        for item in value:
-            if isinstance(item, str) and item:
-                yield item
 
 
 def _hashes(value: str) -> Iterator[str]:

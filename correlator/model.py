@@ -10,7 +10,7 @@ retry of the same record yields the same id and stores stay idempotent.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ __all__ = [
     "flatten",
     "ms_to_iso",
     "nest",
+    "string_values",
 ]
 
 
@@ -311,3 +312,14 @@ class Rejected:
             "format": self.origin.format,
             "raw": self.raw,
         }
+
+
+def string_values(value: Any) -> Iterator[str]:
+    """The non-empty strings of a field value: the value itself, or the string elements of a list."""
+    if isinstance(value, str):
+        if value:
+            yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if isinstance(item, str) and item:
+                yield item

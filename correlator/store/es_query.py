@@ -20,13 +20,12 @@ last word expands to at most `MAX_PREFIX_EXPANSIONS` words).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 from correlator.store.es_mapping import TEXT_FIELD, words
-from correlator.store.query import And, FieldExists, FieldMatch, MatchAll, Not, Or, Query, Text
+from correlator.store.query import And, FieldExists, FieldMatch, MatchAll, Not, Or, Query, Text, parse_number
 
 __all__ = [
     "MATCH_NONE",
@@ -127,19 +126,10 @@ def _typed_match(node: FieldMatch, kind: str) -> dict[str, Any] | None:
 
 
 def _number(value: str, *, integral: bool) -> int | float | None:
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    if not math.isfinite(number):
-        return None
-    if integral:
-        return int(number) if number.is_integer() else None
-    return number
+    number = parse_number(value)
+    if number is None or not integral or isinstance(number, int):
+        return number
+    return int(number) if number.is_integer() else None
 
 
 def _is_iso_datetime(value: str) -> bool:

@@ -38,6 +38,7 @@ analyzer splits on ``[^\p{L}\p{N}_]+`` and lower-cases; `FieldMatch` -> ``term``
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ __all__ = [
     "Query",
     "Text",
     "is_field_name",
+    "parse_number",
     "parse_query",
     "to_query_string",
 ]
@@ -359,3 +361,16 @@ class _Parser:
 
 def _describe(token: _Token) -> str:
     return "a term" if token.kind == "leaf" else f"'{token.kind}'"
+
+
+def parse_number(value: str) -> int | float | None:
+    """The number a `field:value` text stands for (``4242``, ``4.5``, ``1e3``), or None; never NaN or infinity."""
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

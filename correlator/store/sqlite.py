@@ -21,7 +21,6 @@ writer, and a writer waits up to `BUSY_TIMEOUT_MS` for another's transaction.
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,7 +46,18 @@ from correlator.store.base import (
     document_text,
 )
 from correlator.store.errors import StoreError
-from correlator.store.query import And, FieldExists, FieldMatch, MatchAll, Not, Or, Query, Text, is_field_name
+from correlator.store.query import (
+    And,
+    FieldExists,
+    FieldMatch,
+    MatchAll,
+    Not,
+    Or,
+    Query,
+    Text,
+    is_field_name,
+    parse_number,
+)
 from correlator.store.retention import DEFAULT_AGENCY, Purge, RetentionPolicy, agency_slug, cutoff_ms
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "SqliteStore", "document_text"]
@@ -427,18 +437,6 @@ def _like_prefix(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _numeric(value: str) -> int | float | None:
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _field_sql(table: _Table, node: FieldExists | FieldMatch) -> tuple[str, list[Any]]:
     column = table.columns.get(node.field)
     if column is not None:
@@ -455,7 +453,7 @@ def _field_sql(table: _Table, node: FieldExists | FieldMatch) -> tuple[str, list
         return f"EXISTS ({elements} j.type = 'text' AND j.value LIKE ? ESCAPE '\\')", [prefix]
     conditions = ["(j.type = 'text' AND j.value = ? COLLATE NOCASE)"]
     params: list[Any] = [node.value]
-    number = _numeric(node.value)
+    number = parse_number(node.value)
     if number is not None:
         conditions.append("(j.type IN ('integer', 'real') AND j.value = ?)")
         params.append(number)
