@@ -29,3 +29,14 @@ def default_placeholders_file() -> Path | None:
         return Path(env)
     candidate = PROJECT_ROOT / "rules" / "placeholders.yml"
     return candidate if candidate.is_file() else None
+
+
+def default_playbooks_dir() -> Path:
+    """The repository's playbooks (playbooks/)."""
+    return PROJECT_ROOT / "playbooks"
+
+
+def default_state_dir() -> Path:
+    """Correlation and suppression state between runs: $SOCCTL_STATE_DIR, else the user's data directory."""
+    env = os.environ.get("SOCCTL_STATE_DIR")
+    return Path(env) if env else Path(platformdirs.user_data_dir("socctl")) / "state"

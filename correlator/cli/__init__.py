@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from correlator.cli import alerts_cmd, allowlist_cmd, cases_cmd, rules_cmd, scan, store_cmd
 from correlator.cli import ingest as ingest_cmd
-from correlator.cli import rules_cmd, scan, store_cmd
 
 app = typer.Typer(
     name="socctl",
@@ -17,6 +17,9 @@ ingest_cmd.register(app)
 rules_cmd.register(app)
 scan.register(app)
 store_cmd.register(app)
+cases_cmd.register(app)
+alerts_cmd.register(app)
+allowlist_cmd.register(app)
 
 
 def main() -> None:

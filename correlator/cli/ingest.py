@@ -1,7 +1,10 @@
-"""`socctl ingest`: replay log files through the rules; alerts to JSONL and the store, a summary at the end.
+"""`socctl ingest`: replay log files through the rules; alerts to JSONL and the store, cases, a summary.
 
 Files are processed in parallel by worker processes (forked after the rules are compiled, so workers share
-them), in file order: the output is the same for any number of workers.
+them): the detection stage (`correlator.pipeline`) per file. The analysis stage (`correlator.analysis`:
+correlation, suppression, scores) then sees every alert and correlation input of the run in event-time order, so
+the output is the same for any number of workers, any file order and shuffled records; alerts go to cases last
+(`correlator.sink`). Without `--state` a replay is complete: every correlation window closes at the end.
 """
 
 from __future__ import annotations
@@ -10,10 +13,8 @@ import gc
 import multiprocessing
 import os
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -21,9 +22,9 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from collectors.files import FORMATS, iter_files
+from correlator.analysis import Analyzer, Outcome, ScoredAlert, StateError
 from correlator.cli.common import (
     CacheDirOpt,
     NoCacheOpt,
@@ -37,36 +38,32 @@ from correlator.cli.common import (
     load_sigma,
     print_failures,
 )
+from correlator.cli.ingest_report import IngestTotals, print_summary, summary_doc
+from correlator.cli.runtime_opts import (
+    AllowlistOpt,
+    AssetsOpt,
+    CasesConfigOpt,
+    IntelOpt,
+    LatenessOpt,
+    NoSuppressionOpt,
+    PlaybooksOpt,
+    ScoringOpt,
+    SuppressionOpt,
+    load_runtime_or_exit,
+    parse_duration_or_exit,
+)
+from correlator.correlation import RuleMatch
 from correlator.errors import CorrelatorError
-from correlator.pipeline import FileResult, detect_file
+from correlator.model import Alert
+from correlator.pipeline import Detection, FileResult, detect_file
+from correlator.runtime import Runtime, RuntimeOptions
+from correlator.scoring import RuleHistory
 from correlator.sigma.engine import SigmaEngine
-from correlator.store.base import Store, WriteResult
+from correlator.store.base import Store, wall_clock_ms
 from correlator.store.errors import StoreError
 
-_LEVELS = ("critical", "high", "medium", "low", "informational")
-_WORKER_ENGINE: SigmaEngine | None = None
+_WORKER_DETECTION: Detection | None = None
 _WORKER_ARGS: tuple[str | None, bool, bool] = (None, False, False)
-
-
-@dataclass
-class IngestTotals:
-    files: int = 0
-    events: int = 0
-    alerts: int = 0
-    by_level: Counter[str] = field(default_factory=Counter)
-    by_rule: Counter[str] = field(default_factory=Counter)
-    rejected: int = 0
-    rejected_reasons: Counter[str] = field(default_factory=Counter)
-    unknown_sources: Counter[str] = field(default_factory=Counter)
-    rule_errors: Counter[str] = field(default_factory=Counter)  # rule id -> evaluations that raised
-    stored: Counter[str] = field(default_factory=Counter)  # "<collection> <outcome>" -> documents
-    seconds: float = 0.0
-
-    def add_write(self, collection: str, result: WriteResult) -> None:
-        self.stored[f"{collection} written"] += result.written
-        self.stored[f"{collection} duplicates"] += result.duplicates
-        self.stored[f"{collection} refused"] += len(result.failed)
-        self.stored[f"{collection} spooled"] += result.spooled
 
 
 def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -75,20 +72,22 @@ def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 def _worker(path: str) -> tuple[FileResult, dict[str, int], dict[str, int]]:
     """One file through the engine; with the unknown log sources and rule failures it added."""
-    engine = _WORKER_ENGINE
-    assert engine is not None, "worker started without an engine"
+    detection = _WORKER_DETECTION
+    assert detection is not None, "worker started without a detection stage"
+    engine = detection.engine
     fmt, lines, keep = _WORKER_ARGS
     unknown, failures = dict(engine.stats.unknown_sources), dict(engine.stats.rule_errors)
-    result = detect_file(Path(path), engine, fmt, event_lines=lines, keep_events=keep)
+    result = detect_file(Path(path), detection, fmt, event_lines=lines, keep_events=keep)
     return (result, _delta(unknown, engine.stats.unknown_sources), _delta(failures, engine.stats.rule_errors))
 
 
 def run_files(
-    files: list[Path], engine: SigmaEngine, fmt: str | None, *, workers: int, event_lines: bool, keep_events: bool
+    files: list[Path], detection: Detection, fmt: str | None, *, workers: int, event_lines: bool,
+    keep_events: bool,
 ) -> Iterator[tuple[FileResult, dict[str, int], dict[str, int]]]:
     """Results per file, in file order, from `workers` forked processes (1: in this process)."""
-    global _WORKER_ENGINE, _WORKER_ARGS  # noqa: PLW0603 - the fork start method shares these with workers
-    _WORKER_ENGINE = engine
+    global _WORKER_DETECTION, _WORKER_ARGS  # noqa: PLW0603 - the fork start method shares these with workers
+    _WORKER_DETECTION = detection
     _WORKER_ARGS = (fmt, event_lines, keep_events)
     names = [str(f) for f in files]
     if workers <= 1 or len(files) <= 1:
@@ -101,11 +100,10 @@ def run_files(
 
 
 def _store_result(console: Console, store: Store, result: FileResult, totals: IngestTotals) -> None:
-    """Alerts, dead letters and (with --store-events) events of one file into the store. A store error (the
-    spool is full, the server refuses every request) stops the run: the files can be replayed, since writes
-    are idempotent."""
+    """Dead letters and (with --store-events) events of one file into the store (alerts go after the analysis
+    stage). A store error (the spool is full, the server refuses every request) stops the run: the files can be
+    replayed, since writes are idempotent."""
     try:
-        totals.add_write("alerts", store.write_alerts(result.alerts))
         totals.add_write("deadletter", store.write_rejected(result.rejected))
         if result.stored_events:
             totals.add_write("events", store.write_events(result.stored_events))
@@ -115,69 +113,65 @@ def _store_result(console: Console, store: Store, result: FileResult, totals: In
         raise typer.Exit(1) from exc
 
 
-def _summary(console: Console, totals: IngestTotals, rules_loaded: int, rules_failed: int) -> None:
-    rate = totals.events / totals.seconds if totals.seconds > 0 else 0.0
-    table = Table(title="socctl ingest", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    table.add_row("files", str(totals.files))
-    table.add_row("events", f"{totals.events} ({rate:,.0f}/s)")
-    table.add_row("alerts", str(totals.alerts))
-    for level in _LEVELS:
-        if totals.by_level.get(level):
-            table.add_row(f"  {level}", str(totals.by_level[level]))
-    table.add_row("rejected records", str(totals.rejected))
-    table.add_row("rules loaded", str(rules_loaded))
-    table.add_row("rules not loaded", str(rules_failed))
-    if totals.unknown_sources:
-        table.add_row("events of unknown log source", str(sum(totals.unknown_sources.values())))
-    if totals.rule_errors:
-        table.add_row("rule evaluations that failed", str(sum(totals.rule_errors.values())))
-    for key, count in sorted(totals.stored.items()):
-        if count:
-            table.add_row(f"store: {key}", str(count))
-    console.print(table)
-    if totals.by_rule:
-        top = Table(title="Top rules")
-        top.add_column("rule")
-        top.add_column("alerts", justify="right")
-        for title, count in totals.by_rule.most_common(10):
-            top.add_row(title, str(count))
-        console.print(top)
-    if totals.rejected_reasons:
-        rej = Table(title="Rejected records by reason")
-        rej.add_column("reason")
-        rej.add_column("records", justify="right")
-        for reason, count in totals.rejected_reasons.most_common(10):
-            rej.add_row(reason, str(count))
-        console.print(rej)
-
-
-def _summary_doc(totals: IngestTotals, rules_loaded: int, rules_failed: int, workers: int) -> dict[str, object]:
-    return {
-        "files": totals.files,
-        "events": totals.events,
-        "alerts": totals.alerts,
-        "alerts_by_level": dict(totals.by_level),
-        "top_rules": totals.by_rule.most_common(10),
-        "rejected": totals.rejected,
-        "rejected_by_reason": dict(totals.rejected_reasons),
-        "unknown_sources": dict(totals.unknown_sources),
-        "rule_errors": dict(totals.rule_errors),
-        "rules_loaded": rules_loaded,
-        "rules_failed": rules_failed,
-        "workers": workers,
-        "store": {key: count for key, count in sorted(totals.stored.items()) if count},
-        "seconds": round(totals.seconds, 3),
-        "events_per_second": round(totals.events / totals.seconds) if totals.seconds > 0 else 0,
-    }
-
-
 def _open(path: Path | None, stack: ExitStack) -> IO[bytes] | None:
     if path is None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     return stack.enter_context(path.open("wb"))
+
+
+def _final(outcome: Outcome) -> Outcome:
+    """A whole replay at once: each representative alert created in this run is written once, with its final
+    suppression count; only representatives from an earlier run (`--state`) stay as updates (overwrites)."""
+    latest = {alert.id: alert for alert in outcome.updated}
+    alerts = []
+    for item in outcome.alerts:
+        final = latest.pop(item.alert.id, None)
+        alerts.append(item if final is None else ScoredAlert(final, item.risk, item.verdict))
+    outcome.alerts = alerts
+    outcome.updated = list(latest.values())
+    return outcome
+
+
+def _rule_history(store: Store | None) -> dict[str, RuleHistory]:
+    if store is None:
+        return {}
+    from correlator.cases.repository import rule_history
+
+    return rule_history(store)
+
+
+def _read_state(console: Console, analyzer: Analyzer, state: Path | None) -> None:
+    if state is None or not state.exists():
+        return
+    try:
+        analyzer.restore(state.read_bytes())
+    except (OSError, StateError, CorrelatorError) as exc:
+        console.print(f"[red]cannot restore the state in {state}: {exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _write_state(analyzer: Analyzer, state: Path) -> None:
+    state.parent.mkdir(parents=True, exist_ok=True)
+    tmp = state.with_name(state.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(analyzer.snapshot())
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(state)
+
+
+def _tally_alerts(totals: IngestTotals, outcome: Outcome, alerts_fh: IO[bytes] | None) -> None:
+    totals.correlation_alerts += outcome.correlation_alerts
+    totals.suppressed += outcome.suppressed
+    for item in outcome.alerts:
+        alert = item.alert
+        totals.alerts += 1
+        totals.by_level[alert.rule.level] += 1
+        totals.by_severity[item.risk.severity.value] += 1
+        totals.by_rule[alert.rule.title] += 1
+        if alerts_fh is not None:
+            alerts_fh.write(alert.to_json() + b"\n")
 
 
 def ingest(
@@ -192,20 +186,35 @@ def ingest(
     store_url: Annotated[
         str | None, typer.Option("--store", help="Store URL (default: $SOCCTL_DB SQLite file).")
     ] = None,
-    no_store: Annotated[bool, typer.Option("--no-store", help="Do not persist alerts and dead letters.")] = False,
+    no_store: Annotated[
+        bool, typer.Option("--no-store", help="Do not persist alerts, cases and dead letters.")
+    ] = False,
     store_events: Annotated[bool, typer.Option("--store-events", help="Also persist every event.")] = False,
+    no_cases: Annotated[bool, typer.Option("--no-cases", help="Do not group alerts into cases.")] = False,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes (0: one per core).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     summary_json: Annotated[
         Path | None, typer.Option("--summary-json", help="Write the run's figures as JSON (for scripts).")
     ] = None,
+    intel: IntelOpt = None,
+    assets: AssetsOpt = None,
+    allowlist: AllowlistOpt = None,
+    scoring: ScoringOpt = None,
+    suppression: SuppressionOpt = None,
+    no_suppression: NoSuppressionOpt = False,
+    cases_config: CasesConfigOpt = None,
+    playbooks: PlaybooksOpt = None,
+    lateness: LatenessOpt = "0",
+    state: Annotated[Path | None, typer.Option(
+        "--state", help="Keep correlation windows and suppression counts in this file across runs: restored "
+                        "first, written at the end; open windows stay open for the next run.")] = None,
     sources: SourcesOpt = None,
     placeholders: PlaceholdersOpt = None,
     pipeline: PipelineOpt = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
-    """Replay log files through the Sigma rules and report the alerts."""
+    """Replay log files through the rules: alerts, correlation, scores and cases, and a summary."""
     console = Console(stderr=True)
     if fmt is not None and fmt not in FORMATS:
         console.print(f"[red]unknown format {fmt!r}: expected one of {', '.join(FORMATS)}[/red]")
@@ -224,7 +233,6 @@ def ingest(
         console.print(f"[yellow]{len(ruleset.errors)} rules not loaded:[/yellow]")
         print_failures(console, ruleset.errors, limit=10)
     engine = SigmaEngine(ruleset.rules, sources_cfg)
-    gc.freeze()  # compiled rules live for the whole run: keep the cyclic collector from rescanning them
     files = list(iter_files(paths))
     n_workers = workers if workers > 0 else (os.cpu_count() or 1)
     totals = IngestTotals()
@@ -239,6 +247,16 @@ def ingest(
             except CorrelatorError as exc:
                 console.print(f"[red]cannot open the store: {exc}[/red]")
                 raise typer.Exit(2) from exc
+        runtime = load_runtime_or_exit(console, RuntimeOptions(
+            rule_paths=opts.rule_paths(), intel=intel or [], assets=assets, allowlist_files=allowlist or [],
+            scoring=scoring, suppression=suppression, suppress=not no_suppression, cases_config=cases_config,
+            playbooks=playbooks, lateness_ms=parse_duration_or_exit(console, lateness, "--lateness"),
+        ), store)
+        correlation = runtime.correlation_engine()
+        detection = runtime.detection(engine, correlation, wall_clock_ms())
+        analyzer = runtime.analyzer(correlation, _rule_history(store))
+        _read_state(console, analyzer, state)
+        gc.freeze()  # compiled rules live for the whole run: keep the cyclic collector from rescanning them
         alerts_fh = _open(alerts_out, stack)
         events_fh = _open(events_out, stack)
         progress = Progress(
@@ -247,19 +265,19 @@ def ingest(
         )
         stack.enter_context(progress)
         task = progress.add_task("files", total=len(files), events=0)
-        results = run_files(files, engine, fmt, workers=n_workers, event_lines=events_fh is not None,
+        results = run_files(files, detection, fmt, workers=n_workers, event_lines=events_fh is not None,
                             keep_events=store is not None and store_events)
+        alerts: list[Alert] = []
+        matches: list[RuleMatch] = []
         for result, unknown, failures in results:
             totals.files += 1
             totals.events += result.events
             totals.unknown_sources.update(unknown)
             totals.rule_errors.update(failures)
-            for alert in result.alerts:
-                totals.alerts += 1
-                totals.by_level[alert.rule.level] += 1
-                totals.by_rule[alert.rule.title] += 1
-                if alerts_fh is not None:
-                    alerts_fh.write(alert.to_json() + b"\n")
+            totals.excepted.update(result.excepted)
+            totals.withheld += result.withheld
+            alerts.extend(result.alerts)
+            matches.extend(result.matches)
             for item in result.rejected:
                 totals.rejected += 1
                 totals.rejected_reasons[item.reason.split(":")[0][:100]] += 1
@@ -268,16 +286,25 @@ def ingest(
             if store is not None:
                 _store_result(console, store, result, totals)
             progress.update(task, advance=1, events=totals.events)
+        outcome = analyzer.run(alerts, matches)
+        if state is None:
+            outcome.extend(analyzer.finish())
+        else:
+            _write_state(analyzer, state)
+        outcome = _final(outcome)
+        _tally_alerts(totals, outcome, alerts_fh)
         if store is not None:
+            _deliver(console, store, runtime, outcome, totals, cases=not no_cases)
             waiting = store.flush()
             if waiting:
                 console.print(f"[yellow]{waiting} documents wait in the spool: the store is unreachable; they are "
                               "sent by the next command that opens the same store[/yellow]")
     totals.seconds = time.perf_counter() - started
-    _summary(console, totals, ruleset.loaded, len(ruleset.errors))
+    n_corr = len(runtime.correlations.rules)
+    print_summary(console, totals, ruleset.loaded, len(ruleset.errors), n_corr)
     if summary_json is not None:
-        summary_json.write_bytes(orjson.dumps(_summary_doc(totals, ruleset.loaded, len(ruleset.errors), n_workers),
-                                              option=orjson.OPT_INDENT_2))
+        summary_json.write_bytes(orjson.dumps(summary_doc(totals, ruleset.loaded, len(ruleset.errors), n_workers,
+                                                          n_corr), option=orjson.OPT_INDENT_2))
     if totals.unknown_sources:
         for sig, count in totals.unknown_sources.most_common(5):
             console.print(f"[yellow]unknown log source[/yellow] {sig}: {count} events "
@@ -285,6 +312,28 @@ def ingest(
     tally = failure_tally(ruleset.errors)
     if tally:
         console.print("rules not loaded by reason: " + "; ".join(f"{k} ({v})" for k, v in tally.most_common(5)))
+    for problem in runtime.problems[:10]:
+        console.print(f"[yellow]{problem.what} not loaded[/yellow] {problem}")
+    if len(runtime.problems) > 10:
+        console.print(f"... and {len(runtime.problems) - 10} more")
+
+
+def _deliver(console: Console, store: Store, runtime: Runtime, outcome: Outcome, totals: IngestTotals, *,
+             cases: bool) -> None:
+    from correlator.cases.repository import CaseRepository
+    from correlator.sink import AlertSink
+
+    repository = CaseRepository(store, runtime.grouper(), wall_clock_ms) if cases else None
+    try:
+        delivery = AlertSink(store, repository, wall_clock_ms).deliver(outcome)
+    except StoreError as exc:
+        console.print(f"[red]store error while writing alerts and cases: {exc}[/red]")
+        console.print("the run stopped here; writes are idempotent, so run the same command again to resume")
+        raise typer.Exit(1) from exc
+    totals.delivery = delivery
+    totals.add_write("alerts", delivery.alerts)
+    if delivery.updated.written:
+        totals.add_write("alert updates", delivery.updated)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -25,6 +25,9 @@ from correlator.cli.common import (
 from correlator.errors import CorrelatorError, RuleLoadError
 from correlator.settings import PROJECT_ROOT
 
+if TYPE_CHECKING:
+    from correlator.correlation import CorrelationSet
+
 rules_app = typer.Typer(help="Validate and inspect Sigma and YARA rules.", no_args_is_help=True)
 
 
@@ -40,7 +43,8 @@ def _yara_files(paths: list[Path]) -> list[Path]:
 
 @rules_app.command("check")
 def check(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Rule files or directories (default: rules/).")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Rule files or directories (default: rules/sigma and rules/yara).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print {loaded, failed: [{path, reason}]} as JSON.")] = False,
     notes: Annotated[bool, typer.Option("--notes", help="Also list per-source limitations of loaded rules.")] = False,
     sources: SourcesOpt = None,
@@ -53,7 +57,7 @@ def check(
 
     Exit status 1 when any rule failed to load."""
     console = Console(stderr=as_json)
-    targets = paths or [PROJECT_ROOT / "rules"]
+    targets = paths or [p for p in (PROJECT_ROOT / "rules" / "sigma", PROJECT_ROOT / "rules" / "yara") if p.exists()]
     missing = [p for p in targets if not p.exists()]
     if missing:
         console.print(f"[red]no such file or directory: {', '.join(map(str, missing))}[/red]")
@@ -66,6 +70,8 @@ def check(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     failures: list[RuleLoadError] = list(ruleset.errors)
+    correlations = _correlations(targets)
+    failures.extend(correlations.errors)
     yara_loaded = 0
     yara_files = _yara_files(targets)
     if yara_files:
@@ -74,14 +80,16 @@ def check(
         yara = compile_rules(yara_files)
         yara_loaded = yara.rule_count
         failures.extend(yara.failures)
-    loaded = ruleset.loaded + yara_loaded
+    loaded = ruleset.loaded + yara_loaded + len(correlations.rules)
     if as_json:
         doc = {
             "loaded": loaded,
             "failed": [e.to_dict() for e in failures],
             "sigma": {"loaded": ruleset.loaded, "filters": ruleset.filters, "correlations": ruleset.correlations,
                       "failed": len(ruleset.errors)},
-            "yara": {"loaded": yara_loaded, "files": len(yara_files), "failed": len(failures) - len(ruleset.errors)},
+            "correlation": {"loaded": len(correlations.rules), "failed": len(correlations.errors)},
+            "yara": {"loaded": yara_loaded, "files": len(yara_files),
+                     "failed": len(failures) - len(ruleset.errors) - len(correlations.errors)},
             "notes": ruleset.notes if notes else {},
         }
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
@@ -96,8 +104,11 @@ def check(
     summary.add_column("loaded", justify="right")
     summary.add_column("failed", justify="right")
     summary.add_row("sigma", str(ruleset.loaded), str(len(ruleset.errors)))
+    if correlations.rules or correlations.errors:
+        summary.add_row("sigma correlation", str(len(correlations.rules)), str(len(correlations.errors)))
     if yara_files:
-        summary.add_row("yara", str(yara_loaded), str(len(failures) - len(ruleset.errors)))
+        summary.add_row("yara", str(yara_loaded),
+                        str(len(failures) - len(ruleset.errors) - len(correlations.errors)))
     console.print(summary)
     if ruleset.correlations or ruleset.filters:
         console.print(f"sigma filters applied: {ruleset.filters}; correlation rules parsed: {ruleset.correlations}")
@@ -107,6 +118,15 @@ def check(
     if failures:
         console.print(tally_table("Failures by reason", failure_tally(failures)))
     raise typer.Exit(1 if failures else 0)
+
+
+def _correlations(targets: list[Path]) -> CorrelationSet:
+    """Correlation rules under the targets, resolved against every rule there (collect-all)."""
+    from correlator.correlation import load_correlation_texts
+    from correlator.runtime import scan_correlation_rules
+
+    documents, base, _unreadable = scan_correlation_rules(targets)  # unreadable files: the Sigma loader reports them
+    return load_correlation_texts(documents, base_rules=base)
 
 
 def register(app: typer.Typer) -> None:

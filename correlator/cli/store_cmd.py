@@ -30,6 +30,9 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "events": ("@timestamp", "host.name", "event.code", "event.dataset", "message"),
     "alerts": ("@timestamp", "rule.level", "rule.title", "host.name", "event.id"),
     "deadletter": ("@timestamp", "stage", "reason", "log.file.path"),
+    "cases": ("@timestamp", "id", "severity", "status", "layer", "assignee", "title"),
+    "allowlist": ("@timestamp", "id", "rule", "field", "value", "author", "reason"),
+    "audit": ("@timestamp", "actor", "action", "subject.id", "summary"),
 }
 MAX_CELL = 120
 
@@ -64,7 +67,7 @@ def _cell(value: Any) -> str:
 def search(
     query: Annotated[str, typer.Argument(help="Query: words, \"phrases\", field:value, field:val*, field:*, "
                                               "AND/OR/NOT, parentheses. Empty: everything.")] = "",
-    collection: Annotated[str, typer.Option("--in", help="events, alerts or deadletter.")] = "events",
+    collection: Annotated[str, typer.Option("--in", help="events, alerts, deadletter, cases, allowlist or audit.")] = "events",
     since: Annotated[str | None, typer.Option("--since", help="From: 15m, 1h, 7d back, or ISO 8601.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Until (exclusive): as --since.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Hits to print.")] = 20,

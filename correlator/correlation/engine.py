@@ -300,6 +300,15 @@ class CorrelationEngine:
     def watermark_ms(self) -> int | None:
         return self._watermark
 
+    def fields_for(self, rule_id: str, rule_name: str | None = None) -> tuple[str, ...] | None:
+        """The fields the correlation rules read of a base rule's matches (group-by, value and alias fields), or
+        None when no correlation rule references it. A caller that ships matches elsewhere (worker processes,
+        a broker) copies just these values out of the event."""
+        source = self._canonical.get(rule_id)
+        if source is None and rule_name is not None:
+            source = self._canonical.get(rule_name)
+        return None if source is None else self._needed[source]
+
     # ------------------------------------------------------------------------------------------------ evaluation
 
     def _late(self, match: RuleMatch, source: str, values: dict[str, Any], context: list[Any] | None) -> None:

@@ -136,7 +136,9 @@ def _compile_file(text: str, path: str, ctx: Any, filters: Sequence[Any]) -> dic
     notes: list[str] = []
     correlations = 0
     try:
-        collection = SigmaCollection.from_yaml(text, collect_errors=True)
+        # Correlation rules are resolved across files by correlator.correlation; here they are only counted, so a
+        # reference to a rule of another file must not fail this file's rules.
+        collection = SigmaCollection.from_yaml(text, collect_errors=True, resolve_references=False)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

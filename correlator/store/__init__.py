@@ -1,4 +1,5 @@
-"""Storage for events, alerts and dead letters behind one backend-neutral contract (`Store`).
+"""Storage for events, alerts, dead letters, audit entries, cases and allowlist entries behind one backend-neutral
+contract (`Store`).
 
 `open_store()` picks the backend from a URL or the environment; `correlator.store.query` defines the query
 language every backend implements.
@@ -19,6 +20,7 @@ from correlator.store.errors import (
     QuerySyntaxError,
     StoreError,
     UnknownCollectionError,
+    VersionConflictError,
 )
 from correlator.store.query import Query, parse_query
 from correlator.store.sqlite import SqliteStore
@@ -35,6 +37,7 @@ __all__ = [
     "Store",
     "StoreError",
     "UnknownCollectionError",
+    "VersionConflictError",
     "WriteResult",
     "deadletter_id_for",
     "open_store",

@@ -1,14 +1,18 @@
-"""The store contract every backend implements (SQLite now, Elasticsearch next), and what both share.
+"""The store contract every backend implements (SQLite and Elasticsearch), and what both share.
 
-Collections and their documents:
+Collections and their documents (`correlator.store.documents` builds them):
 
 - ``events``: `Event.to_document()`; id = `Event.id` (also at ``event.id``).
 - ``alerts``: `Alert.to_dict()`; id = `Alert.id` (also at ``alert.id``; ``event.id`` is the source event's).
 - ``deadletter``: `Rejected.to_dict()` plus ``@timestamp`` (time received) and ``event.id`` / ``event.kind``
   (``pipeline_error``); id = `deadletter_id_for(rejected)`, a content hash, so retries do not duplicate.
+- ``audit``: who did what to which subject (`write_audit`); ``@timestamp`` = ``at_ms``; id = ``id``.
+- ``cases``, ``allowlist``: mutable documents with a ``version``, written whole by `put` after a version check
+  the backend makes atomically; ``@timestamp`` = ``created_ms``; id = ``id``.
 
-Writes are create-only and idempotent by id: writing an id that is already stored counts as a duplicate and
-leaves the stored document unchanged. Writes are visible to reads when the write call returns. Time ranges are
+Writes to the append-only collections are create-only and idempotent by id: writing an id that is already stored
+counts as a duplicate and leaves the stored document unchanged (except `write_alerts(..., replace=True)`, which
+overwrites). Writes are visible to reads when the write call returns. Time ranges are
 ``since_ms <= @timestamp < until_ms``. Searches page through at most `MAX_RESULT_WINDOW` hits; ties in any
 sort are broken by document id, ascending. The query language is in `correlator.store.query`.
 
@@ -18,19 +22,34 @@ arguments, so every backend accepts and rejects exactly the same calls with the 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from types import MappingProxyType, TracebackType
-from typing import Any, Final, NamedTuple, Self, TypeAlias, TypeVar
+from types import TracebackType
+from typing import Any, Final, Self, TypeAlias, TypeVar
 
-import orjson
-
-from correlator.model import Alert, Event, EventOrigin, Rejected, ms_to_iso
-from correlator.store.errors import InvalidRequestError, StoreError, UnknownCollectionError
+from correlator.model import Alert, Event, EventOrigin, Rejected
+from correlator.store.documents import (
+    ID_FIELDS,
+    INDEXED_FIELDS,
+    TIMESTAMP_FIELD,
+    VERSIONED,
+    Collection,
+    Record,
+    alert_record,
+    audit_record,
+    check_collection,
+    deadletter_id_for,
+    deadletter_record,
+    document_text,
+    event_record,
+    iter_records,
+    refused_dead_letter,
+    storable_text,
+    versioned_record,
+)
+from correlator.store.errors import InvalidRequestError, StoreError, VersionConflictError
 from correlator.store.query import MatchAll, Query, is_field_name, parse_query
 from correlator.store.retention import Purge, RetentionPolicy
 
@@ -40,6 +59,7 @@ __all__ = [
     "MAX_BUCKETS",
     "MAX_RESULT_WINDOW",
     "TIMESTAMP_FIELD",
+    "VERSIONED",
     "Clock",
     "Collection",
     "FieldValue",
@@ -49,6 +69,7 @@ __all__ = [
     "Sort",
     "Store",
     "StoreError",
+    "VersionConflictError",
     "WriteResult",
     "alert_record",
     "check_collection",
@@ -64,9 +85,6 @@ __all__ = [
 
 MAX_RESULT_WINDOW: Final = 10_000  # offset + limit, as Elasticsearch's index.max_result_window
 MAX_BUCKETS: Final = 65_536  # date_histogram buckets, as Elasticsearch's search.max_buckets
-MAX_DOCUMENT_CHARS: Final = 16 * 1024 * 1024  # a larger document is refused (Elasticsearch takes 100 MB a request)
-MAX_DEAD_LETTER_RAW: Final = 64 * 1024  # characters of a refused document's raw record kept in its dead letter
-TIMESTAMP_FIELD: Final = "@timestamp"
 
 Clock: TypeAlias = Callable[[], int]  # the current time in epoch milliseconds
 FieldValue: TypeAlias = str | int | float | bool
@@ -75,26 +93,6 @@ _T = TypeVar("_T")
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class Collection(StrEnum):
-    EVENTS = "events"
-    ALERTS = "alerts"
-    DEADLETTER = "deadletter"
-
-
-# Keyword fields backends index for fast `field:value`, `terms` and sorting; their values must be scalars.
-INDEXED_FIELDS: Final[Mapping[Collection, tuple[str, ...]]] = MappingProxyType({
-    Collection.EVENTS: ("host.name", "event.code", "event.dataset"),
-    Collection.ALERTS: ("rule.id", "rule.level", "host.name", "event.id"),
-    Collection.DEADLETTER: ("stage",),
-})
-
-ID_FIELDS: Final[Mapping[Collection, str]] = MappingProxyType({
-    Collection.EVENTS: "event.id",
-    Collection.ALERTS: "alert.id",
-    Collection.DEADLETTER: "event.id",
-})
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,145 +139,6 @@ class Sort:
         return cls(name, descending)
 
 
-class Record(NamedTuple):
-    """A document ready to store: id, event time, document, its JSON text and its `INDEXED_FIELDS` values."""
-
-    id: str
-    timestamp_ms: int
-    doc: dict[str, Any]
-    source: str
-    keys: tuple[str | None, ...]
-
-
-class _RefusedError(Exception):
-    pass
-
-
-_KEY_PATHS: Final = {
-    collection: tuple((name, tuple(name.split("."))) for name in names)
-    for collection, names in INDEXED_FIELDS.items()
-}
-
-
-def _record(collection: Collection, doc_id: str, timestamp_ms: int, doc: dict[str, Any]) -> Record:
-    keys: list[str | None] = []
-    for name, path in _KEY_PATHS[collection]:
-        value: Any = doc
-        for part in path:
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None or isinstance(value, str):
-            keys.append(value)
-        elif isinstance(value, bool):
-            keys.append("true" if value else "false")
-        elif isinstance(value, int | float):
-            keys.append(str(value))
-        else:
-            raise _RefusedError(f"{name} must be a string or a number, not {type(value).__name__}")
-    try:
-        source = orjson.dumps(doc, default=str).decode()
-    except orjson.JSONEncodeError as exc:
-        raise _RefusedError(f"document is not valid JSON: {exc}") from exc
-    if len(source) > MAX_DOCUMENT_CHARS:
-        raise _RefusedError(
-            f"document is {len(source):,} characters of JSON, over the store's limit of {MAX_DOCUMENT_CHARS:,}"
-        )
-    return Record(doc_id, timestamp_ms, doc, source, tuple(keys))
-
-
-def event_record(event: Event) -> Record:
-    return _record(Collection.EVENTS, event.id, event.timestamp_ms, event.to_document())
-
-
-def alert_record(alert: Alert) -> Record:
-    return _record(Collection.ALERTS, alert.id, alert.timestamp_ms, alert.to_dict())
-
-
-def deadletter_id_for(item: Rejected) -> str:
-    """Content hash of (reason, path, offset, record_id, raw): 128 bits of SHA-256, hex, like event ids."""
-    origin = item.origin
-    key = orjson.dumps([item.reason, origin.path, origin.offset, origin.record_id, item.raw])
-    return hashlib.sha256(key).hexdigest()[:32]
-
-
-def deadletter_record(item: Rejected, received_ms: int) -> Record:
-    doc_id = deadletter_id_for(item)
-    doc = item.to_dict()
-    doc["@timestamp"] = ms_to_iso(received_ms)
-    doc["event"] = {"id": doc_id, "kind": "pipeline_error"}
-    return _record(Collection.DEADLETTER, doc_id, received_ms, doc)
-
-
-def iter_records(
-    items: Iterable[_T], build: Callable[[_T], Record], describe: Callable[[_T], str],
-    refused: list[tuple[_T, str, str]],
-) -> Iterator[Record]:
-    """The records of `items`, lazily; each item refused (not storable) goes to `refused` as (item, id, reason)."""
-    for item in items:
-        try:
-            yield build(item)
-        except _RefusedError as exc:
-            refused.append((item, describe(item), str(exc)))
-
-
-def storable_text(text: str | None, limit: int = MAX_DEAD_LETTER_RAW) -> str | None:
-    """`text` cut to `limit` characters, lone surrogates escaped: always encodable as UTF-8 JSON."""
-    if text is None:
-        return None
-    cut = text[:limit]
-    safe = cut.encode("utf-8", "backslashreplace").decode("utf-8")
-    if len(text) > limit:
-        safe += f"... [{len(text) - limit:,} more characters cut]"
-    return safe
-
-
-def refused_dead_letter(collection: Collection, doc_id: str, reason: str, origin: EventOrigin,
-                        raw: str | None) -> Rejected:
-    """The dead letter of a document a store refused: its reason, its source and (cut) raw record."""
-    return Rejected(
-        reason=f"{collection.value} document {doc_id} refused by the store: {reason}",
-        origin=origin,
-        raw=storable_text(raw),
-        stage="store",
-    )
-
-
-def document_text(doc: Any) -> str:
-    """The free text of a document: its string and number values (not booleans or keys), one per line, except
-    ``event.original``: the raw record is stored verbatim but not word-indexed (its content is in the parsed
-    fields; indexing it twice would double the index and the cost of writing it)."""
-    parts: list[str] = []
-    if isinstance(doc, dict) and isinstance(doc.get("event"), dict) and "original" in doc["event"]:
-        for key, value in doc.items():
-            if key == "event":
-                _collect_text({k: v for k, v in value.items() if k != "original"}, parts)
-            else:
-                _collect_text(value, parts)
-    else:
-        _collect_text(doc, parts)
-    return "\n".join(parts)
-
-
-def _collect_text(value: Any, parts: list[str]) -> None:
-    if isinstance(value, str):
-        parts.append(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _collect_text(item, parts)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _collect_text(item, parts)
-    elif value is not None and not isinstance(value, bool):
-        parts.append(str(value))
-
-
-def check_collection(name: str) -> Collection:
-    try:
-        return Collection(name)
-    except ValueError:
-        known = ", ".join(c.value for c in Collection)
-        raise UnknownCollectionError(f"unknown collection {name!r} (expected one of: {known})") from None
-
-
 def _check_window(since_ms: int | None, until_ms: int | None) -> None:
     if since_ms is not None and until_ms is not None and since_ms > until_ms:
         raise InvalidRequestError(f"empty time range: since_ms {since_ms} is after until_ms {until_ms}")
@@ -292,7 +151,8 @@ def _check_field(name: str) -> str:
 
 
 class Store(ABC):
-    """A backend for events, alerts and dead letters. Use as a context manager, or call `close()`.
+    """A backend for events, alerts, dead letters, audit entries, cases and allowlist entries. Use as a context
+    manager, or call `close()`.
 
     `clock` supplies the time received for dead letters when the caller passes none.
     """
@@ -312,13 +172,58 @@ class Store(ABC):
                                                               event.raw),
         )
 
-    def write_alerts(self, alerts: Sequence[Alert]) -> WriteResult:
-        """Create-only batch write. A refused alert is reported in `failed` and stored as a dead letter."""
+    def write_alerts(self, alerts: Sequence[Alert], *, replace: bool = False) -> WriteResult:
+        """Create-only batch write. A refused alert is reported in `failed` and stored as a dead letter. With
+        `replace`, an alert whose id is stored already is overwritten (and counts as written): the suppression
+        stage updates its representative alert's count this way."""
         return self._write_items(
             Collection.ALERTS, alerts, alert_record, lambda a: a.id,
             lambda alert, doc_id, reason: refused_dead_letter(Collection.ALERTS, doc_id, reason, alert.origin,
                                                               repr(alert.to_dict())),
+            replace=replace,
         )
+
+    def write_audit(self, entries: Sequence[Mapping[str, Any]]) -> WriteResult:
+        """Create-only batch write of audit entries (see `correlator.store.documents`), idempotent by ``id``. An
+        entry without a string ``id`` or an epoch-ms ``at_ms``, or not storable, is reported in `failed` and
+        stored as a dead letter."""
+        return self._write_items(
+            Collection.AUDIT, entries, audit_record, lambda e: str(e.get("id")),
+            lambda entry, doc_id, reason: refused_dead_letter(
+                Collection.AUDIT, doc_id, reason, EventOrigin(format="audit"), repr(dict(entry))
+            ),
+        )
+
+    def put(self, collection: str, doc: Mapping[str, Any], *, expected_version: int | None) -> None:
+        """Write a whole versioned document (``cases``, ``allowlist``) if the stored one is at `expected_version`:
+        None means there must be no document with this id yet. `doc` needs a string ``id``, an integer ``version``
+        (>= 1, and above `expected_version` for an update) and ``created_ms``. The backend checks the version
+        atomically: a mismatch raises `VersionConflictError` (reload, reapply, retry), and nothing is written.
+        A put whose exact document is stored already (a retried put that had succeeded) is not a conflict.
+        Never spooled: an unreachable backend raises."""
+        name = check_collection(collection)
+        if name not in VERSIONED:
+            versioned = ", ".join(c.value for c in Collection if c in VERSIONED)
+            raise InvalidRequestError(
+                f"put {name.value}: not a versioned collection (put takes one of: {versioned}; "
+                f"{name.value} is written by its create-only write method)"
+            )
+        if not isinstance(doc, Mapping):
+            raise InvalidRequestError(f"put {name.value}: the document must be a mapping, not {type(doc).__name__}")
+        record = versioned_record(name, doc)
+        where = f"put {name.value}/{record.id}"
+        if expected_version is not None and (
+            not isinstance(expected_version, int) or isinstance(expected_version, bool) or expected_version < 1
+        ):
+            raise InvalidRequestError(
+                f"{where}: expected_version must be None (create) or an integer >= 1, got {expected_version!r}"
+            )
+        version = int(record.doc["version"])
+        if expected_version is not None and version <= expected_version:
+            raise InvalidRequestError(
+                f"{where}: the new version {version} must be greater than expected_version {expected_version}"
+            )
+        self._put(name, record, expected_version)
 
     def write_rejected(self, items: Sequence[Rejected], *, received_ms: int | None = None) -> WriteResult:
         """Dead letters; `@timestamp` is `received_ms`, or the store's clock when None."""
@@ -334,11 +239,13 @@ class Store(ABC):
         build: Callable[[_T], Record],
         describe: Callable[[_T], str],
         dead_letter: Callable[[_T, str, str], Rejected] | None,
+        *,
+        replace: bool = False,
     ) -> WriteResult:
         """Build the records and write them; backends that can overlap building with sending override this."""
         refused: list[tuple[_T, str, str]] = []
         records = list(iter_records(items, build, describe, refused))
-        result = self._write(collection, records) if records else WriteResult()
+        result = self._write(collection, records, replace=replace) if records else WriteResult()
         return self._with_refused(result, refused, dead_letter)
 
     def _with_refused(
@@ -480,8 +387,14 @@ class Store(ABC):
     # -- backend hooks (arguments already validated)
 
     @abstractmethod
-    def _write(self, collection: Collection, records: Sequence[Record]) -> WriteResult:
-        """Create-only insert of a non-empty batch; ids repeated within the batch count as duplicates."""
+    def _write(self, collection: Collection, records: Sequence[Record], *, replace: bool = False) -> WriteResult:
+        """Create-only insert of a non-empty batch; ids repeated within the batch count as duplicates. With
+        `replace`, a stored id (or one repeated in the batch) is overwritten by the later document, as written."""
+
+    @abstractmethod
+    def _put(self, collection: Collection, record: Record, expected_version: int | None) -> None:
+        """Write a versioned document after an atomic check of the stored version (see `put`); raise
+        `VersionConflictError` on a mismatch, unless the stored document equals `record.doc`."""
 
     @abstractmethod
     def _search(self, where: Filter, sort: Sort, limit: int, offset: int) -> SearchPage: ...

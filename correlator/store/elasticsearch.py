@@ -2,7 +2,9 @@
 
 Layout: time-based indices ``<prefix>-<collection>-<agency>-YYYY.MM.DD`` behind the alias ``<prefix>-<collection>``,
 shaped by composable index templates (`correlator.store.es_mapping`) that the store installs when it first writes.
-The agency of a document is its ``organization.id`` (as a slug), else the store's `agency`.
+The agency of a document is its ``organization.id`` (as a slug), else the store's `agency`. The versioned
+collections (cases, allowlist) are one index each, written by `Store.put` with the version checked by the server
+(`correlator.store.es_versioned`).
 
 Writes go through the official client's bulk helper with ``op_type=create`` and ``_id`` = the document id
 (`correlator.store.es_bulk`): a replay or retry never duplicates. A document Elasticsearch refuses (mapping
@@ -17,7 +19,8 @@ were written. The store tries to drain the spool on the next write after a back-
 `SpoolFullError`: the caller must slow down or stop; nothing is dropped.
 
 Reads see every write this store made (indices written since the last read are refreshed first); other
-processes see them within the index refresh interval (1 s).
+processes see them within the index refresh interval (1 s), except in the versioned collections, which are
+refreshed before every read: a put is visible to every process when it returns.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from correlator.model import EventOrigin, Rejected
 from correlator.store.base import (
     ID_FIELDS,
     TIMESTAMP_FIELD,
+    VERSIONED,
     Clock,
     Collection,
     FieldValue,
@@ -51,8 +55,9 @@ from correlator.store.base import (
 )
 from correlator.store.errors import BackendUnavailableError, StoreError
 from correlator.store.es_bulk import PendingDocument, source_with_text
-from correlator.store.es_mapping import DEFAULT_PREFIX, alias_name, index_template, template_name
+from correlator.store.es_mapping import DEFAULT_PREFIX, alias_name, daily_collections, index_template, template_name
 from correlator.store.es_query import FieldKinds, query_fields, sort_clause, terms_field, to_dsl
+from correlator.store.es_versioned import VersionedIndices
 from correlator.store.es_writer import (
     DOWN_STATUSES,
     UNREACHABLE,
@@ -61,7 +66,7 @@ from correlator.store.es_writer import (
     WriterSettings,
     describe_api_error,
 )
-from correlator.store.retention import Purge, RetentionPolicy, agency_slug, index_name, plan_retention
+from correlator.store.retention import Purge, RetentionPolicy, agency_slug, cutoff_ms, index_name, plan_retention
 from correlator.store.spool import Spool
 
 __all__ = ["ElasticsearchStore", "WriterSettings"]
@@ -107,6 +112,7 @@ class ElasticsearchStore(Store):
         spool = None
         if spool_dir is not None:
             spool = Spool(spool_dir, **({} if spool_max_bytes is None else {"max_bytes": spool_max_bytes}))
+        self._versioned = VersionedIndices(url, prefix, self._connection)
         self._writer = BulkWriter(
             url, self._connection, self.settings, spool, prepare=self._ensure_templates,
             on_written=self._written, on_refused=self._dead_letter, monotonic=monotonic,
@@ -176,7 +182,7 @@ class ElasticsearchStore(Store):
             return
         client = self._connection()
         try:
-            for collection in Collection:
+            for collection in daily_collections():
                 client.indices.put_index_template(
                     name=template_name(self.prefix, collection), **index_template(self.prefix, collection)
                 )
@@ -196,8 +202,10 @@ class ElasticsearchStore(Store):
         slug = agency_slug(str(agency)) if agency else self.agency
         return index_name(collection.value, slug, record.timestamp_ms, prefix=self.prefix)
 
-    def _document(self, collection: Collection, record: Record) -> PendingDocument:
-        return PendingDocument(collection, self._index_for(collection, record), record.id, source_with_text(record))
+    def _document(self, collection: Collection, record: Record, *, replace: bool = False) -> PendingDocument:
+        return PendingDocument(collection, self._index_for(collection, record), record.id,
+                               source_with_text(record, collection),
+                               "index" if replace else "create")
 
     def _write_items(
         self,
@@ -206,19 +214,22 @@ class ElasticsearchStore(Store):
         build: Callable[[_T], Record],
         describe: Callable[[_T], str],
         dead_letter: Callable[[_T, str, str], Rejected] | None,
+        *,
+        replace: bool = False,
     ) -> WriteResult:
-        """Events and alerts stream: records are built chunk by chunk while earlier chunks are in flight."""
+        """Events, alerts and audit entries stream: records are built chunk by chunk while earlier chunks are in
+        flight."""
         if collection is Collection.DEADLETTER:
-            return super()._write_items(collection, items, build, describe, dead_letter)
+            return super()._write_items(collection, items, build, describe, dead_letter, replace=replace)
         self._connection()
         refused: list[tuple[_T, str, str]] = []
         records = iter_records(items, build, describe, refused)
-        result = self._writer.deliver(self._document(collection, record) for record in records)
+        result = self._writer.deliver(self._document(collection, record, replace=replace) for record in records)
         return self._with_refused(result, refused, dead_letter)
 
-    def _write(self, collection: Collection, records: Sequence[Record]) -> WriteResult:
+    def _write(self, collection: Collection, records: Sequence[Record], *, replace: bool = False) -> WriteResult:
         self._connection()
-        documents = [self._document(collection, record) for record in records]
+        documents = [self._document(collection, record, replace=replace) for record in records]
         already = 0
         if collection is Collection.DEADLETTER:
             documents, already = self._without_stored(documents)
@@ -242,6 +253,12 @@ class ElasticsearchStore(Store):
         kept = [document for document in documents if document.id not in stored]
         return kept, len(documents) - len(kept)
 
+    def _put(self, collection: Collection, record: Record, expected_version: int | None) -> None:
+        self._connection()
+        self._versioned.put(collection, record, expected_version)
+        self._dirty.add(collection)
+        self._kinds.pop(collection, None)  # a new field may have been mapped
+
     def _written(self, collections: set[Collection]) -> None:
         self._dirty.update(collections)
         self._kinds.clear()
@@ -260,7 +277,7 @@ class ElasticsearchStore(Store):
     # -- reads
 
     def _refresh(self, collection: Collection) -> None:
-        if collection in self._dirty:
+        if collection in self._dirty or collection in VERSIONED:
             self._connection().indices.refresh(
                 index=alias_name(self.prefix, collection), ignore_unavailable=True, allow_no_indices=True
             )
@@ -269,19 +286,24 @@ class ElasticsearchStore(Store):
     def _field_kinds(self, collection: Collection, fields: set[str]) -> FieldKinds:
         known = self._kinds.setdefault(collection, {})
         missing = sorted(fields - known.keys())
-        if missing:
-            response = self._connection().field_caps(
-                index=alias_name(self.prefix, collection), fields=missing,
-                ignore_unavailable=True, allow_no_indices=True,
-            )
-            found = response.get("fields", {})
-            for name in missing:
-                known[name] = {
-                    kind: (tuple(caps["indices"]) if caps.get("indices") else None)
-                    for kind, caps in found.get(name, {}).items()
-                    if kind != "unmapped"
-                }
-        return known
+        if not missing:
+            return known
+        response = self._connection().field_caps(
+            index=alias_name(self.prefix, collection), fields=missing,
+            ignore_unavailable=True, allow_no_indices=True,
+        )
+        found = response.get("fields", {})
+        kinds = dict(known)
+        for name in missing:
+            kinds[name] = {
+                kind: (tuple(caps["indices"]) if caps.get("indices") else None)
+                for kind, caps in found.get(name, {}).items()
+                if kind != "unmapped"
+            }
+            # Another process's put may map a field of a versioned collection at any time: only cache what exists.
+            if kinds[name] or collection not in VERSIONED:
+                known[name] = kinds[name]
+        return kinds
 
     def _request(
         self, where: Filter, extra_fields: frozenset[str] = frozenset()
@@ -359,6 +381,9 @@ class ElasticsearchStore(Store):
         return [(int(bucket["key"]), int(bucket["doc_count"])) for bucket in buckets]
 
     def _get(self, collection: Collection, doc_id: str) -> dict[str, Any] | None:
+        if collection in VERSIONED:
+            self._connection()
+            return self._versioned.get(collection, doc_id)
         with self._errors(f"get {collection.value} {doc_id}"):
             self._refresh(collection)
             response = self._connection().search(
@@ -398,11 +423,22 @@ class ElasticsearchStore(Store):
                          action.index, documents, action.agency, action.level, action.age_days)
             purges.append(Purge(action.index, action.collection, action.agency, action.level, action.cutoff_ms,
                                 documents, not dry_run))
+        for collection in sorted(VERSIONED, key=list(Collection).index):
+            expired = self._versioned.expired(collection, policy, now_ms, self.agency)
+            for agency, ids in sorted(expired.items()):
+                if not dry_run:
+                    self._versioned.delete(collection, ids)
+                    log.info("retention: deleted %d %s documents of agency %s from %s", len(ids), collection.value,
+                             agency, self._versioned.index(collection))
+                purges.append(Purge(self._versioned.index(collection), collection.value, agency,
+                                    policy.level_for(agency), cutoff_ms(policy, agency, collection.value, now_ms),
+                                    len(ids), not dry_run))
         return purges
 
     def drop_all(self) -> None:
         """Delete every index and template of this prefix (tests and `socctl` resets)."""
         self.delete_indices(self.indices())
+        self._versioned.forget()
         with self._errors("delete index templates"):
             for collection in Collection:
                 self._connection().options(ignore_status=404).indices.delete_index_template(

@@ -12,6 +12,7 @@ __all__ = [
     "QuerySyntaxError",
     "StoreError",
     "UnknownCollectionError",
+    "VersionConflictError",
 ]
 
 
@@ -44,3 +45,21 @@ class QuerySyntaxError(StoreError):
     def column(self) -> int:
         """1-based column, as shown in the message."""
         return self.position + 1
+
+
+class VersionConflictError(StoreError):
+    """`Store.put` found another version than the caller expected: `expected` is the caller's (None: the document
+    must not exist yet), `actual` the stored one (None: there is no such document). Reload and retry."""
+
+    def __init__(self, collection: str, doc_id: str, expected: int | None, actual: int | None) -> None:
+        self.collection = collection
+        self.doc_id = doc_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{collection}/{doc_id}: version conflict: expected {_version(expected)}, stored {_version(actual)}"
+        )
+
+
+def _version(version: int | None) -> str:
+    return "none" if version is None else str(version)

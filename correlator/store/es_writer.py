@@ -26,7 +26,15 @@ from elasticsearch import ApiError, Elasticsearch, helpers
 
 from correlator.store.base import Collection, WriteResult
 from correlator.store.errors import BackendUnavailableError, StoreError
-from correlator.store.es_bulk import Outcome, PendingDocument, action_for, decode_pending, encode_pending, item_outcome
+from correlator.store.es_bulk import (
+    Outcome,
+    PendingDocument,
+    action_for,
+    decode_pending,
+    encode_pending,
+    item_body,
+    item_outcome,
+)
 from correlator.store.spool import Spool
 
 __all__ = ["UNREACHABLE", "BulkWriter", "UnavailableError", "WriterSettings", "describe_api_error"]
@@ -197,7 +205,7 @@ class BulkWriter:
         pending = {(d.index, d.id): d for d in chunk}
         answered: set[tuple[str, str]] = set()
         for item in items:
-            body = item.get("create") or {}
+            body = item_body(item)
             key = (str(body.get("_index", "")), str(body.get("_id", "")))
             answered.add(key)
             _, result, reason = item_outcome(item)

@@ -23,8 +23,11 @@ for that collection, whatever the agency.
 
 An index holds one UTC day; it is deleted when the whole day is older than the cutoff ``now - age``, i.e. when
 the day's end (the next midnight, UTC) <= the cutoff. Rows are deleted when ``@timestamp < cutoff``: the same rule
-per document. Names that are not ours (another prefix, an unknown collection, a suffix such as ``-000001``, an
-impossible date, an agency that is not a slug) are ignored: the job never deletes what socctl did not name.
+per document. Cases and allowlist entries are not in daily indices (they change in place): a case is deleted when
+it was closed (``closed_ms``) before the cutoff, an allowlist entry when it expired (``expires_ms``) before it;
+their agency is ``organization.id``, else their ``agency`` field. Index names that are not ours (another prefix,
+an unknown collection, a suffix such as ``-000001``, an impossible date, an agency that is not a slug) are
+ignored: the job never deletes what socctl did not name.
 
 Durations are an int (days) or ``"<n>d"``, ``"<n>w"`` (weeks), ``"<n>m"`` (months of 30 days; not minutes) or
 ``"<n>y"`` (years of 365 days), n >= 1, the unit in either case (``"6M"`` is 180 days).
@@ -54,6 +57,7 @@ import yaml
 
 from correlator.definitions import SecurityLevel
 from correlator.model import ms_to_iso
+from correlator.store.documents import Collection
 from correlator.store.errors import InvalidRequestError, StoreError, UnknownCollectionError
 
 __all__ = [
@@ -80,7 +84,7 @@ __all__ = [
 
 DAY_MS: Final = 86_400_000
 DEFAULT_PREFIX: Final = "socctl"
-COLLECTIONS: Final = ("events", "alerts", "deadletter", "cases")
+COLLECTIONS: Final = tuple(collection.value for collection in Collection)
 DEFAULT_AGENCY: Final = "default"
 MAX_AGENCY_LENGTH: Final = 100  # longer slugs are cut and given a hash suffix, so index names stay valid
 _EPOCH: Final = date(1970, 1, 1)

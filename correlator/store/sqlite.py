@@ -1,18 +1,24 @@
 """SQLite backend: one file, WAL journal, a table per collection and a contentless FTS5 index for free text.
 
-Layout per collection (``events``, ``alerts``, ``deadletter``)::
+Layout per collection (`correlator.store.sqlite_sql`)::
 
-    <name>      (seq INTEGER PRIMARY KEY, id UNIQUE, ts epoch ms, k_<field> per INDEXED_FIELDS, doc JSON text)
+    <name>      (seq INTEGER PRIMARY KEY, id UNIQUE, ts epoch ms, k_<field> per INDEXED_FIELDS,
+                 [version, text: cases, allowlist], doc JSON text)
     <name>_fts  FTS5(text), content='', rowid = <name>.seq
 
 The FTS text of a document is its string and number values, one per line; the tokenizer (``unicode61``, with
 ``_`` a word character and diacritics kept) makes the words the query language describes. The index is
 contentless: the JSON document is already stored once, so the index holds no second copy. Deleting from it
-(retention) needs the original text, which `document_text` recomputes from the stored document.
+(retention, a document overwritten) needs the original text, which `document_text` recomputes from the stored
+document. Parts of a case that are never searched (`correlator.store.documents.NOT_SEARCHED`: its alerts,
+timeline, ...) are left out of its text.
 
 `field:value` on an indexed field or the id uses its column (``COLLATE NOCASE``: ASCII case folding); any
 other field is read with ``json_each`` over the document, so arrays match by element. Dotted names are JSON
 paths: ``a.b`` is ``{"a": {"b": ...}}``; a key that itself contains a dot cannot be addressed.
+
+A versioned document (`Store.put`) is written in one ``BEGIN IMMEDIATE`` transaction that reads the stored
+version and inserts, or updates ``WHERE seq = ? AND version = ?``: no other writer can come in between.
 
 Thread-safety: a `SqliteStore` owns one connection and must be used from the thread that opened it (other
 threads get a `StoreError`). Open one store per thread or process; WAL lets readers run beside the single
@@ -24,16 +30,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from os import PathLike, fspath
 from typing import Any, Final
 
 import orjson
 
 from correlator.store.base import (
-    ID_FIELDS,
-    INDEXED_FIELDS,
-    TIMESTAMP_FIELD,
+    VERSIONED,
     Clock,
     Collection,
     FieldValue,
@@ -45,24 +48,22 @@ from correlator.store.base import (
     WriteResult,
     document_text,
 )
-from correlator.store.errors import StoreError
-from correlator.store.query import (
-    And,
-    FieldExists,
-    FieldMatch,
-    MatchAll,
-    Not,
-    Or,
-    Query,
-    Text,
-    is_field_name,
-    parse_number,
-)
+from correlator.store.documents import RETENTION_FIELDS, agency_of, searchable
+from correlator.store.errors import StoreError, VersionConflictError
 from correlator.store.retention import DEFAULT_AGENCY, Purge, RetentionPolicy, agency_slug, cutoff_ms
+from correlator.store.sqlite_sql import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    Table,
+    json_path,
+    json_value,
+    order_sql,
+    where_sql,
+)
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "SqliteStore", "document_text"]
 
-SCHEMA_VERSION: Final = 1
 BUSY_TIMEOUT_MS: Final = 5_000
 # Measured on 100k events: a larger page cache keeps the random-keyed id index in memory, and fewer, larger
 # checkpoints write each hot page back once per checkpoint instead of once per batch.
@@ -72,61 +73,19 @@ _PRAGMAS: Final = (
     "PRAGMA cache_size = -65536",  # KiB: up to 64 MiB, allocated as used
     "PRAGMA wal_autocheckpoint = 4000",  # pages: 16 MiB at the default page size
 )
-# FTS5 merges its segments less eagerly than the default (4/16): about 1.4x faster bulk inserts.
-_FTS_MERGE: Final = (("automerge", 16), ("crisismerge", 64))
-FTS_TOKENIZER: Final = "unicode61 remove_diacritics 0 tokenchars '_'"
 
 
-@dataclass(frozen=True, slots=True)
-class _Table:
-    name: str
-    key_columns: tuple[str, ...]  # aligned with INDEXED_FIELDS[collection] and Record.keys
-    columns: dict[str, str]  # dotted field -> column, for the id and the indexed fields
-
-    @classmethod
-    def of(cls, collection: Collection) -> _Table:
-        keys = tuple("k_" + name.replace(".", "_") for name in INDEXED_FIELDS[collection])
-        columns = dict(zip(INDEXED_FIELDS[collection], keys, strict=True))
-        columns[ID_FIELDS[collection]] = "id"
-        return cls(collection.value, keys, columns)
-
-    @property
-    def fts(self) -> str:
-        return f"{self.name}_fts"
-
-    def ddl(self) -> list[str]:
-        keys = "".join(f"    {col} TEXT COLLATE NOCASE,\n" for col in self.key_columns)
-        return [
-            f"CREATE TABLE {self.name} (\n"
-            "    seq INTEGER PRIMARY KEY,\n"
-            "    id TEXT NOT NULL UNIQUE COLLATE NOCASE,\n"
-            "    ts INTEGER NOT NULL,\n"
-            f"{keys}"
-            "    doc TEXT NOT NULL\n"
-            ")",
-            f"CREATE INDEX {self.name}_ts ON {self.name} (ts, id)",  # the default sort, ties by id
-            *(f"CREATE INDEX {self.name}_{col} ON {self.name} ({col}, ts)" for col in self.key_columns),
-            f"CREATE VIRTUAL TABLE {self.fts} USING fts5(text, content='', columnsize=0, "
-            f'tokenize="{FTS_TOKENIZER}")',
-            *(
-                f"INSERT INTO {self.fts} ({self.fts}, rank) VALUES ('{key}', {value})"  # noqa: S608
-                for key, value in _FTS_MERGE
-            ),
-        ]
-
-    @property
-    def insert_sql(self) -> str:
-        columns = ", ".join(("id", "ts", *self.key_columns, "doc"))
-        marks = ", ".join("?" * (len(self.key_columns) + 3))
-        return f"INSERT OR IGNORE INTO {self.name} ({columns}) VALUES ({marks})"  # noqa: S608
+def _text(table: Table, doc: dict[str, Any]) -> str:
+    """The free text of a document of `table`: its searchable parts."""
+    return document_text(searchable(Collection(table.name), doc))
 
 
-_TABLES: Final = {collection: _Table.of(collection) for collection in Collection}
-
-# Schema migrations: version -> statements that bring the previous version to it.
-_MIGRATIONS: Final[dict[int, list[str]]] = {
-    1: [stmt for table in _TABLES.values() for stmt in table.ddl()],
-}
+def _values(table: Table, record: Record, text: str | None = None) -> tuple[Any, ...]:
+    """A record's values for `Table.value_columns`; `text` is its free text, for a versioned table."""
+    if not table.versioned:
+        return (record.id, record.timestamp_ms, *record.keys, record.source)
+    text = _text(table, record.doc) if text is None else text
+    return (record.id, record.timestamp_ms, *record.keys, int(record.doc["version"]), text, record.source)
 
 
 class SqliteStore(Store):
@@ -224,7 +183,7 @@ class SqliteStore(Store):
             )
             current = self._schema_version(conn)  # again, under the write lock
             for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version]:
+                for statement in MIGRATIONS[version]:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, self._clock()))
         except BaseException:
@@ -234,12 +193,17 @@ class SqliteStore(Store):
 
     # -- writes
 
-    def _write(self, collection: Collection, records: Sequence[Record]) -> WriteResult:
-        table = _TABLES[collection]
+    def _write(self, collection: Collection, records: Sequence[Record], *, replace: bool = False) -> WriteResult:
+        table = TABLES[collection]
+        if replace:
+            with self._transaction(f"write {collection}", "BEGIN IMMEDIATE") as conn:
+                for record in records:
+                    self._overwrite(conn, table, record)
+            return WriteResult(written=len(records))
         with self._transaction(f"write {collection}", "BEGIN IMMEDIATE") as conn:
             (last_seq,) = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table.name}").fetchone()  # noqa: S608
             before = conn.total_changes
-            conn.executemany(table.insert_sql, [(r.id, r.timestamp_ms, *r.keys, r.source) for r in records])
+            conn.executemany(table.insert_sql, [_values(table, r) for r in records])
             written = conn.total_changes - before
             if written:
                 # New rows are exactly those past the old max(seq): this transaction holds the write lock.
@@ -251,9 +215,61 @@ class SqliteStore(Store):
                 ).fetchall()
                 conn.executemany(
                     f"INSERT INTO {table.fts} (rowid, text) VALUES (?, ?)",  # noqa: S608
-                    [(seq, document_text(first[doc_id.lower()].doc)) for seq, doc_id in inserted],
+                    [(seq, _text(table, first[doc_id.lower()].doc)) for seq, doc_id in inserted],
                 )
         return WriteResult(written=written, duplicates=len(records) - written)
+
+    def _put(self, collection: Collection, record: Record, expected_version: int | None) -> None:
+        table = TABLES[collection]
+        text = _text(table, record.doc)
+        values = _values(table, record, text)
+        with self._transaction(f"put {collection}/{record.id}", "BEGIN IMMEDIATE") as conn:
+            row = conn.execute(
+                f"SELECT seq, version, text FROM {table.name} WHERE id = ?", (record.id,)  # noqa: S608
+            ).fetchone()
+            stored = None if row is None else int(row[1])
+            if stored != expected_version:
+                if row is not None and self._stored_is(conn, table, row[0], record):
+                    return  # this very document is stored: a put retried after it had succeeded
+                raise VersionConflictError(collection.value, record.id, expected_version, stored)
+            if row is None:
+                seq = conn.execute(table.insert_sql, values).lastrowid
+            else:
+                seq = row[0]
+                self._forget_texts(conn, table, [(seq, row[2])])
+                updated = conn.execute(f"{table.update_sql} AND version = ?", [*values[1:], seq, expected_version])
+                if updated.rowcount != 1:  # pragma: no cover - the write lock is held since the read
+                    raise VersionConflictError(collection.value, record.id, expected_version, None)
+            conn.execute(f"INSERT INTO {table.fts} (rowid, text) VALUES (?, ?)", (seq, text))  # noqa: S608
+
+    @staticmethod
+    def _stored_is(conn: sqlite3.Connection, table: Table, seq: int, record: Record) -> bool:
+        (doc,) = conn.execute(f"SELECT doc FROM {table.name} WHERE seq = ?", (seq,)).fetchone()  # noqa: S608
+        return bool(orjson.loads(doc) == orjson.loads(record.source))
+
+    def _overwrite(self, conn: sqlite3.Connection, table: Table, record: Record) -> None:
+        """Insert `record`, or overwrite the stored document with its id (its free text too)."""
+        row = conn.execute(f"SELECT seq, doc FROM {table.name} WHERE id = ?", (record.id,)).fetchone()  # noqa: S608
+        if row is None:
+            seq = conn.execute(table.insert_sql, _values(table, record)).lastrowid
+        else:
+            seq = row[0]
+            self._forget_docs(conn, table, [row])
+            conn.execute(table.update_sql, [*_values(table, record)[1:], seq])
+        conn.execute(f"INSERT INTO {table.fts} (rowid, text) VALUES (?, ?)",  # noqa: S608
+                     (seq, _text(table, record.doc)))
+
+    @classmethod
+    def _forget_docs(cls, conn: sqlite3.Connection, table: Table, rows: Sequence[tuple[int, str]]) -> None:
+        """Remove stored documents (seq, JSON text) from the contentless free-text index."""
+        cls._forget_texts(conn, table, [(seq, _text(table, orjson.loads(doc))) for seq, doc in rows])
+
+    @staticmethod
+    def _forget_texts(conn: sqlite3.Connection, table: Table, rows: Sequence[tuple[int, str]]) -> None:
+        """Remove rows (seq, the free text indexed for them) from the contentless free-text index."""
+        conn.executemany(
+            f"INSERT INTO {table.fts} ({table.fts}, rowid, text) VALUES ('delete', ?, ?)", rows  # noqa: S608
+        )
 
     # -- retention
 
@@ -261,7 +277,10 @@ class SqliteStore(Store):
         """Rows are grouped by agency (``organization.id`` as a slug; none: the default agency)."""
         purges: list[Purge] = []
         for collection in Collection:
-            table = _TABLES[collection]
+            if collection in VERSIONED:
+                purges.extend(self._retain_versioned(collection, policy, now_ms, dry_run))
+                continue
+            table = TABLES[collection]
             latest = max(cutoff_ms(policy, agency, collection.value, now_ms)
                          for agency in (*policy.agencies, DEFAULT_AGENCY))
             agency_sql = "json_extract(doc, '$.organization.id')"
@@ -280,21 +299,50 @@ class SqliteStore(Store):
                     if not rows:
                         continue
                     if not dry_run:
-                        conn.executemany(
-                            f"INSERT INTO {table.fts} ({table.fts}, rowid, text) VALUES ('delete', ?, ?)",  # noqa: S608
-                            [(seq, document_text(orjson.loads(doc))) for seq, doc in rows],
-                        )
+                        self._forget_docs(conn, table, rows)
                         conn.execute(f"DELETE FROM {table.name} WHERE {selector}", (cutoff, raw_agency))  # noqa: S608
                     purges.append(Purge(f"{self.path}:{table.name}", collection.value, agency,
                                         policy.level_for(agency), cutoff, len(rows), not dry_run))
         return purges
 
+    def _retain_versioned(
+        self, collection: Collection, policy: RetentionPolicy, now_ms: int, dry_run: bool
+    ) -> list[Purge]:
+        """Cases closed, and allowlist entries expired, before their agency's cutoff (`RETENTION_FIELDS`)."""
+        table = TABLES[collection]
+        name = RETENTION_FIELDS[collection]
+        latest = max(cutoff_ms(policy, agency, collection.value, now_ms)
+                     for agency in (*policy.agencies, DEFAULT_AGENCY))
+        purges: list[Purge] = []
+        with self._transaction(f"retention {collection}", "BEGIN IMMEDIATE") as conn:
+            rows = conn.execute(
+                f"SELECT seq, text, doc FROM {table.name} "  # noqa: S608
+                f"WHERE json_extract(doc, '{json_path(name)}') < ?",
+                (latest,),
+            ).fetchall()
+            expired: dict[str, list[tuple[int, str]]] = {}
+            for seq, text, source in rows:
+                doc = orjson.loads(source)
+                raw = agency_of(doc)
+                agency = agency_slug(raw) if raw else DEFAULT_AGENCY
+                value = doc.get(name)
+                if isinstance(value, int) and value < cutoff_ms(policy, agency, collection.value, now_ms):
+                    expired.setdefault(agency, []).append((seq, text))
+            for agency, chosen in sorted(expired.items()):
+                if not dry_run:
+                    self._forget_texts(conn, table, chosen)
+                    conn.executemany(f"DELETE FROM {table.name} WHERE seq = ?",  # noqa: S608
+                                     [(seq,) for seq, _ in chosen])
+                purges.append(Purge(f"{self.path}:{table.name}", collection.value, agency, policy.level_for(agency),
+                                    cutoff_ms(policy, agency, collection.value, now_ms), len(chosen), not dry_run))
+        return purges
+
     # -- reads
 
     def _search(self, where: Filter, sort: Sort, limit: int, offset: int) -> SearchPage:
-        table = _TABLES[where.collection]
-        clause, params = _where_sql(table, where)
-        order = _order_sql(table, sort)
+        table = TABLES[where.collection]
+        clause, params = where_sql(table, where)
+        order = order_sql(table, sort)
         with self._transaction(f"search {where.collection}") as conn:
             count_sql = f"SELECT count(*) FROM {table.name} AS d WHERE {clause}"  # noqa: S608
             (total,) = conn.execute(count_sql, params).fetchone()
@@ -307,15 +355,15 @@ class SqliteStore(Store):
         return SearchPage(total=total, hits=[orjson.loads(doc) for (doc,) in rows])
 
     def _count(self, where: Filter) -> int:
-        table = _TABLES[where.collection]
-        clause, params = _where_sql(table, where)
+        table = TABLES[where.collection]
+        clause, params = where_sql(table, where)
         with self._errors(f"count {where.collection}"):
             sql = f"SELECT count(*) FROM {table.name} AS d WHERE {clause}"  # noqa: S608
             return int(self._connection().execute(sql, params).fetchone()[0])
 
     def _terms(self, where: Filter, field: str, size: int) -> list[tuple[FieldValue, int]]:
-        table = _TABLES[where.collection]
-        clause, params = _where_sql(table, where)
+        table = TABLES[where.collection]
+        clause, params = where_sql(table, where)
         column = table.columns.get(field)
         if column is not None:
             sql = (
@@ -325,17 +373,17 @@ class SqliteStore(Store):
         else:
             sql = (
                 f"SELECT j.value AS v, j.type AS t, count(DISTINCT d.seq) AS n "  # noqa: S608
-                f"FROM {table.name} AS d, json_each(d.doc, '{_json_path(field)}') AS j "
+                f"FROM {table.name} AS d, json_each(d.doc, '{json_path(field)}') AS j "
                 f"WHERE {clause} AND j.type IN ('text', 'integer', 'real', 'true', 'false') "
                 "GROUP BY t, v ORDER BY n DESC, v LIMIT ?"
             )
         with self._errors(f"terms {where.collection}.{field}"):
             rows = self._connection().execute(sql, [*params, size]).fetchall()
-        return [(_json_value(value, kind), count) for value, kind, count in rows]
+        return [(json_value(value, kind), count) for value, kind, count in rows]
 
     def _date_histogram(self, where: Filter, interval_ms: int) -> list[tuple[int, int]]:
-        table = _TABLES[where.collection]
-        clause, params = _where_sql(table, where)
+        table = TABLES[where.collection]
+        clause, params = where_sql(table, where)
         step = int(interval_ms)
         sql = (
             f"SELECT d.ts - ((d.ts % {step}) + {step}) % {step} AS b, count(*) FROM {table.name} AS d "  # noqa: S608
@@ -346,117 +394,9 @@ class SqliteStore(Store):
         return [(int(start), int(count)) for start, count in rows]
 
     def _get(self, collection: Collection, doc_id: str) -> dict[str, Any] | None:
-        table = _TABLES[collection]
+        table = TABLES[collection]
         with self._errors(f"get {collection}"):
             row = self._connection().execute(
                 f"SELECT doc FROM {table.name} WHERE id = ?", (doc_id,)  # noqa: S608
             ).fetchone()
         return None if row is None else orjson.loads(row[0])
-
-
-# -- query AST -> SQL (pure functions) -----------------------------------------------------------------------
-
-
-def _where_sql(table: _Table, where: Filter) -> tuple[str, list[Any]]:
-    clause, params = _query_sql(table, where.query)
-    clauses = [clause]
-    if where.since_ms is not None:
-        clauses.append("d.ts >= ?")
-        params.append(where.since_ms)
-    if where.until_ms is not None:
-        clauses.append("d.ts < ?")
-        params.append(where.until_ms)
-    return " AND ".join(f"({c})" for c in clauses), params
-
-
-def _order_sql(table: _Table, sort: Sort) -> str:
-    direction = "DESC" if sort.descending else "ASC"
-    if sort.field == TIMESTAMP_FIELD:
-        return f"d.ts {direction}, d.id"
-    column = table.columns.get(sort.field)
-    expr = f"d.{column} COLLATE BINARY" if column else f"json_extract(d.doc, '{_json_path(sort.field)}')"
-    return f"{expr} {direction} NULLS LAST, d.id"
-
-
-def _json_path(field: str) -> str:
-    if not is_field_name(field):  # the only text spliced into SQL; the grammar keeps quotes out
-        raise AssertionError(f"not a field name: {field!r}")
-    return "$" + "".join(f'."{part}"' for part in field.split("."))
-
-
-def _json_value(value: Any, kind: str) -> FieldValue:
-    if kind in ("true", "false"):
-        return kind == "true"
-    return value
-
-
-def _fts_expression(node: Query) -> str | None:
-    """The FTS5 MATCH string for a subtree of free text only (joined by AND/OR), else None."""
-    match node:
-        case Text(text=text, prefix=prefix):
-            quoted = '"' + text.replace('"', '""') + '"'
-            return quoted + " *" if prefix else quoted
-        case And(items=items) | Or(items=items):
-            parts = [_fts_expression(item) for item in items]
-            if any(part is None for part in parts):
-                return None
-            operator = " AND " if isinstance(node, And) else " OR "
-            return "(" + operator.join(part for part in parts if part is not None) + ")"
-    return None
-
-
-def _query_sql(table: _Table, node: Query) -> tuple[str, list[Any]]:
-    """A boolean SQL expression over the row alias `d`. NULL counts as false: NOT uses `IS NOT 1`."""
-    fts = _fts_expression(node)
-    if fts is not None:
-        return f"d.seq IN (SELECT rowid FROM {table.fts} WHERE {table.fts} MATCH ?)", [fts]  # noqa: S608
-    match node:
-        case MatchAll():
-            return "1", []
-        case Not(item=item):
-            clause, params = _query_sql(table, item)
-            return f"({clause}) IS NOT 1", params
-        case And(items=items) | Or(items=items):
-            operator = " AND " if isinstance(node, And) else " OR "
-            text = [item for item in items if _fts_expression(item) is not None]
-            rest = [item for item in items if _fts_expression(item) is None]
-            # Free-text siblings go to FTS5 as one MATCH rather than one subquery each.
-            grouped: list[Query] = [type(node)(tuple(text))] if len(text) > 1 else text
-            clauses, params = [], []
-            for item in [*grouped, *rest]:
-                clause, item_params = _query_sql(table, item)
-                clauses.append(f"({clause})")
-                params.extend(item_params)
-            return operator.join(clauses), params
-        case FieldExists() | FieldMatch():
-            return _field_sql(table, node)
-    raise TypeError(f"not a query node: {node!r}")
-
-
-def _like_prefix(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _field_sql(table: _Table, node: FieldExists | FieldMatch) -> tuple[str, list[Any]]:
-    column = table.columns.get(node.field)
-    if column is not None:
-        if isinstance(node, FieldExists):
-            return f"d.{column} IS NOT NULL", []
-        if node.prefix:
-            return f"d.{column} LIKE ? ESCAPE '\\'", [_like_prefix(node.value)]
-        return f"d.{column} = ?", [node.value]
-    elements = f"SELECT 1 FROM json_each(d.doc, '{_json_path(node.field)}') AS j WHERE"  # noqa: S608
-    if isinstance(node, FieldExists):
-        return f"EXISTS ({elements} j.type <> 'null')", []
-    if node.prefix:
-        prefix = _like_prefix(node.value)
-        return f"EXISTS ({elements} j.type = 'text' AND j.value LIKE ? ESCAPE '\\')", [prefix]
-    conditions = ["(j.type = 'text' AND j.value = ? COLLATE NOCASE)"]
-    params: list[Any] = [node.value]
-    number = parse_number(node.value)
-    if number is not None:
-        conditions.append("(j.type IN ('integer', 'real') AND j.value = ?)")
-        params.append(number)
-    if node.value.lower() in ("true", "false"):
-        conditions.append(f"j.type = '{node.value.lower()}'")
-    return f"EXISTS ({elements} ({' OR '.join(conditions)}))", params

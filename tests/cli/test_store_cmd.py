@@ -79,7 +79,7 @@ def test_search_json_with_fields_of_the_hits(runner: CliRunner, store_url: str) 
     ("args", "message"),
     [(["host.name:x AND (", "--since", "1h"], "unclosed '(' at column 17"),
      (["", "--since", "yesterday"], "invalid time 'yesterday'"),
-     (["", "--in", "cases"], "unknown collection 'cases'")],
+     (["", "--in", "tickets"], "unknown collection 'tickets'")],
     ids=["query", "since", "collection"],
 )
 def test_search_errors_are_explained(runner: CliRunner, sqlite_url: str, args: list[str], message: str) -> None:

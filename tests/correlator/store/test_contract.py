@@ -1,14 +1,12 @@
 """The store contract, run against every backend: the embedded SQLite store and a real Elasticsearch.
 
-Each backend is a factory in `BACKENDS` taking pytest's request, `tmp_path` and the clock, returning an empty
-store; every test here runs unchanged against each.
+The backends are in `conftest.BACKENDS`; every test here runs unchanged against each. The versioned collections
+(cases, allowlist) are in `test_contract_versioned`, audit entries and alert replacement in `test_contract_append`.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,34 +23,10 @@ from correlator.store import (
     deadletter_id_for,
     parse_query,
 )
-from correlator.store.elasticsearch import ElasticsearchStore
 from correlator.store.retention import RetentionPolicy
-from correlator.store.sqlite import SqliteStore
+from tests.correlator.store.conftest import RECEIVED_MS, T0
 
-T0 = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z; T0 % 60_000 == 20_000
-RECEIVED_MS = T0 + 86_400_000
-
-StoreFactory = Callable[[pytest.FixtureRequest, Path, Callable[[], int]], Store]
-
-
-def _elasticsearch(request: pytest.FixtureRequest, tmp_path: Path, clock: Callable[[], int]) -> Store:
-    url = request.getfixturevalue("elasticsearch_url")
-    prefix = f"socctl-test-{uuid.uuid4().hex[:12]}"
-    opened = ElasticsearchStore(url, prefix=prefix, clock=clock)
-    request.addfinalizer(lambda: ElasticsearchStore(url, prefix=prefix).drop_all())
-    return opened
-
-
-BACKENDS: dict[str, StoreFactory] = {
-    "sqlite": lambda request, tmp_path, clock: SqliteStore(tmp_path / "socctl.db", clock=clock),
-    "elasticsearch": _elasticsearch,
-}
-
-
-@pytest.fixture(params=sorted(BACKENDS), ids=sorted(BACKENDS))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with BACKENDS[request.param](request, tmp_path, lambda: RECEIVED_MS) as opened:
-        yield opened
+__all__ = ["T0", "build_alert", "build_event", "build_rejected"]
 
 
 # -- factories -----------------------------------------------------------------------------------------------
@@ -464,10 +438,10 @@ def test_bad_query_raises_with_position(store: Store, corpus: list[Event]) -> No
         (
             lambda s: s.search("evnts"),
             UnknownCollectionError,
-            "unknown collection 'evnts' (expected one of: events, alerts, deadletter)",
+            "unknown collection 'evnts' (expected one of: events, alerts, deadletter, cases, allowlist, audit)",
         ),
-        (lambda s: s.get("cases", "x"), UnknownCollectionError,
-         "unknown collection 'cases' (expected one of: events, alerts, deadletter)"),
+        (lambda s: s.get("case", "x"), UnknownCollectionError,
+         "unknown collection 'case' (expected one of: events, alerts, deadletter, cases, allowlist, audit)"),
         (lambda s: s.search("events", sort="--x"), InvalidRequestError,
          "invalid sort '--x': expected a field name, optionally after '-'"),
         (lambda s: s.search("events", limit=9_000, offset=1_001), InvalidRequestError,

@@ -16,8 +16,10 @@ from elasticsearch import Elasticsearch
 from correlator.model import Event, EventOrigin, event_id_for, flatten
 from correlator.store import BackendUnavailableError, WriteResult
 from correlator.store.elasticsearch import ElasticsearchStore, WriterSettings
+from correlator.store.errors import VersionConflictError
+from correlator.store.retention import RetentionPolicy
 from correlator.store.spool import SpoolFullError
-from tests.correlator.store.test_contract import T0, build_event
+from tests.correlator.store.test_contract import T0, build_alert, build_event
 
 DAY = 86_400_000
 
@@ -173,3 +175,117 @@ def test_full_spool_refuses_and_keeps_what_it_has(open_es: Callable[..., Elastic
     with pytest.raises(SpoolFullError):
         down.write_events([build_event(f"f{i}") for i in range(100)])
     assert down.pending == 5
+
+
+# -- versioned collections, audit, replaced alerts
+
+
+def case_document(version: int = 1, **fields: Any) -> dict[str, Any]:
+    return {"id": "case-1", "version": version, "created_ms": T0, "updated_ms": T0, "title": "Powershell",
+            "status": "new", "risk": {"score": 70, "severity": "high", "explanation": "x",
+                                      "factors": [{"name": "f", "points": 70}]},
+            "timeline": [{"id": "t1", "before": {}, "after": {"field_only_here": {"deep": 1}}}],
+            "alerts": [{"id": "a1", "anything": {"goes": True}}], "tasks": [], "evidence": [], **fields}
+
+
+def test_cases_are_one_index_with_an_explicit_mapping(
+    open_es: Callable[..., ElasticsearchStore], client: Elasticsearch, prefix: str
+) -> None:
+    store = open_es()
+    store.put("cases", case_document(), expected_version=None)
+    store.put("cases", case_document(2, created_ms=T0 + 400 * DAY), expected_version=1)  # same index, any date
+    assert store.indices() == [f"{prefix}-cases-v1"]
+    aliases = client.indices.get_alias(index=f"{prefix}-cases-v1")
+    assert set(aliases[f"{prefix}-cases-v1"]["aliases"]) == {f"{prefix}-cases"}
+    props = client.indices.get_mapping(index=f"{prefix}-cases-v1")[f"{prefix}-cases-v1"]["mappings"]["properties"]
+    assert props["status"]["type"] == "keyword"
+    assert props["updated_ms"]["type"] == "long"
+    assert props["risk"]["properties"]["score"]["type"] == "integer"
+    assert props["risk"]["properties"]["factors"] == {"type": "object", "enabled": False}
+    assert props["title"]["type"] == "text"
+    assert props["title"]["fields"]["keyword"]["type"] == "keyword"
+    for bulky in ("timeline", "alerts", "tasks", "evidence"):
+        assert props[bulky] == {"type": "object", "enabled": False}, bulky
+    assert "field_only_here" not in str(props)  # stored, not mapped
+    assert store.get("cases", "case-1")["timeline"][0]["after"] == {"field_only_here": {"deep": 1}}  # type: ignore[index]
+    assert store.count("cases", "timeline.id:t1") == 0  # not indexed
+    assert store.apply_retention(RetentionPolicy(), T0 + 5_000 * DAY) == []  # not a daily index: never dropped
+    assert store.count("cases") == 1
+
+
+def test_audit_indices_are_daily_and_before_after_are_not_mapped(
+    open_es: Callable[..., ElasticsearchStore], client: Elasticsearch, prefix: str
+) -> None:
+    store = open_es()
+    entry = {"id": "e1", "at_ms": T0, "actor": "alice", "action": "assign", "subject": {"kind": "case", "id": "c"},
+             "summary": "assigned", "before": {"x_only_before": 1}, "after": {"y_only_after": {"z": "w"}}, "seq": 2}
+    assert store.write_audit([entry]) == WriteResult(written=1)
+    assert store.indices() == [f"{prefix}-audit-default-2023.11.14"]
+    props = client.indices.get_mapping(index=f"{prefix}-audit")[f"{prefix}-audit-default-2023.11.14"]["mappings"][
+        "properties"]
+    assert props["before"] == {"type": "object", "enabled": False}
+    assert props["after"] == {"type": "object", "enabled": False}
+    assert props["subject"]["properties"]["id"]["type"] == "keyword"
+    assert props["at_ms"]["type"] == "long"
+
+
+def test_put_checks_the_version_on_the_server(
+    open_es: Callable[..., ElasticsearchStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write between the put's read of the stored version and its write makes the server refuse the write."""
+    store, other = open_es(), open_es()
+    store.put("cases", case_document(), expected_version=None)
+    versioned = store._versioned
+    read = versioned._stored
+
+    def read_then_race(index: str, doc_id: str) -> dict[str, Any] | None:
+        found = read(index, doc_id)
+        monkeypatch.setattr(versioned, "_stored", read)  # only the first read races
+        other.put("cases", case_document(2, assignee="bob"), expected_version=1)
+        return found
+
+    monkeypatch.setattr(versioned, "_stored", read_then_race)
+    with pytest.raises(VersionConflictError) as info:
+        store.put("cases", case_document(2, status="acknowledged"), expected_version=1)
+    assert str(info.value) == "cases/case-1: version conflict: expected 1, stored 2"
+    assert store.get("cases", "case-1")["assignee"] == "bob"  # type: ignore[index]
+
+
+def test_put_is_never_spooled(tmp_path: Path) -> None:
+    store = ElasticsearchStore(closed_port_url(), spool_dir=tmp_path / "spool", request_timeout=2)
+    with store, pytest.raises(BackendUnavailableError) as info:
+        store.put("cases", case_document(), expected_version=None)
+    assert "put cases/case-1: Elasticsearch is unavailable" in str(info.value)
+    assert store.pending == 0
+
+
+def test_replaced_alerts_spool_and_replay_as_overwrites(
+    open_es: Callable[..., ElasticsearchStore], tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    event = build_event("powershell")
+    up = open_es()
+    first = build_alert(event)
+    up.write_alerts([first])
+    counted = build_alert(event)
+    counted.extra["suppression"] = {"count": 3}
+    down = open_es(url=closed_port_url(), spool_dir=spool, request_timeout=2)
+    assert down.write_alerts([counted], replace=True) == WriteResult(spooled=1)
+    down.close()
+    again = open_es(spool_dir=spool)
+    assert again.flush() == 0
+    assert again.get("alerts", first.id)["suppression"] == {"count": 3}  # type: ignore[index]
+    assert again.count("alerts") == 1
+
+
+def test_a_deleted_cases_index_is_created_again_with_its_mapping(
+    open_es: Callable[..., ElasticsearchStore], client: Elasticsearch, prefix: str
+) -> None:
+    store, admin = open_es(), open_es()
+    store.put("cases", case_document(), expected_version=None)
+    admin.delete_indices(admin.indices())  # a reset by another process
+    store.put("cases", case_document(), expected_version=None)
+    assert store.indices() == [f"{prefix}-cases-v1"]
+    mapping = client.indices.get_mapping(index=f"{prefix}-cases")[f"{prefix}-cases-v1"]["mappings"]
+    assert mapping["properties"]["timeline"] == {"type": "object", "enabled": False}
+    assert store.count("cases") == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import ApiError, Elasticsearch, helpers
 
 from collectors.files import read_path
 from correlator.model import Event, ms_to_iso
@@ -71,7 +71,13 @@ def wait_for_count(url: str, prefix: str, minimum: int, process: subprocess.Pope
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 pytest.fail(f"ingest ended (status {process.returncode}) before {minimum} events were stored")
-            count = client.count(index=f"{prefix}-events-*", ignore_unavailable=True, allow_no_indices=True)["count"]
+            try:
+                count = client.count(index=f"{prefix}-events-*", ignore_unavailable=True,
+                                     allow_no_indices=True)["count"]
+            except ApiError as exc:  # an index created a moment ago has no active shard yet: 503
+                if exc.meta.status != 503:
+                    raise
+                count = 0
             if count >= minimum:
                 return
             time.sleep(0.3)

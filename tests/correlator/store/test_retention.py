@@ -96,7 +96,9 @@ def test_index_name(collection: str, agency: str, timestamp_ms: int, expected: s
 def test_index_name_errors() -> None:
     with pytest.raises(UnknownCollectionError) as info:
         index_name("event", "x", 0)
-    assert str(info.value) == "unknown collection 'event' (expected one of: events, alerts, deadletter, cases)"
+    assert str(info.value) == (
+        "unknown collection 'event' (expected one of: events, alerts, deadletter, cases, allowlist, audit)"
+    )
     with pytest.raises(InvalidRequestError) as bad_time:
         index_name("events", "x", 10**18)
     assert str(bad_time.value) == "timestamp 1000000000000000000 ms is outside the dates an index name can hold"
@@ -237,7 +239,8 @@ POLICY_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"default_level": 9}, "default_level: security level must be one of 1, 2, 3, 4, 5, got 9"),
     (
         {"collection_days": {"logs": 30}},
-        "collection_days: unknown collection 'logs' (expected one of: events, alerts, deadletter, cases)",
+        "collection_days: unknown collection 'logs' "
+        "(expected one of: events, alerts, deadletter, cases, allowlist, audit)",
     ),
     ({"collection_days": {"cases": -1}}, "collection_days.cases: age must be a whole number of days >= 1, got -1"),
 ]

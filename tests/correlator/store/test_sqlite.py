@@ -16,6 +16,7 @@ from correlator.store.base import Collection, Filter
 from correlator.store.config import default_db_path, sqlite_path_from_url
 from correlator.store.query import parse_query
 from correlator.store.sqlite import SCHEMA_VERSION, SqliteStore, document_text
+from correlator.store.sqlite_sql import MIGRATIONS, TABLES, where_sql
 from tests.correlator.store.test_contract import T0, build_event
 
 CLOCK_MS = T0 + 42
@@ -48,7 +49,7 @@ def test_schema_version_is_recorded_once(db_path: Path, store: SqliteStore) -> N
     with SqliteStore(db_path, clock=lambda: CLOCK_MS + 1) as reopened:
         assert reopened.schema_version == SCHEMA_VERSION
     rows = raw_connection(db_path).execute("SELECT version, applied_ms FROM schema_version").fetchall()
-    assert rows == [(SCHEMA_VERSION, CLOCK_MS)]
+    assert rows == [(version, CLOCK_MS) for version in range(1, SCHEMA_VERSION + 1)]
 
 
 def test_newer_schema_is_refused(db_path: Path, store: SqliteStore) -> None:
@@ -81,8 +82,8 @@ def test_rows_keep_extracted_columns(db_path: Path, store: SqliteStore) -> None:
 
 
 def test_indexed_field_query_uses_its_index(store: SqliteStore) -> None:
-    table = sqlite_module._TABLES[Collection.EVENTS]
-    clause, params = sqlite_module._where_sql(table, Filter(Collection.EVENTS, parse_query("host.name:ws-01")))
+    table = TABLES[Collection.EVENTS]
+    clause, params = where_sql(table, Filter(Collection.EVENTS, parse_query("host.name:ws-01")))
     plan = store._connection().execute(
         f"EXPLAIN QUERY PLAN SELECT d.doc FROM events AS d WHERE {clause} ORDER BY d.ts DESC", params
     ).fetchall()
@@ -263,3 +264,49 @@ def test_bad_urls(url: str, message: str) -> None:
     with pytest.raises(StoreError) as info:
         open_store(url, environ={})
     assert str(info.value) == message
+
+
+# -- versioned collections and the schema migration
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = raw_connection(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+    for statement in MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (1, 5)")
+    conn.close()
+    with SqliteStore(path, clock=lambda: CLOCK_MS) as old:
+        assert old.write_events([build_event("before the upgrade")]).written == 1
+    with SqliteStore(path, clock=lambda: CLOCK_MS) as migrated:
+        assert migrated.schema_version == SCHEMA_VERSION == 2
+        assert migrated.count("events", "upgrade") == 1
+        migrated.put("cases", {"id": "case-1", "version": 1, "created_ms": T0}, expected_version=None)
+        assert migrated.write_audit([{"id": "e1", "at_ms": T0}]).written == 1
+    names = {row[0] for row in raw_connection(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"cases", "cases_fts", "allowlist", "allowlist_fts", "audit", "audit_fts"} <= names
+    rows = raw_connection(path).execute("SELECT version, applied_ms FROM schema_version").fetchall()
+    assert rows == [(1, 5), (2, CLOCK_MS)]
+
+
+def test_the_version_column_follows_the_document(db_path: Path, store: SqliteStore) -> None:
+    store.put("cases", {"id": "case-1", "version": 1, "created_ms": T0, "status": "new"}, expected_version=None)
+    store.put("cases", {"id": "case-1", "version": 4, "created_ms": T0, "status": "acknowledged"},
+              expected_version=1)
+    row = raw_connection(db_path).execute("SELECT id, ts, k_status, version FROM cases").fetchone()
+    assert row == ("case-1", T0, "acknowledged", 4)
+
+
+def test_a_failed_put_rolls_back(monkeypatch: pytest.MonkeyPatch, store: SqliteStore) -> None:
+    store.put("cases", {"id": "case-1", "version": 1, "created_ms": T0, "title": "first"}, expected_version=None)
+
+    def broken(doc: object) -> str:
+        raise RuntimeError("tokenizer exploded")
+
+    monkeypatch.setattr(sqlite_module, "document_text", broken)
+    with pytest.raises(RuntimeError, match="tokenizer exploded"):
+        store.put("cases", {"id": "case-1", "version": 2, "created_ms": T0, "title": "second"}, expected_version=1)
+    monkeypatch.undo()
+    assert store.get("cases", "case-1")["version"] == 1  # type: ignore[index]
+    assert store.count("cases", "first") == 1

@@ -1,0 +1,326 @@
+"""Cases in the store: one versioned document per case, every change checked against the version it was made from.
+
+A case is stored whole, in the store's ``cases`` collection (`Store.put`): `Case.to_dict(timeline=True)` plus flat
+fields to search by (`case_document`: ``rule_ids``, ``host_names``). The timeline stays inline, so a case and its
+history change together; each new `TimelineEntry` is also mirrored to the ``audit`` collection after the case is
+saved (``subject`` = the case), so "what did alice do today" is one query across cases. Computed views (overdue,
+SLA state) are not stored.
+
+Concurrency: every write names the version it was computed from; a `VersionConflictError` (another process
+changed the case meanwhile: ingest adding alerts while an analyst assigns it) makes the repository reload the
+case, apply the change again and retry, up to `MAX_ATTEMPTS` times, then raise `CaseConflictError`. Nothing is
+lost: the second writer's change is recomputed from the first one's result. A command that no longer applies to
+the reloaded case raises its `CommandError` (an analyst closing a case that was closed meanwhile).
+
+The streaming path (`add_alert`, one writer adding many alerts) keeps the open cases of recently seen grouping keys
+in memory (at most `CACHE_KEYS` keys); the cache is only a guess of the stored state: a stale entry costs one
+version conflict and a reload. Cases opened by another process for a key already cached are seen when that key is
+next reloaded (after a conflict, or `forget_cache()`).
+
+Merge and split write two cases, which no store can do atomically: merge closes the source first (after which its
+alerts cannot change), then puts them into the target; split takes the alerts out of the case first, then opens
+the new case. A failure between the two writes is reported with `IncompleteChangeError`, naming both cases.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from correlator.cases.commands import Command, Merge, MergedInto, SplitOut
+from correlator.cases.definitions import OPEN_STATUSES, CaseStatus
+from correlator.cases.errors import CaseError, CommandError
+from correlator.cases.grouping import CaseGrouper, GroupResult, IncomingAlert
+from correlator.cases.lifecycle import apply as apply_command
+from correlator.cases.model import Case, TimelineEntry
+from correlator.scoring import RuleHistory
+from correlator.store.base import Store
+from correlator.store.errors import StoreError, VersionConflictError
+from correlator.store.query import And, FieldMatch, Or
+
+__all__ = [
+    "CACHE_KEYS",
+    "MAX_ATTEMPTS",
+    "CaseConflictError",
+    "CaseNotFoundError",
+    "CaseRepository",
+    "IncompleteChangeError",
+    "audit_entry",
+    "case_document",
+    "rule_history",
+]
+
+CASES: Final = "cases"
+AUDIT: Final = "audit"
+MAX_ATTEMPTS: Final = 5  # tries of one change against concurrent writers
+CACHE_KEYS: Final = 1_024  # grouping keys whose open cases `add_alert` keeps in memory
+OPEN_CASES_LIMIT: Final = 1_000  # open cases read for one grouping key
+RULE_HISTORY_RULES: Final = 10_000  # rules `rule_history` reports
+
+
+class CaseNotFoundError(CaseError):
+    def __init__(self, case_id: str) -> None:
+        self.case_id = case_id
+        super().__init__(f"case {case_id}: not found")
+
+
+class CaseConflictError(CaseError):
+    """A change still conflicted with other writers after `attempts` tries; `last` is the last conflict."""
+
+    def __init__(self, case_id: str, action: str, attempts: int, last: VersionConflictError | None) -> None:
+        self.case_id = case_id
+        self.action = action
+        self.attempts = attempts
+        self.last = last
+        super().__init__(f"case {case_id}: {action}: the case kept changing under this change; gave up after "
+                         f"{attempts} attempts (last: {last})")
+
+
+class IncompleteChangeError(CaseError):
+    """A change of two cases (merge, split) wrote the first and failed on the second; `cause` says why."""
+
+    def __init__(self, case_id: str, action: str, done: str, cause: Exception) -> None:
+        self.case_id = case_id
+        self.action = action
+        self.cause = cause
+        super().__init__(f"case {case_id}: {action}: incomplete: {done}, then: {cause}")
+
+
+def case_document(case: Case) -> dict[str, Any]:
+    """The stored form of a case: `Case.to_dict` with its timeline, and the rule ids and host names of its alerts."""
+    doc = case.to_dict(timeline=True)
+    doc["rule_ids"] = sorted({alert.rule_id for alert in case.alerts})
+    doc["host_names"] = sorted({alert.host_name for alert in case.alerts if alert.host_name})
+    return doc
+
+
+def audit_entry(entry: TimelineEntry) -> dict[str, Any]:
+    """A timeline entry as an audit entry (the store's ``audit`` collection), its subject the case."""
+    return {"id": entry.id, "at_ms": entry.at_ms, "actor": entry.actor, "action": entry.action,
+            "subject": {"kind": "case", "id": entry.case_id}, "summary": entry.summary,
+            "before": dict(entry.before), "after": dict(entry.after), "reason": entry.reason, "seq": entry.seq}
+
+
+def rule_history(store: Store) -> dict[str, RuleHistory]:
+    """Per rule id: of the closed cases holding one of its alerts (merged cases left out), how many were closed as
+    false positives."""
+    closed = (f"(status:{CaseStatus.CLOSED.value} OR status:{CaseStatus.FALSE_POSITIVE.value}) "
+              "AND NOT merged_into:*")
+    totals = store.terms(CASES, "rule_ids", closed, size=RULE_HISTORY_RULES)
+    false_positives = dict(store.terms(CASES, "rule_ids", f"({closed}) AND status:{CaseStatus.FALSE_POSITIVE.value}",
+                                       size=RULE_HISTORY_RULES))
+    return {str(rule): RuleHistory(total, int(false_positives.get(rule, 0))) for rule, total in totals}
+
+
+def _of(entries: Sequence[TimelineEntry], case_id: str) -> tuple[TimelineEntry, ...]:
+    return tuple(entry for entry in entries if entry.case_id == case_id)
+
+
+class CaseRepository:
+    """Cases in `store`, grouped by `grouper`; `clock` (epoch ms) stamps analysts' changes."""
+
+    def __init__(self, store: Store, grouper: CaseGrouper, clock: Callable[[], int], *,
+                 max_attempts: int = MAX_ATTEMPTS, cache_keys: int = CACHE_KEYS) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.store = store
+        self.grouper = grouper
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.cache_keys = cache_keys
+        self._open: OrderedDict[str, dict[str, Case]] = OrderedDict()  # group key -> open cases by id
+
+    # -- reading
+
+    def get(self, case_id: str) -> Case | None:
+        doc = self.store.get(CASES, case_id)
+        return None if doc is None else Case.from_dict(doc)
+
+    def require(self, case_id: str) -> Case:
+        """The case, or `CaseNotFoundError`."""
+        case = self.get(case_id)
+        if case is None:
+            raise CaseNotFoundError(case_id)
+        return case
+
+    def open_cases(self, group_key: str) -> builtins.list[Case]:
+        """The open cases of a grouping key, as stored now (never the cache)."""
+        statuses = Or(tuple(FieldMatch("status", status.value) for status in sorted(OPEN_STATUSES)))
+        page = self.store.search(CASES, And((FieldMatch("group_key", group_key), statuses)),
+                                 sort="-last_seen_ms", limit=OPEN_CASES_LIMIT)
+        cases = (Case.from_dict(hit) for hit in page.hits)
+        return [case for case in cases if case.group_key == group_key and case.is_open]  # matching ignores case
+
+    # -- writing
+
+    def save(self, case: Case, entries: Sequence[TimelineEntry], previous_version: int | None) -> None:
+        """Store `case` if the stored one is still at `previous_version` (None: a new case), then mirror `entries`
+        (the changes from that version) to the audit collection. A `VersionConflictError` propagates: nothing was
+        written; reload and reapply. An error writing the audit entries after the case was saved propagates too
+        (the case's own timeline has them)."""
+        try:
+            self.store.put(CASES, case_document(case), expected_version=previous_version)
+        except VersionConflictError:
+            self._forget(case.group_key)
+            raise
+        self._remember(case)
+        if entries:
+            result = self.store.write_audit([audit_entry(entry) for entry in entries])
+            if result.failed:
+                raise CaseError(f"case {case.id}: saved at version {case.version}, but the audit refused "
+                                f"{len(result.failed)} of its timeline entries: {result.failed[:3]}")
+
+    def add_alert(self, incoming: IncomingAlert, at_ms: int) -> GroupResult:
+        """Put one scored alert into a case (`CaseGrouper.add` over the open cases of its key) and save it. An
+        alert already in its case (a replay) changes nothing: `GroupResult.duplicate`."""
+        alert = incoming.alert
+        key = self.grouper.key_of(alert)
+        last: VersionConflictError | None = None
+        case_id = "(new)"
+        for _ in range(self.max_attempts):
+            candidates = self._candidates(key)
+            result = self.grouper.add(incoming, candidates, at_ms)
+            if result.case is None or result.duplicate:
+                return result
+            case_id = result.case.id
+            previous = None
+            if result.opened:  # its id comes from the key and the alert: a replay finds the case it opened
+                existing = self.get(case_id)
+                if existing is not None and alert.id in existing.alert_ids:
+                    return GroupResult(existing, duplicate=True)
+            else:
+                previous = next(c.version for c in candidates if c.id == case_id)
+            try:
+                self.save(result.case, result.entries, previous)
+            except VersionConflictError as exc:
+                last = exc
+                continue
+            return result
+        raise CaseConflictError(case_id, f"add_alert {alert.id}", self.max_attempts, last)
+
+    def apply(self, case_id: str, command: Command, actor: str) -> Case:
+        """Apply an analyst's `command` at the clock's time and save the case; `CaseNotFoundError` and
+        `CommandError` propagate. Merges and splits change two cases: they are `merge` and `split`."""
+        if isinstance(command, Merge | MergedInto | SplitOut):
+            raise CommandError(case_id, command.type, "changes two cases: use CaseRepository.merge or split")
+
+        def change(case: Case, at_ms: int) -> tuple[Case, tuple[TimelineEntry, ...]]:
+            changed, entry = apply_command(case, command, actor, at_ms)
+            return changed, (entry,)
+
+        return self._change(case_id, command.type, change)
+
+    def refresh(self, case_id: str, actor: str) -> Case:
+        """Bring the case in line with the grouper's configuration (`CaseGrouper.refresh`); unchanged if it is."""
+        return self._change(case_id, "refresh", lambda case, at_ms: self.grouper.refresh(case, actor, at_ms))
+
+    def merge(self, target_id: str, source_id: str, actor: str) -> tuple[Case, Case]:
+        """`target` absorbs `source` (`CaseGrouper.merge`): (the target, the source, closed and merged into it)."""
+        last: VersionConflictError | None = None
+        for _ in range(self.max_attempts):
+            target, source = self.require(target_id), self.require(source_id)
+            _, closed, entries = self.grouper.merge(target, source, actor, self.clock())
+            try:
+                self.save(closed, _of(entries, source.id), source.version)
+            except VersionConflictError as exc:
+                last = exc
+                continue
+            break
+        else:
+            raise CaseConflictError(source_id, f"merge into {target_id}", self.max_attempts, last)
+
+        # The source is closed: its alerts cannot change any more. Its snapshot goes into the target, reloaded
+        # and merged again if the target changed meanwhile.
+        def absorb(current: Case, at_ms: int) -> tuple[Case, tuple[TimelineEntry, ...]]:
+            merged, _, more = self.grouper.merge(current, source, actor, at_ms)
+            return merged, _of(more, current.id)
+
+        try:
+            merged = self._change(target_id, "merge", absorb)
+        except (CaseError, StoreError) as exc:
+            raise IncompleteChangeError(target_id, f"merge {source_id}",
+                                        f"case {source_id} was closed as merged into {target_id}", exc) from exc
+        return merged, closed
+
+    def split(self, case_id: str, alert_ids: Sequence[str], actor: str) -> tuple[Case, Case]:
+        """Move `alert_ids` out of the case into a new case (`CaseGrouper.split`): (the case, the new case)."""
+        last: VersionConflictError | None = None
+        for _ in range(self.max_attempts):
+            case = self.require(case_id)
+            remaining, new_case, entries = self.grouper.split(case, alert_ids, actor, self.clock())
+            if self.get(new_case.id) is not None:
+                raise CommandError(case_id, "split_out", f"case {new_case.id} exists already (these alerts were "
+                                                         "split out of this case before)")
+            try:
+                self.save(remaining, _of(entries, case.id), case.version)
+            except VersionConflictError as exc:
+                last = exc
+                continue
+            try:
+                self.save(new_case, _of(entries, new_case.id), None)
+            except (CaseError, StoreError) as exc:
+                raise IncompleteChangeError(case_id, "split", f"alerts {', '.join(sorted(set(alert_ids)))} were "
+                                            f"taken out of the case for case {new_case.id}", exc) from exc
+            return remaining, new_case
+        raise CaseConflictError(case_id, "split", self.max_attempts, last)
+
+    def _change(self, case_id: str, action: str,
+                change: Callable[[Case, int], tuple[Case, tuple[TimelineEntry, ...]]]) -> Case:
+        """Read the case, change it at the clock's time and save it from the version read; again on a conflict."""
+        last: VersionConflictError | None = None
+        for _ in range(self.max_attempts):
+            case = self.require(case_id)
+            changed, entries = change(case, self.clock())
+            if not entries:
+                return case
+            try:
+                self.save(changed, entries, case.version)
+            except VersionConflictError as exc:
+                last = exc
+                continue
+            return changed
+        raise CaseConflictError(case_id, action, self.max_attempts, last)
+
+    # -- the cache of open cases (add_alert)
+
+    def forget_cache(self) -> None:
+        self._open.clear()
+
+    def _candidates(self, key: str | None) -> builtins.list[Case]:
+        if key is None:
+            return []
+        cached = self._open.get(key)
+        if cached is None:
+            cached = {case.id: case for case in self.open_cases(key)}
+            self._open[key] = cached
+            while len(self._open) > self.cache_keys:
+                self._open.popitem(last=False)
+        else:
+            self._open.move_to_end(key)
+        return builtins.list(cached.values())
+
+    def _remember(self, case: Case) -> None:
+        cached = self._open.get(case.group_key) if case.group_key is not None else None
+        if cached is None:
+            return
+        if case.is_open:
+            cached[case.id] = case
+        else:
+            cached.pop(case.id, None)
+
+    def _forget(self, key: str | None) -> None:
+        if key is not None:
+            self._open.pop(key, None)
+
+    # -- listing (last: `list` shadows the builtin in the class body)
+
+    def list(self, query: str = "", *, since_ms: int | None = None, until_ms: int | None = None,
+             sort: str = "-updated_ms", limit: int = 50, offset: int = 0) -> tuple[int, builtins.list[Case]]:
+        """The cases matching `query` (the store's query language over the stored case fields, e.g.
+        ``status:new AND severity:critical``, ``assignee:alice``, ``rule_ids:r1``), created within the time range:
+        (total, one page)."""
+        page = self.store.search(CASES, query, since_ms=since_ms, until_ms=until_ms, sort=sort, limit=limit,
+                                 offset=offset)
+        return page.total, [Case.from_dict(hit) for hit in page.hits]

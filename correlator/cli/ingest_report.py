@@ -1,0 +1,127 @@
+"""What `socctl ingest` tallies and how it prints them: the summary table and the `--summary-json` document."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from correlator.sink import Delivery
+from correlator.store.base import WriteResult
+
+__all__ = ["IngestTotals", "print_summary", "summary_doc"]
+
+_LEVELS = ("critical", "high", "medium", "low", "informational")
+
+
+@dataclass
+class IngestTotals:
+    files: int = 0
+    events: int = 0
+    alerts: int = 0
+    by_level: Counter[str] = field(default_factory=Counter)
+    by_severity: Counter[str] = field(default_factory=Counter)
+    by_rule: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0
+    rejected_reasons: Counter[str] = field(default_factory=Counter)
+    unknown_sources: Counter[str] = field(default_factory=Counter)
+    rule_errors: Counter[str] = field(default_factory=Counter)  # rule id -> evaluations that raised
+    stored: Counter[str] = field(default_factory=Counter)  # "<collection> <outcome>" -> documents
+    correlation_alerts: int = 0
+    suppressed: int = 0  # alerts counted into a representative alert
+    excepted: Counter[str] = field(default_factory=Counter)  # allowlist entry id -> alerts excepted
+    withheld: int = 0  # matches of rules that only feed correlation rules
+    delivery: Delivery = field(default_factory=Delivery)
+    seconds: float = 0.0
+
+    def add_write(self, collection: str, result: WriteResult) -> None:
+        self.stored[f"{collection} written"] += result.written
+        self.stored[f"{collection} duplicates"] += result.duplicates
+        self.stored[f"{collection} refused"] += len(result.failed)
+        self.stored[f"{collection} spooled"] += result.spooled
+
+
+def print_summary(console: Console, totals: IngestTotals, rules_loaded: int, rules_failed: int,
+                  correlation_rules: int) -> None:
+    rate = totals.events / totals.seconds if totals.seconds > 0 else 0.0
+    table = Table(title="socctl ingest", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("files", str(totals.files))
+    table.add_row("events", f"{totals.events} ({rate:,.0f}/s)")
+    table.add_row("alerts", str(totals.alerts))
+    for level in _LEVELS:
+        if totals.by_level.get(level):
+            table.add_row(f"  rule level {level}", str(totals.by_level[level]))
+    for severity in ("critical", "high", "medium", "low"):
+        if totals.by_severity.get(severity):
+            table.add_row(f"  severity {severity}", str(totals.by_severity[severity]))
+    table.add_row("correlation alerts", str(totals.correlation_alerts))
+    table.add_row("suppressed into earlier alerts", str(totals.suppressed))
+    if totals.excepted:
+        table.add_row("excepted by the allowlist", str(sum(totals.excepted.values())))
+    if totals.withheld:
+        table.add_row("matches that only feed correlation", str(totals.withheld))
+    delivery = totals.delivery
+    if delivery.cases_opened or delivery.cases_updated:
+        table.add_row("cases opened", str(delivery.cases_opened))
+        table.add_row("cases updated", str(delivery.cases_updated))
+    table.add_row("rejected records", str(totals.rejected))
+    table.add_row("rules loaded", f"{rules_loaded} Sigma, {correlation_rules} correlation")
+    table.add_row("rules not loaded", str(rules_failed))
+    if totals.unknown_sources:
+        table.add_row("events of unknown log source", str(sum(totals.unknown_sources.values())))
+    if totals.rule_errors:
+        table.add_row("rule evaluations that failed", str(sum(totals.rule_errors.values())))
+    for key, count in sorted(totals.stored.items()):
+        if count:
+            table.add_row(f"store: {key}", str(count))
+    console.print(table)
+    if totals.by_rule:
+        top = Table(title="Top rules")
+        top.add_column("rule")
+        top.add_column("alerts", justify="right")
+        for title, count in totals.by_rule.most_common(10):
+            top.add_row(title, str(count))
+        console.print(top)
+    if totals.rejected_reasons:
+        rej = Table(title="Rejected records by reason")
+        rej.add_column("reason")
+        rej.add_column("records", justify="right")
+        for reason, count in totals.rejected_reasons.most_common(10):
+            rej.add_row(reason, str(count))
+        console.print(rej)
+
+
+def summary_doc(totals: IngestTotals, rules_loaded: int, rules_failed: int, workers: int,
+                correlation_rules: int) -> dict[str, Any]:
+    delivery = totals.delivery
+    return {
+        "files": totals.files,
+        "events": totals.events,
+        "alerts": totals.alerts,
+        "alerts_by_level": dict(totals.by_level),
+        "alerts_by_severity": dict(totals.by_severity),
+        "top_rules": totals.by_rule.most_common(10),
+        "correlation_alerts": totals.correlation_alerts,
+        "suppressed": totals.suppressed,
+        "excepted": dict(totals.excepted),
+        "withheld": totals.withheld,
+        "cases": {"opened": delivery.cases_opened, "updated": delivery.cases_updated,
+                  "opened_by_severity": dict(delivery.case_severity),
+                  "opened_by_layer": dict(delivery.case_layers)},
+        "rejected": totals.rejected,
+        "rejected_by_reason": dict(totals.rejected_reasons),
+        "unknown_sources": dict(totals.unknown_sources),
+        "rule_errors": dict(totals.rule_errors),
+        "rules_loaded": rules_loaded,
+        "correlation_rules_loaded": correlation_rules,
+        "rules_failed": rules_failed,
+        "workers": workers,
+        "store": {key: count for key, count in sorted(totals.stored.items()) if count},
+        "seconds": round(totals.seconds, 3),
+        "events_per_second": round(totals.events / totals.seconds) if totals.seconds > 0 else 0,
+    }

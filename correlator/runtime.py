@@ -1,0 +1,228 @@
+"""Everything around the Sigma engine that a run needs, loaded from files: correlation rules, threat intel, the
+asset inventory, the allowlist, the scoring weights, the suppression policy, the cases configuration and the
+playbooks. One loader for `socctl ingest` and the running engine, so both behave the same.
+
+Rule folders are read once for correlation rules: files holding a ``correlation:`` document are parsed in full;
+of the others only the top-level ``id:`` and ``name:`` of each document are taken (the base rules that correlation
+rules may reference by name), so a warm start over the whole SigmaHQ corpus stays fast. Correlation rules that do
+not load are reported with file, line and reason (`Runtime.problems`) and the others work. Configuration files
+(inventory, scoring, suppression, cases) are fail-fast: a broken one raises its located error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from correlator.analysis import Analyzer
+from correlator.cases.config import CasesConfig, load_cases_config
+from correlator.cases.grouping import CaseGrouper, group_key
+from correlator.cases.playbooks import PlaybookSet, load_playbooks
+from correlator.correlation import BaseRule, CorrelationEngine, CorrelationSet, EngineSettings, load_correlation_texts
+from correlator.errors import CorrelatorError
+from correlator.pipeline import Detection
+from correlator.scoring import RuleHistory, ScoringConfig, load_scoring_config
+from correlator.settings import default_playbooks_dir
+
+if TYPE_CHECKING:
+    from correlator.allowlist import Allowlist, AllowlistEntry
+    from correlator.assets import Inventory
+    from correlator.intel_index import ThreatIntel
+    from correlator.sigma.engine import SigmaEngine
+    from correlator.suppression import SuppressionPolicy
+
+__all__ = ["Problem", "Runtime", "RuntimeConfigError", "RuntimeOptions", "load_runtime", "load_suppression_policy",
+           "scan_correlation_rules"]
+
+_CORRELATION: Final = re.compile(r"^correlation\s*:", re.MULTILINE)
+_DOC_SPLIT: Final = re.compile(r"^---\s*$", re.MULTILINE)
+_TOP_ID: Final = re.compile(r"^id\s*:\s*['\"]?([^'\"#\s]+)", re.MULTILINE)
+_TOP_NAME: Final = re.compile(r"^name\s*:\s*['\"]?([^'\"#\n]+?)['\"]?\s*(?:#.*)?$", re.MULTILINE)
+
+
+class RuntimeConfigError(CorrelatorError):
+    """A configuration file of the run that cannot be used (names the file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that did not load (the run goes on without it)."""
+
+    what: str  # correlation rule | playbook | allowlist entry
+    path: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    rule_paths: Sequence[Path] = ()
+    intel: Sequence[Path] = ()
+    assets: Path | None = None
+    allowlist_files: Sequence[Path] = ()
+    scoring: Path | None = None
+    suppression: Path | None = None
+    suppress: bool = True
+    cases_config: Path | None = None
+    playbooks: Sequence[Path] | None = None  # None: the repository's playbooks/
+    lateness_ms: int = 0
+
+
+@dataclass
+class Runtime:
+    correlations: CorrelationSet
+    scoring: ScoringConfig
+    cases: CasesConfig
+    playbooks: PlaybookSet
+    intel: ThreatIntel | None = None
+    inventory: Inventory | None = None
+    allowlist: Allowlist | None = None
+    suppression: SuppressionPolicy | None = None
+    lateness_ms: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def correlation_engine(self) -> CorrelationEngine | None:
+        if not self.correlations.rules:
+            return None
+        return CorrelationEngine(self.correlations, EngineSettings(lateness_ms=self.lateness_ms))
+
+    def detection(self, engine: SigmaEngine, correlation: CorrelationEngine | None, now_ms: int) -> Detection:
+        """The detection stage for `engine`'s rules: which rule ids feed correlation (and with which fields),
+        which are withheld (`generate`)."""
+        fields: dict[str, tuple[str, ...]] = {}
+        withheld: set[str] = set()
+        for rule in engine.rules:
+            rule_id = rule.meta.id
+            if correlation is not None:
+                needed = correlation.fields_for(rule_id)
+                if needed is not None:
+                    fields[rule_id] = needed
+            if not self.correlations.emits_own_alerts(rule_id):
+                withheld.add(rule_id)
+        return Detection(engine, intel=self.intel, inventory=self.inventory, allowlist=self.allowlist,
+                         correlation_fields=fields, withheld=frozenset(withheld), now_ms=now_ms)
+
+    def grouper(self) -> CaseGrouper:
+        return CaseGrouper(playbooks=self.playbooks, grouping=self.cases.grouping, sla=self.cases.sla,
+                           routing=self.cases.routing)
+
+    def analyzer(self, correlation: CorrelationEngine | None,
+                 history: Mapping[str, RuleHistory] | None = None) -> Analyzer:
+        suppressor = None
+        if self.suppression is not None:
+            from correlator.suppression import Suppressor
+
+            suppressor = Suppressor(self.suppression)
+        grouping = self.cases.grouping
+        return Analyzer(self.scoring, correlation=correlation, suppressor=suppressor, inventory=self.inventory,
+                        key_of=lambda alert: group_key(alert, grouping), related_window_ms=grouping.window_ms,
+                        history=history)
+
+
+def scan_correlation_rules(paths: Iterable[Path]) -> tuple[list[tuple[str, str]], list[BaseRule], list[Problem]]:
+    """Rule files -> (texts of files with correlation rules, base rules of the others, unreadable files)."""
+    documents: list[tuple[str, str]] = []
+    base: list[BaseRule] = []
+    problems: list[Problem] = []
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml")) if root.is_dir() else [root]
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(Problem("rule file", str(file), f"cannot read: {exc}"))
+                continue
+            if _CORRELATION.search(text):
+                documents.append((str(file), text))
+                continue
+            for part in _DOC_SPLIT.split(text):
+                found_id, found_name = _TOP_ID.search(part), _TOP_NAME.search(part)
+                if found_id or found_name:
+                    base.append(BaseRule(found_id.group(1) if found_id else None,
+                                         found_name.group(1).strip() if found_name else None, str(file)))
+    return documents, base, problems
+
+
+def _load_allowlist(files: Sequence[Path], entries: Sequence[AllowlistEntry],
+                    problems: list[Problem]) -> Allowlist | None:
+    """The store's entries plus those of the files; a bad entry of a file is reported, the others apply."""
+    if not files and not entries:
+        return None
+    from correlator.allowlist import Allowlist, load_allowlist_file
+
+    everything = {entry.id: entry for entry in entries}
+    for path in files:
+        loaded = load_allowlist_file(path)
+        problems.extend(Problem("allowlist entry", e.source, f"{e.key}: {e.reason}" if e.key else e.reason, e.line)
+                        for e in loaded.errors)
+        for entry in loaded.entries:
+            if entry.id in everything:
+                problems.append(Problem("allowlist entry", str(path), f"entry {entry.id} is also in the store: "
+                                        "the store's version applies"))
+                continue
+            everything[entry.id] = entry
+    return Allowlist(tuple(everything.values()))
+
+
+def load_suppression_policy(path: Path) -> SuppressionPolicy:
+    """A suppression policy file (YAML); errors name the file and the key."""
+    import yaml
+
+    from correlator.suppression import SuppressionPolicy, SuppressionPolicyError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RuntimeConfigError(f"{path}: cannot read the suppression policy: {exc}") from exc
+    try:
+        return SuppressionPolicy.from_dict(data)
+    except SuppressionPolicyError as exc:
+        raise RuntimeConfigError(f"{path}: {exc}") from exc
+
+
+def load_runtime(options: RuntimeOptions, *, allowlist_entries: Sequence[AllowlistEntry] = ()) -> Runtime:
+    """Load every component named in `options` (see the module doc for what is collect-all and what fails fast).
+    `allowlist_entries`: entries kept in the store, added to those of `options.allowlist_files`."""
+    problems: list[Problem] = []
+    documents, base, unreadable = scan_correlation_rules(options.rule_paths)
+    problems.extend(unreadable)
+    correlations = load_correlation_texts(documents, base_rules=base)
+    problems.extend(Problem("correlation rule", e.path, e.reason, e.line) for e in correlations.errors)
+    playbooks = load_playbooks(options.playbooks if options.playbooks is not None else [default_playbooks_dir()])
+    problems.extend(Problem("playbook", e.source, f"{e.key}: {e.reason}" if e.key else e.reason, e.line)
+                    for e in playbooks.errors)
+    intel = None
+    if options.intel:
+        from correlator.intel import load_intel
+
+        intel = load_intel(options.intel)
+    inventory = None
+    if options.assets is not None:
+        from correlator.assets_load import load_inventory
+
+        inventory = load_inventory(options.assets)
+    suppression = None
+    if options.suppress:
+        from correlator.suppression import SuppressionPolicy
+
+        suppression = load_suppression_policy(options.suppression) if options.suppression else SuppressionPolicy()
+    return Runtime(
+        correlations=correlations,
+        scoring=load_scoring_config(options.scoring),
+        cases=load_cases_config(options.cases_config),
+        playbooks=playbooks,
+        intel=intel,
+        inventory=inventory,
+        allowlist=_load_allowlist(options.allowlist_files, allowlist_entries, problems),
+        suppression=suppression,
+        lateness_ms=options.lateness_ms,
+        problems=problems,
+    )
+

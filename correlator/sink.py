@@ -1,0 +1,79 @@
+"""The shell after the analysis stage: scored alerts and suppression updates into the store, alerts into cases.
+
+`AlertSink.deliver(outcome)` writes the new alerts (create, idempotent by alert id), overwrites representatives
+whose suppressed count grew, and puts every new alert into a case through the `CaseRepository` (which keeps
+cases consistent with concurrent analysts by version checks). It returns what happened, for summaries and
+metrics. A store error propagates: the caller stops (the input can be replayed: every write is idempotent and an
+alert already in a case does not join it twice).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from correlator.analysis import Outcome
+from correlator.cases.grouping import IncomingAlert
+from correlator.cases.repository import CaseRepository
+from correlator.store.base import Store, WriteResult
+
+__all__ = ["AlertSink", "Delivery"]
+
+
+@dataclass
+class Delivery:
+    alerts: WriteResult = field(default_factory=WriteResult)
+    updated: WriteResult = field(default_factory=WriteResult)
+    cases_opened: int = 0
+    cases_updated: int = 0
+    alerts_in_existing_cases: int = 0  # replays: the alert was already in its case
+    case_severity: Counter[str] = field(default_factory=Counter)  # opened cases by severity
+    case_layers: Counter[str] = field(default_factory=Counter)  # opened cases by owning layer
+
+    def add(self, other: Delivery) -> None:
+        self.alerts = _sum(self.alerts, other.alerts)
+        self.updated = _sum(self.updated, other.updated)
+        self.cases_opened += other.cases_opened
+        self.cases_updated += other.cases_updated
+        self.alerts_in_existing_cases += other.alerts_in_existing_cases
+        self.case_severity.update(other.case_severity)
+        self.case_layers.update(other.case_layers)
+
+
+def _sum(a: WriteResult, b: WriteResult) -> WriteResult:
+    return WriteResult(a.written + b.written, a.duplicates + b.duplicates, [*a.failed, *b.failed],
+                       a.spooled + b.spooled)
+
+
+@dataclass
+class AlertSink:
+    store: Store
+    cases: CaseRepository | None
+    clock: Callable[[], int]
+
+    def deliver(self, outcome: Outcome) -> Delivery:
+        done = Delivery()
+        if outcome.alerts:
+            done.alerts = self.store.write_alerts([item.alert for item in outcome.alerts])
+        if outcome.updated:
+            latest = {alert.id: alert for alert in outcome.updated}  # the last update of each representative wins
+            done.updated = self.store.write_alerts(list(latest.values()), replace=True)
+        if self.cases is None:
+            return done
+        touched: set[str] = set()
+        for item in outcome.alerts:
+            result = self.cases.add_alert(IncomingAlert(item.alert, item.risk, item.verdict), self.clock())
+            case = result.case
+            if case is None:
+                continue
+            if result.duplicate:
+                done.alerts_in_existing_cases += 1
+            elif result.opened:
+                done.cases_opened += 1
+                done.case_severity[case.severity.value] += 1
+                done.case_layers[case.layer.value] += 1
+            elif case.id not in touched:
+                done.cases_updated += 1
+            touched.add(case.id)
+        return done
