@@ -272,6 +272,22 @@ class Analyzer:
             return None
         return assess_serious_incident(alert, systems, self.scoring)
 
+    def metrics(self) -> dict[str, Any]:
+        """The stage's gauges and counters: correlation (live keys and windows, held events, late and keyless
+        matches, evictions) and suppression (live representatives, suppressed totals)."""
+        out: dict[str, Any] = {"related_keys": len(self._related.times)}
+        if self.correlation is not None:
+            m = self.correlation.metrics()
+            out["correlation"] = {
+                "live_keys": m.live_keys, "live_windows": m.live_windows, "held_events": m.held_events,
+                "pending": m.pending, "late_events": m.late_events, "late_admitted": m.late_admitted,
+                "keyless_events": m.keyless_events, "missing_values": m.missing_values, "evictions": m.evictions,
+                "alerts": m.alerts, "watermark_ms": m.watermark_ms,
+            }
+        if self.suppressor is not None:
+            out["suppression"] = self.suppressor.metrics().to_dict()
+        return out
+
     # ------------------------------------------------------------------------------------------------ state
 
     def snapshot(self) -> bytes:

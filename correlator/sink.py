@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from correlator.analysis import Outcome
 from correlator.cases.grouping import IncomingAlert
+from correlator.cases.model import Case
 from correlator.cases.repository import CaseRepository
 from correlator.store.base import Store, WriteResult
 
@@ -30,6 +31,7 @@ class Delivery:
     alerts_in_existing_cases: int = 0  # replays: the alert was already in its case
     case_severity: Counter[str] = field(default_factory=Counter)  # opened cases by severity
     case_layers: Counter[str] = field(default_factory=Counter)  # opened cases by owning layer
+    touched: dict[str, Case] = field(default_factory=dict)  # every case opened or updated, as it now is
 
     def add(self, other: Delivery) -> None:
         self.alerts = _sum(self.alerts, other.alerts)
@@ -39,6 +41,7 @@ class Delivery:
         self.alerts_in_existing_cases += other.alerts_in_existing_cases
         self.case_severity.update(other.case_severity)
         self.case_layers.update(other.case_layers)
+        self.touched.update(other.touched)
 
 
 def _sum(a: WriteResult, b: WriteResult) -> WriteResult:
@@ -76,4 +79,6 @@ class AlertSink:
             elif case.id not in touched:
                 done.cases_updated += 1
             touched.add(case.id)
+            if not result.duplicate:
+                done.touched[case.id] = case
         return done

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from correlator.cli import alerts_cmd, allowlist_cmd, cases_cmd, rules_cmd, scan, store_cmd
+from correlator.cli import alerts_cmd, allowlist_cmd, cases_cmd, playbooks_cmd, rules_cmd, scan, store_cmd
 from correlator.cli import ingest as ingest_cmd
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ store_cmd.register(app)
 cases_cmd.register(app)
 alerts_cmd.register(app)
 allowlist_cmd.register(app)
+playbooks_cmd.register(app)
 
 
 def main() -> None:

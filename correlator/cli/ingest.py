@@ -208,6 +208,8 @@ def ingest(
     state: Annotated[Path | None, typer.Option(
         "--state", help="Keep correlation windows and suppression counts in this file across runs: restored "
                         "first, written at the end; open windows stay open for the next run.")] = None,
+    finish: Annotated[bool, typer.Option(
+        "--finish", help="With --state: this is the last part of the input; close every open window.")] = False,
     sources: SourcesOpt = None,
     placeholders: PlaceholdersOpt = None,
     pipeline: PipelineOpt = None,
@@ -287,11 +289,12 @@ def ingest(
                 _store_result(console, store, result, totals)
             progress.update(task, advance=1, events=totals.events)
         outcome = analyzer.run(alerts, matches)
-        if state is None:
+        if state is None or finish:
             outcome.extend(analyzer.finish())
-        else:
+        if state is not None:
             _write_state(analyzer, state)
         outcome = _final(outcome)
+        totals.analysis = analyzer.metrics()
         _tally_alerts(totals, outcome, alerts_fh)
         if store is not None:
             _deliver(console, store, runtime, outcome, totals, cases=not no_cases)

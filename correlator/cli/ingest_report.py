@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from correlator.cases.model import Case
 from correlator.sink import Delivery
 from correlator.store.base import WriteResult
 
@@ -35,6 +36,7 @@ class IngestTotals:
     excepted: Counter[str] = field(default_factory=Counter)  # allowlist entry id -> alerts excepted
     withheld: int = 0  # matches of rules that only feed correlation rules
     delivery: Delivery = field(default_factory=Delivery)
+    analysis: dict[str, Any] = field(default_factory=dict)  # the analysis stage's metrics at the end
     seconds: float = 0.0
 
     def add_write(self, collection: str, result: WriteResult) -> None:
@@ -80,6 +82,8 @@ def print_summary(console: Console, totals: IngestTotals, rules_loaded: int, rul
         if count:
             table.add_row(f"store: {key}", str(count))
     console.print(table)
+    if delivery.touched:
+        console.print(cases_table(list(delivery.touched.values())))
     if totals.by_rule:
         top = Table(title="Top rules")
         top.add_column("rule")
@@ -96,6 +100,30 @@ def print_summary(console: Console, totals: IngestTotals, rules_loaded: int, rul
         console.print(rej)
 
 
+_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+def case_row(case: Case) -> dict[str, Any]:
+    return {"id": case.id, "title": case.title, "severity": case.severity.value, "score": case.risk.score
+            if case.risk is not None else None, "layer": case.layer.value, "status": case.status.value,
+            "playbook": case.playbook_id, "alerts": len(case.alerts), "serious": case.serious.value,
+            "notify": [layer.value for layer in case.notify]}
+
+
+def cases_table(cases: list[Case], limit: int = 15) -> Table:
+    """The cases a run opened or changed, most severe first."""
+    ranked = sorted(cases, key=lambda c: (_SEVERITY_ORDER.get(c.severity.value, 9),
+                                          -(c.risk.score if c.risk else 0), c.id))
+    table = Table(title=f"Cases opened or updated ({len(cases)}; `socctl cases show ID` for one)")
+    for name in ("id", "severity", "layer", "alerts", "playbook", "title"):
+        table.add_column(name)
+    for case in ranked[:limit]:
+        notify = "+" + ",".join(layer.value for layer in case.notify) if case.notify else ""
+        table.add_row(case.id, case.severity.value, case.layer.value + notify, str(len(case.alerts)),
+                      case.playbook_id or "", case.title)
+    return table
+
+
 def summary_doc(totals: IngestTotals, rules_loaded: int, rules_failed: int, workers: int,
                 correlation_rules: int) -> dict[str, Any]:
     delivery = totals.delivery
@@ -110,9 +138,11 @@ def summary_doc(totals: IngestTotals, rules_loaded: int, rules_failed: int, work
         "suppressed": totals.suppressed,
         "excepted": dict(totals.excepted),
         "withheld": totals.withheld,
+        "analysis": totals.analysis,
         "cases": {"opened": delivery.cases_opened, "updated": delivery.cases_updated,
                   "opened_by_severity": dict(delivery.case_severity),
-                  "opened_by_layer": dict(delivery.case_layers)},
+                  "opened_by_layer": dict(delivery.case_layers),
+                  "touched": [case_row(case) for case in delivery.touched.values()]},
         "rejected": totals.rejected,
         "rejected_by_reason": dict(totals.rejected_reasons),
         "unknown_sources": dict(totals.unknown_sources),

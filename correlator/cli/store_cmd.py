@@ -67,7 +67,9 @@ def _cell(value: Any) -> str:
 def search(
     query: Annotated[str, typer.Argument(help="Query: words, \"phrases\", field:value, field:val*, field:*, "
                                               "AND/OR/NOT, parentheses. Empty: everything.")] = "",
-    collection: Annotated[str, typer.Option("--in", help="events, alerts, deadletter, cases, allowlist or audit.")] = "events",
+    collection: Annotated[
+        str, typer.Option("--in", help="events, alerts, deadletter, cases, allowlist or audit.")
+    ] = "events",
     since: Annotated[str | None, typer.Option("--since", help="From: 15m, 1h, 7d back, or ISO 8601.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Until (exclusive): as --since.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Hits to print.")] = 20,

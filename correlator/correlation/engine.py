@@ -177,6 +177,16 @@ class _Counters:
     alerts: int = 0
     logged: dict[str, int] = field(default_factory=dict)
 
+def _merged_context(held: list[Any] | None, new: list[Any] | None) -> list[Any] | None:
+    """The context a window carries into its alert: the latest event's origin, and its host only while every
+    event of the window came from that host (a correlation over several hosts names none)."""
+    if held is None or new is None:
+        return new if new is not None else held
+    if held[0] == new[0]:
+        return new
+    return [None, new[1]]
+
+
 class CorrelationEngine:
     """Streaming Sigma correlation over base-rule matches, on event time (never the wall clock)."""
 
@@ -383,7 +393,7 @@ class CorrelationEngine:
                     scopes.move_to_end(key)
                 metric = scope.offer(ts, event_id, positions, value, ts - live.duration)
                 scope.last_ts = ts
-                scope.context = context
+                scope.context = _merged_context(scope.context, context)
                 if metric is not None and live.check(metric):
                     del scopes[key]
                     self._fire(live, key, scope, metric, ts)
@@ -395,7 +405,7 @@ class CorrelationEngine:
                 heapq.heappush(self._timers, (ts + live.duration, self._seq, live.rule.semantic_hash, key))
             scope.add(ts, event_id, positions, value)
             scope.last_ts = ts
-            scope.context = context
+            scope.context = _merged_context(scope.context, context)
 
     def _close(self, digest: str, key: Any, end: int) -> None:
         live = self._live.get(digest)

@@ -54,11 +54,12 @@ def test_ingest_samples_writes_alerts_events_store_and_summary(runner, tmp_path)
     events = [orjson.loads(line) for line in events_out.read_bytes().splitlines()]
     figures = orjson.loads(summary.read_bytes())
     assert figures["events"] == len(events) > 15
-    assert figures["alerts"] == len(alerts) > 5
+    assert figures["alerts"] == len(alerts) >= 4
     assert figures["rejected"] == 2  # samples/broken/mixed.json has two malformed lines
     titles = {a["rule"]["title"] for a in alerts}
     assert {"Account Discovery Via Whoami /all", "Local Account Created Via Net.EXE",
-            "PowerShell Encoded Command In Hidden Window", "SSH Failed Password"} <= titles
+            "PowerShell Encoded Command In Hidden Window", "User Account Created On Windows"} <= titles
+    # (single failed logons, Windows 4625 and sshd, only feed the brute-force correlations: no alert of their own)
     net_user = [a for a in alerts if a["rule"]["title"] == "Local Account Created Via Net.EXE"]
     assert any(a["matched"].get("NewProcessName", "").endswith("net.exe") for a in net_user)  # Security 4688
     for alert in alerts:
