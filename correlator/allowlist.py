@@ -23,7 +23,6 @@ counts stay out of the entries: `AllowlistHits` counts what `match` returned. YA
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -43,9 +42,9 @@ from correlator.allowlist_entry import (
     parse_operator,
     scalar_text,
 )
-from correlator.cases.grouping import alert_value
+from correlator.assets import parse_ip
 from correlator.located_yaml import LocatedError
-from correlator.model import Alert, ms_to_iso
+from correlator.model import Alert, alert_value, ms_to_iso
 
 __all__ = [
     "ANY_RULE",
@@ -99,16 +98,6 @@ def _wildcard(pattern: str) -> Predicate:
     return matches
 
 
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 def _compile(entry: AllowlistEntry) -> Predicate:
     value = entry.value
     if entry.operator is AllowOperator.IN:
@@ -121,7 +110,7 @@ def _compile(entry: AllowlistEntry) -> Predicate:
         network = parse_network(value)
 
         def in_network(text: str) -> bool:
-            address = _address(text)
+            address = parse_ip(text)
             return address is not None and address.version == network.version and address in network
 
         return in_network

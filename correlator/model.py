@@ -10,7 +10,7 @@ retry of the same record yields the same id and stores stay idempotent.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ __all__ = [
     "EventOrigin",
     "MatchedRule",
     "Rejected",
+    "alert_value",
     "event_id_for",
     "flatten",
     "ms_to_iso",
@@ -323,3 +324,22 @@ def string_values(value: Any) -> Iterator[str]:
         for item in value:
             if isinstance(item, str) and item:
                 yield item
+
+
+def alert_value(alert: Alert, name: str) -> Any:
+    """A field of the alert: `host.name` from the alert, else `extra` (flat dotted key, then nested path), else
+    `matched`. None when absent."""
+    if name == "host.name" and alert.host_name:
+        return alert.host_name
+    extra = alert.extra
+    if name in extra:
+        return extra[name]
+    node: Any = extra
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            node = None
+            break
+        node = node[part]
+    if node is not None:
+        return node
+    return alert.matched.get(name)

@@ -127,9 +127,10 @@ class Runtime:
 
 
 def scan_correlation_rules(paths: Iterable[Path]) -> tuple[list[tuple[str, str]], list[BaseRule], list[Problem]]:
-    """Rule files -> (texts of files with correlation rules, base rules of the others, unreadable files)."""
+    """Rule files -> (texts of files with correlation rules, base rules of the others, unreadable files). The base
+    rules (top-level ``id:``/``name:`` of each document) are taken only when some file holds a correlation rule."""
     documents: list[tuple[str, str]] = []
-    base: list[BaseRule] = []
+    others: list[tuple[str, str]] = []
     problems: list[Problem] = []
     for root in paths:
         files = sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml")) if root.is_dir() else [root]
@@ -139,14 +140,15 @@ def scan_correlation_rules(paths: Iterable[Path]) -> tuple[list[tuple[str, str]]
             except (OSError, UnicodeDecodeError) as exc:
                 problems.append(Problem("rule file", str(file), f"cannot read: {exc}"))
                 continue
-            if _CORRELATION.search(text):
-                documents.append((str(file), text))
-                continue
+            (documents if _CORRELATION.search(text) else others).append((str(file), text))
+    base: list[BaseRule] = []
+    if documents:
+        for path, text in others:
             for part in _DOC_SPLIT.split(text):
                 found_id, found_name = _TOP_ID.search(part), _TOP_NAME.search(part)
                 if found_id or found_name:
                     base.append(BaseRule(found_id.group(1) if found_id else None,
-                                         found_name.group(1).strip() if found_name else None, str(file)))
+                                         found_name.group(1).strip() if found_name else None, path))
     return documents, base, problems
 
 

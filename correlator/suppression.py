@@ -51,8 +51,7 @@ from typing import Any, Final
 import orjson
 
 from correlator.cases.definitions import format_duration
-from correlator.cases.grouping import alert_value
-from correlator.model import Alert, EventOrigin, MatchedRule, ms_to_iso
+from correlator.model import Alert, EventOrigin, MatchedRule, alert_value, ms_to_iso
 from correlator.suppression_policy import (
     DEFAULT_FIELDS,
     DEFAULT_POLICY,

@@ -42,7 +42,7 @@ from correlator.cases.model import Case, CaseAlert, TimelineEntry
 from correlator.cases.playbooks import PlaybookSet, tasks_for
 from correlator.cases.routing import DEFAULT_ROUTING, RoutingPolicy, route, routing_commands
 from correlator.cases.sla import DEFAULT_SLA, SlaPolicy
-from correlator.model import Alert
+from correlator.model import Alert, alert_value
 from correlator.scoring import IncidentStatus, RiskScore, SeriousIncidentVerdict
 
 __all__ = [
@@ -114,25 +114,6 @@ class GroupingConfig:
 
 
 DEFAULT_GROUPING: Final = GroupingConfig.of(("campaign", "host", "user", "source_ip"))
-
-
-def alert_value(alert: Alert, name: str) -> Any:
-    """A field of the alert: `host.name` from the alert, else `extra` (flat dotted key, then nested path), else
-    `matched`. None when absent."""
-    if name == "host.name" and alert.host_name:
-        return alert.host_name
-    extra = alert.extra
-    if name in extra:
-        return extra[name]
-    node: Any = extra
-    for part in name.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            node = None
-            break
-        node = node[part]
-    if node is not None:
-        return node
-    return alert.matched.get(name)
 
 
 def _key_text(value: Any) -> str | None:
