@@ -89,8 +89,10 @@ class IncompleteChangeError(CaseError):
 
 
 def case_document(case: Case) -> dict[str, Any]:
-    """The stored form of a case: `Case.to_dict` with its timeline, and the rule ids and host names of its alerts."""
+    """The stored form of a case: `Case.to_dict` with its timeline, the rule ids and host names of its alerts, and
+    `severity_rank` (low 0 .. critical 3) to sort by severity."""
     doc = case.to_dict(timeline=True)
+    doc["severity_rank"] = case.severity.rank
     doc["rule_ids"] = sorted({alert.rule_id for alert in case.alerts})
     doc["host_names"] = sorted({alert.host_name for alert in case.alerts if alert.host_name})
     return doc

@@ -13,7 +13,10 @@ from rich.table import Table
 
 from correlator.errors import CorrelatorError
 from correlator.model import ms_to_iso
+from correlator.scoring import Severity
 from correlator.store.base import Collection, wall_clock_ms
+from correlator.store.errors import StoreError
+from correlator.store.query import FieldMatch, parse_query, to_query_string
 from correlator.timespec import parse_time_ms
 
 __all__ = ["register"]
@@ -26,6 +29,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 SinceOpt = Annotated[str | None, typer.Option("--since", help="From: 15m, 1h, 7d back, or ISO 8601.")]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many.")]
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
+_KINDS = ("sigma", "correlation", "intel", "yara")
+
+
+def _check(values: list[str], allowed: list[str] | tuple[str, ...], option: str) -> None:
+    for value in values:
+        if value not in allowed:
+            Console(stderr=True).print(f"[red]{option}: {escape(repr(value))} is not one of {', '.join(allowed)}[/red]")
+            raise typer.Exit(2)
 
 
 def _get(doc: dict[str, Any], dotted: str) -> Any:
@@ -37,6 +48,21 @@ def _get(doc: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+def _where(query: str, fields: list[tuple[str, str | None]]) -> str:
+    """The analyst's `query` (checked on its own, so a syntax error points into what they typed) and a match of
+    each field given a value (quoted and escaped as the query language needs), all ANDed."""
+    clauses = []
+    if query.strip():
+        try:
+            parse_query(query)
+        except StoreError as exc:
+            Console(stderr=True).print(f"[red]{escape(str(exc))}[/red]")
+            raise typer.Exit(2) from exc
+        clauses.append(f"({query})")
+    clauses.extend(to_query_string(FieldMatch(name, value)) for name, value in fields if value)
+    return " AND ".join(clauses)
+
+
 def _search(store_url: str | None, collection: Collection, query: str, since: str | None, limit: int,
             sort: str) -> tuple[int, list[dict[str, Any]]]:
     from correlator.store.config import open_store
@@ -46,7 +72,7 @@ def _search(store_url: str | None, collection: Collection, query: str, since: st
         since_ms = parse_time_ms(since, now) if since else None
         with open_store(store_url) as store:
             page = store.search(collection, query, since_ms=since_ms, limit=limit, sort=sort)
-    except CorrelatorError as exc:
+    except (CorrelatorError, StoreError) as exc:
         Console(stderr=True).print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     return page.total, page.hits
@@ -78,13 +104,13 @@ def list_alerts(
     as_json: JsonOpt = False,
 ) -> None:
     """Recent alerts, newest first, with risk score, severity and suppressed counts."""
-    clauses = [f"({query})"] if query.strip() else []
+    _check(severity or [], [s.value for s in Severity], "--severity")
+    _check([kind] if kind else [], _KINDS, "--kind")
+    where = _where(query, [("rule.id", rule), ("host.name", host), ("rule.kind", kind)])
     if severity:
-        clauses.append("(" + " OR ".join(f"risk.severity:{s}" for s in severity) + ")")
-    for name, value in (("rule.id", rule), ("host.name", host), ("rule.kind", kind)):
-        if value:
-            clauses.append(f'{name}:"{value}"')
-    total, hits = _search(store_url, Collection.ALERTS, " AND ".join(clauses), since, limit, sort)
+        levels = " OR ".join(to_query_string(FieldMatch("risk.severity", s)) for s in severity)
+        where = " AND ".join(part for part in (where, f"({levels})") if part)
+    total, hits = _search(store_url, Collection.ALERTS, where, since, limit, sort)
     rows = [alert_row(hit) for hit in hits]
     if as_json:
         typer.echo(orjson.dumps({"total": total, "alerts": rows}, option=orjson.OPT_INDENT_2).decode())
@@ -112,11 +138,8 @@ def list_audit(
     as_json: JsonOpt = False,
 ) -> None:
     """Every change, newest first: case timelines and allowlist changes, with who, when, what and why."""
-    clauses = [f"({query})"] if query.strip() else []
-    for name, value in (("actor", actor), ("subject.id", subject), ("subject.kind", kind)):
-        if value:
-            clauses.append(f'{name}:"{value}"')
-    total, hits = _search(store_url, Collection.AUDIT, " AND ".join(clauses), since, limit, "-at_ms")
+    where = _where(query, [("actor", actor), ("subject.id", subject), ("subject.kind", kind)])
+    total, hits = _search(store_url, Collection.AUDIT, where, since, limit, "-at_ms")
     if as_json:
         typer.echo(orjson.dumps({"total": total, "records": hits}, option=orjson.OPT_INDENT_2).decode())
         return

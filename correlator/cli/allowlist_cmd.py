@@ -16,7 +16,8 @@ from correlator import allowlist_store
 from correlator.errors import CorrelatorError
 from correlator.model import ms_to_iso
 from correlator.store.base import wall_clock_ms
-from correlator.timespec import parse_duration_ms, parse_time_ms
+from correlator.store.errors import StoreError
+from correlator.timespec import TimeSpecError, parse_duration_ms, parse_time_ms
 
 __all__ = ["register"]
 
@@ -39,13 +40,20 @@ def _fail(exc: Exception, status: int = 1) -> typer.Exit:
 
 
 def _expiry(text: str | None, now: int) -> int | None:
-    """`--expires 7d` (from now) or an ISO 8601 time; 'never' or None: no expiry."""
-    if text is None or text == "never":
+    """`--expires 7d` (from now) or an ISO 8601 time; 'never' or None: no expiry. Anything else stops with a usage
+    error (exit status 2)."""
+    if text is None or text.strip() == "never":
         return None
     try:
         return now + parse_duration_ms(text)
-    except CorrelatorError:
+    except TimeSpecError:
+        pass
+    try:
         return parse_time_ms(text, now)
+    except TimeSpecError:
+        Console(stderr=True).print(f"[red]--expires: invalid expiry {escape(repr(text))}: expected a duration from "
+                                   "now (12h, 7d), an ISO 8601 time, or never[/red]")
+        raise typer.Exit(2) from None
 
 
 @app.command("list")
@@ -61,7 +69,7 @@ def list_entries(
     try:
         with open_store(store_url) as store:
             entries = allowlist_store.stored_entries(store)
-    except CorrelatorError as exc:
+    except (CorrelatorError, StoreError) as exc:
         raise _fail(exc, 2) from exc
     if active:
         entries = [e for e in entries if e.active(now)]
@@ -96,14 +104,19 @@ def add(
     """Add an exception: alerts of RULE whose FIELD matches VALUE are not raised (counted per entry)."""
     from correlator.store.config import open_store
 
+    if len(value) > 1 and operator != "in":
+        Console(stderr=True).print(f"[red]--value given {len(value)} times: a list of values needs --operator "
+                                   "in[/red]")
+        raise typer.Exit(2)
     now = wall_clock_ms()
+    expires_ms = _expiry(expires, now)
+    single = operator != "in"  # the 'in' operator takes a list, even of one --value
     try:
-        expires_ms = _expiry(expires, now)
         with open_store(store_url) as store:
-            entry = allowlist_store.add(store, rule=rule, field=field, value=value[0] if len(value) == 1 else value,
+            entry = allowlist_store.add(store, rule=rule, field=field, value=value[0] if single else value,
                                         author=_actor(actor), reason=reason, at_ms=now, operator=operator,
                                         expires_ms=expires_ms)
-    except CorrelatorError as exc:
+    except (CorrelatorError, StoreError) as exc:
         raise _fail(exc) from exc
     _done(entry.to_dict(), as_json, f"added {entry.id}: {entry.describe()}")
 
@@ -117,7 +130,7 @@ def revoke(entry_id: str, reason: ReasonOpt, store_url: StoreOpt = None, actor: 
     try:
         with open_store(store_url) as store:
             entry = allowlist_store.revoke(store, entry_id, actor=_actor(actor), at_ms=wall_clock_ms(), reason=reason)
-    except CorrelatorError as exc:
+    except (CorrelatorError, StoreError) as exc:
         raise _fail(exc) from exc
     _done(entry.to_dict(), as_json, f"revoked {entry.id}")
 
@@ -130,13 +143,15 @@ def extend(entry_id: str,
     from correlator.store.config import open_store
 
     now = wall_clock_ms()
+    expires_ms = _expiry(expires, now)
     try:
         with open_store(store_url) as store:
-            entry = allowlist_store.extend(store, entry_id, expires_ms=_expiry(expires, now), actor=_actor(actor),
-                                           at_ms=now, reason=reason)
-    except CorrelatorError as exc:
+            entry = allowlist_store.extend(store, entry_id, expires_ms=expires_ms, actor=_actor(actor), at_ms=now,
+                                           reason=reason)
+    except (CorrelatorError, StoreError) as exc:
         raise _fail(exc) from exc
-    _done(entry.to_dict(), as_json, f"{entry.id} now expires {expires}")
+    when = "never" if entry.expires_ms is None else ms_to_iso(entry.expires_ms)
+    _done(entry.to_dict(), as_json, f"{entry.id} now expires {when}")
 
 
 def _done(doc: dict[str, object], as_json: bool, text: str) -> None:

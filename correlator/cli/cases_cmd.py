@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from correlator.cases.commands import (
@@ -29,14 +30,18 @@ from correlator.cases.commands import (
     Tag,
     Transition,
 )
-from correlator.cases.definitions import CaseStatus, Layer, TaskStatus
+from correlator.cases.definitions import SYSTEM_ACTOR, CaseStatus, Layer, TaskStatus
+from correlator.cases.lifecycle import SERIOUS_ORDER
 from correlator.cases.model import Case, Evidence
 from correlator.cases.repository import CaseRepository
+from correlator.cases.routing import routing_commands
 from correlator.cases.sla import overdue
 from correlator.errors import CorrelatorError
 from correlator.model import ms_to_iso
-from correlator.scoring import IncidentStatus
+from correlator.scoring import IncidentStatus, Severity
 from correlator.store.base import MAX_RESULT_WINDOW, Store, wall_clock_ms
+from correlator.store.errors import StoreError
+from correlator.store.query import FieldExists, FieldMatch, Not, parse_query, to_query_string
 from correlator.timespec import TimeSpecError, parse_time_ms
 
 __all__ = ["register"]
@@ -54,6 +59,11 @@ _OPEN = ("new", "acknowledged", "investigating", "contained")
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 
 
+def _error(message: str, style: str = "red") -> None:
+    """A message on stderr, taken literally (not as Rich markup: it may quote analysts' text with brackets)."""
+    Console(stderr=True).print(message, style=style, markup=False, highlight=False)
+
+
 def _actor(actor: str | None) -> str:
     if actor:
         return actor
@@ -69,15 +79,14 @@ def _repository(store_url: str | None, cases_config: Path | None = None,
     from correlator.settings import default_playbooks_dir
     from correlator.store.config import open_store
 
-    console = Console(stderr=True)
     try:
         config = load_cases_config(cases_config)
         books = load_playbooks(playbooks or [default_playbooks_dir()])
         grouper = CaseGrouper(playbooks=books, grouping=config.grouping, sla=config.sla, routing=config.routing)
         with open_store(store_url) as store:
             yield store, CaseRepository(store, grouper, wall_clock_ms)
-    except CorrelatorError as exc:
-        console.print(f"[red]{exc}[/red]")
+    except (CorrelatorError, StoreError) as exc:
+        _error(str(exc))
         raise typer.Exit(1) from exc
 
 
@@ -117,7 +126,8 @@ def list_cases(
     serious: Annotated[bool, typer.Option("--serious", help="Only serious-incident candidates (or awaiting "
                                                              "the analyst's assessment).")] = False,
     since: Annotated[str | None, typer.Option("--since", help="Created since (15m, 7d, ISO-8601).")] = None,
-    sort: Annotated[str, typer.Option("--sort", help="Sort field, '-' for descending.")] = "-updated_ms",
+    sort: Annotated[str, typer.Option("--sort", help="Sort field, '-' for descending ('-severity': most severe "
+                                                     "first).")] = "-updated_ms",
     limit: Annotated[int, typer.Option("--limit", help="At most this many cases.")] = 50,
     store_url: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -125,27 +135,31 @@ def list_cases(
     """The case queue: open cases by default, most recently changed first."""
     console = Console()
     now = wall_clock_ms()
-    clauses = [f"({query})"] if query.strip() else []
+    clauses = [f"({_checked_query(query)})"] if query.strip() else []
     statuses = [s for s in (status or ["open"]) for s in (_OPEN if s == "open" else (s,))]
     if "all" not in statuses:
         for value in statuses:
             _check(value, [s.value for s in CaseStatus], "--status")
         clauses.append("(" + " OR ".join(f"status:{s}" for s in statuses) + ")")
     if severity:
+        for value in severity:
+            _check(value, [s.value for s in Severity], "--severity")
         clauses.append("(" + " OR ".join(f"severity:{s}" for s in severity) + ")")
     if layer:
         _check(layer.upper(), [item.value for item in Layer], "--layer")
         clauses.append(f"layer:{layer.upper()}")
     if assignee:
-        clauses.append("NOT assignee:*" if assignee == "none" else f'assignee:"{assignee}"')
+        clauses.append(to_query_string(Not(FieldExists("assignee")) if assignee == "none"
+                                       else FieldMatch("assignee", assignee)))
     if agency:
-        clauses.append(f'agency:"{agency}"')
+        clauses.append(to_query_string(FieldMatch("agency", agency)))
     if serious:
         clauses.append(f"(serious:{IncidentStatus.CANDIDATE.value} OR serious:{IncidentStatus.AWAITING_ANALYST.value})")
     since_ms = _time(since, now, "--since")
     with _repository(store_url) as (_store, repo):
         window = MAX_RESULT_WINDOW if is_overdue else limit
-        total, cases = repo.list(" AND ".join(clauses), since_ms=since_ms, sort=sort, limit=window)
+        by = {"severity": "severity_rank", "-severity": "-severity_rank"}.get(sort, sort)
+        total, cases = repo.list(" AND ".join(clauses), since_ms=since_ms, sort=by, limit=window)
     if is_overdue:
         cases = [c for c in cases if overdue(c, now)][:limit]
         total = len(cases)
@@ -159,7 +173,7 @@ def list_cases(
     for row in rows:
         sev = row["severity"]
         table.add_row(row["id"], f"[{_STYLE.get(sev, '')}]{sev}[/]", str(row["score"] or ""), row["status"],
-                      row["layer"], row["assignee"] or "", str(row["alerts"]), row["title"],
+                      row["layer"], escape(row["assignee"] or ""), str(row["alerts"]), escape(row["title"]),
                       ", ".join(row["overdue"]))
     console.print(table)
 
@@ -177,12 +191,12 @@ def show(case_id: str, store_url: StoreOpt = None, as_json: JsonOpt = False) -> 
 
 
 def _print_case(console: Console, case: Case, now: int) -> None:
-    console.print(f"[bold]{case.title}[/bold]  ({case.id}, version {case.version})")
+    console.print(f"[bold]{escape(case.title)}[/bold]  ({case.id}, version {case.version})")
     console.print(f"status {case.status.value} · severity [{_STYLE.get(case.severity.value, '')}]"
-                  f"{case.severity.value}[/] · layer {case.layer.value} · assignee {case.assignee or '-'}"
-                  f" · agency {case.agency or '-'} · systems {', '.join(case.systems) or '-'}")
+                  f"{case.severity.value}[/] · layer {case.layer.value} · assignee {escape(case.assignee or '-')}"
+                  f" · agency {escape(case.agency or '-')} · systems {escape(', '.join(case.systems) or '-')}")
     if case.risk is not None:
-        console.print(f"risk {case.risk.score}: {case.risk.explanation}")
+        console.print(f"risk {case.risk.score}: {escape(case.risk.explanation)}")
     notify = f" · notify {', '.join(layer.value for layer in case.notify)}" if case.notify else ""
     console.print(f"serious incident: {case.serious.value}{notify}")
     if case.sla is not None:
@@ -191,36 +205,46 @@ def _print_case(console: Console, case: Case, now: int) -> None:
         console.print(f"SLA: acknowledge by {ms_to_iso(case.sla.acknowledge_by_ms)}, contain by "
                       f"{ms_to_iso(case.sla.contain_by_ms)}{flag}")
     if case.tags:
-        console.print(f"tags: {', '.join(case.tags)}")
+        console.print(f"tags: {escape(', '.join(case.tags))}")
     if case.playbook_id:
         tasks = Table(title=f"playbook {case.playbook_id} ({case.incident_type.value if case.incident_type else ''})")
         for name in ("task", "layer", "status", "due", "title"):
             tasks.add_column(name)
         for task in case.tasks:
-            tasks.add_row(task.id, task.layer.value, task.status.value, ms_to_iso(task.due_ms), task.title)
+            tasks.add_row(task.id, task.layer.value, task.status.value, ms_to_iso(task.due_ms), escape(task.title))
         console.print(tasks)
     alerts = Table(title=f"alerts ({len(case.alerts)})")
     for name in ("time", "rule", "level", "score", "host", "alert id"):
         alerts.add_column(name)
     for alert in case.alerts[-50:]:
-        alerts.add_row(ms_to_iso(alert.timestamp_ms), alert.rule_title, alert.level, str(alert.risk.score),
-                       alert.host_name or "", alert.id)
+        alerts.add_row(ms_to_iso(alert.timestamp_ms), escape(alert.rule_title), alert.level, str(alert.risk.score),
+                       escape(alert.host_name or ""), alert.id)
     console.print(alerts)
     for item in case.evidence:
-        console.print(f"evidence {item.kind}: {item.event_id or item.path} {item.note or ''}")
+        console.print(f"evidence {item.kind}: {item.event_id or item.path} {item.note or ''}", markup=False)
     timeline = Table(title="timeline")
     for name in ("#", "when", "who", "action", "summary"):
         timeline.add_column(name)
     for entry in case.timeline:
         summary = entry.summary + (f" (reason: {entry.reason})" if entry.reason else "")
-        timeline.add_row(str(entry.seq), ms_to_iso(entry.at_ms), entry.actor, entry.action, summary)
+        timeline.add_row(str(entry.seq), ms_to_iso(entry.at_ms), escape(entry.actor), entry.action, escape(summary))
     console.print(timeline)
 
 
 def _check(value: str, allowed: list[str], option: str) -> None:
     if value not in allowed:
-        Console(stderr=True).print(f"[red]{option}: {value!r} is not one of {', '.join(allowed)}[/red]")
+        _error(f"{option}: {value!r} is not one of {', '.join(allowed)}")
         raise typer.Exit(2)
+
+
+def _checked_query(query: str) -> str:
+    """The analyst's query, parsed on its own first: a syntax error points into what they typed (exit status 2)."""
+    try:
+        parse_query(query)
+    except StoreError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from exc
+    return query
 
 
 def _time(text: str | None, now: int, option: str) -> int | None:
@@ -229,14 +253,14 @@ def _time(text: str | None, now: int, option: str) -> int | None:
     try:
         return parse_time_ms(text, now)
     except TimeSpecError as exc:
-        Console(stderr=True).print(f"[red]{option}: {exc}[/red]")
+        _error(f"{option}: {exc}")
         raise typer.Exit(2) from exc
 
 
 def _get(repo: CaseRepository, case_id: str) -> Case:
     case = repo.get(case_id)
     if case is None:
-        Console(stderr=True).print(f"[red]no case {case_id!r}[/red]")
+        _error(f"no case {case_id!r}")
         raise typer.Exit(1)
     return case
 
@@ -247,18 +271,24 @@ def _change(store_url: str | None, case_id: str, command: Command, actor: str | 
         try:
             case = repo.apply(case_id, command, _actor(actor))
         except CorrelatorError as exc:
-            Console(stderr=True).print(f"[red]{exc}[/red]")
+            _error(str(exc))
             raise typer.Exit(1) from exc
     _done(case, as_json)
 
 
-def _done(case: Case, as_json: bool) -> None:
+def _done(case: Case, as_json: bool, since_version: int | None = None) -> None:
+    """Print the changed case: its document, or one line per change after `since_version` (None: the last)."""
     if as_json:
         _print_json(case_document(case, wall_clock_ms()))
         return
-    last = case.timeline[-1] if case.timeline else None
-    Console().print(f"{case.id}: {last.summary if last else 'unchanged'} (status {case.status.value}, layer "
-                    f"{case.layer.value}, version {case.version})")
+    if since_version is None:
+        entries = case.timeline[-1:]
+    else:
+        entries = tuple(e for e in case.timeline if e.case_id == case.id and e.seq > since_version)
+    state = f"(status {case.status.value}, layer {case.layer.value}, version {case.version})"
+    console = Console()
+    for entry in entries or (None,):
+        console.print(f"{case.id}: {entry.summary if entry else 'unchanged'} {state}", markup=False, highlight=False)
 
 
 @app.command("assign")
@@ -326,7 +356,7 @@ def attach(case_id: str,
            store_url: StoreOpt = None, actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
     """Attach evidence: an event id or a file (by path and sha256)."""
     if (event is None) == (file is None):
-        Console(stderr=True).print("[red]give exactly one of --event and --file[/red]")
+        _error("give exactly one of --event and --file")
         raise typer.Exit(2)
     if event is not None:
         evidence = Evidence(kind="event", event_id=event, note=note)
@@ -337,10 +367,20 @@ def attach(case_id: str,
         try:
             digest = hashlib.sha256(file.read_bytes()).hexdigest()
         except OSError as exc:
-            Console(stderr=True).print(f"[red]cannot read {file}: {exc.strerror or exc}[/red]")
+            _error(f"cannot read {file}: {exc.strerror or exc}")
             raise typer.Exit(2) from exc
-        evidence = Evidence(kind="file", path=str(file), sha256=digest, note=note)
+        # the absolute path: a path relative to wherever the analyst ran the command means nothing later
+        evidence = Evidence(kind="file", path=str(file.resolve()), sha256=digest, note=note)
     _change(store_url, case_id, AttachEvidence(evidence), actor, as_json)
+
+
+def _conditions_met(case: Case) -> bool:
+    """Whether the system and impact conditions of a serious incident hold for the case: it awaits the analyst or
+    is a candidate, or it was once (an earlier "can contain" assessment put it back to not_candidate)."""
+    if case.serious is not IncidentStatus.NOT_CANDIDATE:
+        return True
+    raised = {IncidentStatus.AWAITING_ANALYST.value, IncidentStatus.CANDIDATE.value}
+    return any(entry.action == SetSerious.type and entry.after.get("serious") in raised for entry in case.timeline)
 
 
 @app.command("assess")
@@ -348,44 +388,64 @@ def assess(case_id: str,
            cannot_contain: Annotated[bool, typer.Option(
                "--cannot-contain/--can-contain", help="The analyst's assessment: can the owner contain it?")],
            reason: Annotated[str, typer.Option("--reason", help="Why (kept in the timeline).")],
-           store_url: StoreOpt = None, actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
-    """Record whether the owner can contain the incident: the third condition of a serious incident."""
-    with _repository(store_url) as (_store, repo):
-        case = _get(repo, case_id)
-    if case.serious is IncidentStatus.NOT_CANDIDATE and cannot_contain:
-        Console(stderr=True).print(f"[yellow]{case_id}: the system and impact conditions are not met; recording "
-                                   "the assessment only[/yellow]")
-        status = IncidentStatus.NOT_CANDIDATE
-    elif case.serious is IncidentStatus.NOT_CANDIDATE:
-        status = IncidentStatus.NOT_CANDIDATE
-    else:
-        status = IncidentStatus.CANDIDATE if cannot_contain else IncidentStatus.NOT_CANDIDATE
+           store_url: StoreOpt = None, cases_config: CasesConfigOpt = None, actor: ActorOpt = None,
+           as_json: JsonOpt = False) -> None:
+    """Record whether the owner can contain the incident: the third condition of a serious incident. A case that
+    becomes a candidate is routed (by default: L4 notified). An assessment that changes no status (the system and
+    impact conditions are not met, or the status is already what it implies) is recorded as a comment."""
+    who = _actor(actor)
     text = "owner cannot contain it" if cannot_contain else "owner can contain it"
-    _change(store_url, case_id, SetSerious(status, f"analyst: {text}: {reason}"), actor, as_json)
+    with _repository(store_url, cases_config) as (_store, repo):
+        case = _get(repo, case_id)
+        before = case.version
+        if not _conditions_met(case):
+            if cannot_contain:
+                _error(f"{case_id}: the system and impact conditions are not met; recording the assessment only",
+                       style="yellow")
+            status = case.serious
+        else:
+            status = IncidentStatus.CANDIDATE if cannot_contain else IncidentStatus.NOT_CANDIDATE
+        try:
+            if status is case.serious:
+                case = repo.apply(case_id, Comment(f"serious-incident assessment: {text}: {reason}"), who)
+            else:
+                rose = SERIOUS_ORDER.index(status) > SERIOUS_ORDER.index(case.serious)
+                case = repo.apply(case_id, SetSerious(status, f"analyst: {text}: {reason}"), who)
+                if rose:  # routing only moves a case up: an analyst's earlier de-escalation holds otherwise
+                    for command in routing_commands(case, repo.grouper.routing):
+                        case = repo.apply(case_id, command, SYSTEM_ACTOR)
+        except CorrelatorError as exc:
+            _error(str(exc))
+            raise typer.Exit(1) from exc
+    _done(case, as_json, since_version=before)
 
 
 @app.command("merge")
-def merge(target: str, source: str, store_url: StoreOpt = None, actor: ActorOpt = None,
-          as_json: JsonOpt = False) -> None:
+def merge(target: str, source: str, store_url: StoreOpt = None, cases_config: CasesConfigOpt = None,
+          playbooks: PlaybooksOpt = None, actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
     """Merge case SOURCE into case TARGET (SOURCE is closed and points to TARGET)."""
-    with _repository(store_url) as (_store, repo):
+    with _repository(store_url, cases_config, playbooks) as (_store, repo):
+        _get(repo, target)
+        _get(repo, source)
         try:
             merged, _closed = repo.merge(target, source, _actor(actor))
         except CorrelatorError as exc:
-            Console(stderr=True).print(f"[red]{exc}[/red]")
+            _error(str(exc))
             raise typer.Exit(1) from exc
     _done(merged, as_json)
 
 
 @app.command("split")
 def split(case_id: str, alert_ids: Annotated[list[str], typer.Argument(help="Alert ids to move to a new case.")],
-          store_url: StoreOpt = None, actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
+          store_url: StoreOpt = None, cases_config: CasesConfigOpt = None, playbooks: PlaybooksOpt = None,
+          actor: ActorOpt = None, as_json: JsonOpt = False) -> None:
     """Move alerts out of a case into a new case."""
-    with _repository(store_url) as (_store, repo):
+    with _repository(store_url, cases_config, playbooks) as (_store, repo):
+        _get(repo, case_id)
         try:
             _remaining, new_case = repo.split(case_id, alert_ids, _actor(actor))
         except CorrelatorError as exc:
-            Console(stderr=True).print(f"[red]{exc}[/red]")
+            _error(str(exc))
             raise typer.Exit(1) from exc
     _done(new_case, as_json)
 

@@ -144,6 +144,7 @@ _VERSIONED_FIELDS: Final[dict[Collection, dict[str, dict[str, Any]]]] = {
                          "contained_ms", "closed_ms", "version", "sla.acknowledge_by_ms", "sla.contain_by_ms"),
                         _LONG),
         "risk.score": _INTEGER,
+        "severity_rank": _INTEGER,
         "risk.explanation": _TEXT,
         "title": _TEXT,
         "l3_assessment": _BOOLEAN,
