@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from correlator.cli import alerts_cmd, allowlist_cmd, cases_cmd, playbooks_cmd, rules_cmd, scan, store_cmd
+from correlator.cli import alerts_cmd, allowlist_cmd, cases_cmd, cases_layers, playbooks_cmd, rules_cmd, scan, store_cmd
 from correlator.cli import ingest as ingest_cmd
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ ingest_cmd.register(app)
 rules_cmd.register(app)
 scan.register(app)
 store_cmd.register(app)
+cases_layers.register()
 cases_cmd.register(app)
 alerts_cmd.register(app)
 allowlist_cmd.register(app)
