@@ -289,3 +289,11 @@ def seed_case(store_url: str) -> Callable[..., Case]:
 @pytest.fixture
 def inputs(tmp_path: Path) -> Inputs:
     return write_inputs(tmp_path / "inputs")
+
+
+@pytest.fixture
+def ids(case_ids: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """Case ids of the replay by host."""
+    found = case_ids()
+    assert set(found) == {APP_SERVER, PC, WORKSTATION, ONE_STOP_SHOP}
+    return found

@@ -31,14 +31,6 @@ ROW_KEYS = {"id", "title", "status", "severity", "score", "layer", "assignee", "
 
 
 @pytest.fixture
-def ids(case_ids: Callable[[], dict[str, str]]) -> dict[str, str]:
-    """Case ids of the replay by host."""
-    found = case_ids()
-    assert set(found) == {APP_SERVER, PC, WORKSTATION, ONE_STOP_SHOP}
-    return found
-
-
-@pytest.fixture
 def inputs_options(replayed: Scenario) -> list[str]:
     """The replay's playbooks, for the commands that bring a case in line with them (merge, split)."""
     return ["--playbooks", str(replayed.inputs.playbooks)]

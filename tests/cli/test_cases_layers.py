@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import ONE_STOP_SHOP, Inputs, Socctl
-from tests.cli.test_cases_cmd import ids  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.usefixtures("replayed")
 
