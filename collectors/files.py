@@ -6,7 +6,10 @@
 
 Formats: "evtx" (binary event log), "evtx-json" (evtx_dump JSON: `{"Event": {"System": ...}}`),
 "winlogbeat" (ECS documents with `winlog`) and "json" (anything else: OTRF/Mordor flat Windows records,
-ECS, plain JSON; each record is judged on its own).
+ECS, plain JSON; each record is judged on its own), plus the sensor and agent formats of `PLUGINS`, each a
+module with `sniff(head: bytes) -> bool` and `read_file(path) -> Iterator[Event | Rejected]`, tried in the
+table's order after the EVTX signature (JSON flavours such as Suricata EVE before the generic JSON reader; text
+formats when the file is not JSON). Plugin modules are imported on first use.
 """
 
 from __future__ import annotations
@@ -33,9 +36,21 @@ from correlator.model import Event, EventOrigin, Rejected
 
 __all__ = ["FORMATS", "LOG_SUFFIXES", "detect_format", "iter_files", "read_path"]
 
-FORMATS: tuple[str, ...] = ("evtx", "evtx-json", "winlogbeat", "json")
-# What a directory walk picks up; files named explicitly are always read.
-LOG_SUFFIXES: frozenset[str] = frozenset({".evtx", ".json", ".jsonl", ".ndjson"})
+# Format name -> module with `sniff` and `read_file`, in detection order: JSON flavours first, text formats after.
+# Zeek is sniffed in both branches (its logs are TSV or JSON); syslog, the loosest text format, comes last.
+PLUGINS: dict[str, str] = {
+    "suricata-eve": "collectors.suricata",
+    "zeek": "collectors.zeek",
+    "auditd": "collectors.auditd",
+    "web-access": "collectors.web_access",
+    "syslog": "collectors.syslog_file",
+}
+_JSON_PLUGINS: tuple[str, ...] = ("suricata-eve", "zeek")
+_TEXT_PLUGINS: tuple[str, ...] = ("zeek", "auditd", "web-access", "syslog")
+FORMATS: tuple[str, ...] = ("evtx", "evtx-json", "winlogbeat", "json", *PLUGINS)
+# What a directory walk picks up (besides syslog files named like auth.log.1, secure, messages); files named
+# explicitly are always read.
+LOG_SUFFIXES: frozenset[str] = frozenset({".evtx", ".json", ".jsonl", ".ndjson", ".log"})
 
 EVTX_MAGIC = b"ElfFile\x00"
 _PEEK_BYTES = 64 * 1024
@@ -64,15 +79,32 @@ def detect_format(path: Path) -> str:
     except OSError as exc:
         raise SourceReadError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
     if record is not None:
+        for name in _JSON_PLUGINS:
+            if _plugin(name).sniff(head):
+                return name
         return _classify(record)
     text = _peek_text(head).lstrip()
     if not text:
         raise EmptySourceError("file is empty", path=path)
     if text[0] in "{[" or _RECORD_HEADER.match(text):
         return "json"  # JSON-like but no readable record up front: the reader reports each bad record
-    raise UnknownFormatError(
-        f"neither EVTX (no 'ElfFile' signature) nor JSON; the file starts with {text[:40]!r}", path=path
-    )
+    for name in _TEXT_PLUGINS:
+        if _plugin(name).sniff(head):
+            return name
+    known = ", ".join(("EVTX", "JSON", *PLUGINS))
+    raise UnknownFormatError(f"not a known log format ({known}); the file starts with {text[:40]!r}", path=path)
+
+
+def _syslog_name(name: str) -> bool:
+    from collectors.syslog_file import is_syslog_name
+
+    return is_syslog_name(name)
+
+
+def _plugin(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(PLUGINS[name])
 
 
 def _peek_text(head: bytes) -> str:
@@ -160,7 +192,7 @@ def _walk(directory: Path, suffixes: frozenset[str] | None, seen: set[str]) -> I
             continue
         if is_dir:
             yield from _walk(path, suffixes, seen)
-        elif is_file and (suffixes is None or path.suffix.lower() in suffixes):
+        elif is_file and (suffixes is None or path.suffix.lower() in suffixes or _syslog_name(entry.name)):
             yield path
 
 
@@ -190,6 +222,8 @@ def _read(path: Path, fmt: str | None) -> Iterator[Event | Rejected]:
             return
     if fmt == "evtx":
         yield from read_evtx(path)
+    elif fmt in PLUGINS:
+        yield from _plugin(fmt).read_file(path)
     else:
         yield from read_json(path, fmt)
 

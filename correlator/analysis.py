@@ -23,10 +23,12 @@ tracker, so a restart or a second `socctl ingest --state` run continues where th
 from __future__ import annotations
 
 import base64
+import os
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from correlator.assets import InformationSystem, Inventory
     from correlator.suppression import Suppressor
 
-__all__ = ["Analyzer", "Outcome", "ScoredAlert", "StateError", "chain_depths"]
+__all__ = ["Analyzer", "Outcome", "ScoredAlert", "StateError", "chain_depths", "load_state", "save_state"]
 
 STATE_FORMAT: Final = "socctl.analysis.state"
 STATE_VERSION: Final = 1
@@ -314,3 +316,28 @@ class Analyzer:
         if self.suppressor is not None and state.get("suppression"):
             self.suppressor.restore(base64.b64decode(state["suppression"]))
 
+
+def save_state(analyzer: Analyzer, path: Path) -> None:
+    """Write the analyzer's state atomically (a temporary file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(analyzer.snapshot())
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def load_state(analyzer: Analyzer, path: Path) -> bool:
+    """Restore the state saved at `path`; False when there is none. `StateError` for a file that is not one."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        analyzer.restore(data)
+    except StateError as exc:
+        raise StateError(f"{path}: {exc}") from exc
+    return True

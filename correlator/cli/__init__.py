@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from correlator.cli import alerts_cmd, allowlist_cmd, cases_cmd, cases_layers, playbooks_cmd, rules_cmd, scan, store_cmd
+from correlator.cli import (
+    alerts_cmd,
+    allowlist_cmd,
+    cases_cmd,
+    cases_layers,
+    playbooks_cmd,
+    rules_cmd,
+    run_cmd,
+    scan,
+    store_cmd,
+)
 from correlator.cli import ingest as ingest_cmd
 
 app = typer.Typer(
@@ -16,6 +26,7 @@ app = typer.Typer(
 ingest_cmd.register(app)
 rules_cmd.register(app)
 scan.register(app)
+run_cmd.register(app)
 store_cmd.register(app)
 cases_layers.register()
 cases_cmd.register(app)

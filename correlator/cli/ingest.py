@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from collectors.files import FORMATS, iter_files
-from correlator.analysis import Analyzer, Outcome, ScoredAlert, StateError
+from correlator.analysis import Analyzer, Outcome, ScoredAlert, StateError, load_state, save_state
 from correlator.cli.common import (
     CacheDirOpt,
     NoCacheOpt,
@@ -142,23 +142,13 @@ def _rule_history(store: Store | None) -> dict[str, RuleHistory]:
 
 
 def _read_state(console: Console, analyzer: Analyzer, state: Path | None) -> None:
-    if state is None or not state.exists():
+    if state is None:
         return
     try:
-        analyzer.restore(state.read_bytes())
-    except (OSError, StateError, CorrelatorError) as exc:
-        console.print(f"[red]cannot restore the state in {state}: {exc}[/red]")
+        load_state(analyzer, state)
+    except (StateError, CorrelatorError) as exc:
+        console.print(f"[red]cannot restore the state: {exc}[/red]")
         raise typer.Exit(2) from exc
-
-
-def _write_state(analyzer: Analyzer, state: Path) -> None:
-    state.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state.with_name(state.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(analyzer.snapshot())
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(state)
 
 
 def _tally_alerts(totals: IngestTotals, outcome: Outcome, alerts_fh: IO[bytes] | None) -> None:
@@ -292,7 +282,7 @@ def ingest(
         if state is None or finish:
             outcome.extend(analyzer.finish())
         if state is not None:
-            _write_state(analyzer, state)
+            save_state(analyzer, state)
         outcome = _final(outcome)
         totals.analysis = analyzer.metrics()
         _tally_alerts(totals, outcome, alerts_fh)

@@ -97,7 +97,8 @@ class SqliteStore(Store):
         super().__init__(clock=clock)
         self.path = fspath(path)
         try:
-            self._conn: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None)
+            self._conn: sqlite3.Connection | None = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False)  # used by one thread at a time
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from exc
         try:

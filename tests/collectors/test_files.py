@@ -73,15 +73,41 @@ def test_detect_format_reads_past_the_peek_for_a_huge_first_record(write: WriteF
 
 
 def test_detect_format_rejects_text_with_path_and_reason(write: WriteFile) -> None:
-    path = write("Security.evtx", "Mar 11 10:00:03 web01 sshd[2211]: Failed password\n")
+    path = write("Security.evtx", "Dear team, the quarterly report is attached.\n")
     with pytest.raises(UnknownFormatError) as caught:
         detect_format(path)
     assert caught.value.path == str(path)
     assert caught.value.reason == (
-        "neither EVTX (no 'ElfFile' signature) nor JSON; "
-        "the file starts with 'Mar 11 10:00:03 web01 sshd[2211]: Failed'"
+        "not a known log format (EVTX, JSON, suricata-eve, zeek, auditd, web-access, syslog); "
+        "the file starts with 'Dear team, the quarterly report is attac'"
     )
-    assert str(caught.value).startswith(f"{path}: neither EVTX")
+    assert str(caught.value).startswith(f"{path}: not a known log format")
+
+
+@pytest.mark.parametrize(("name", "content", "fmt"), [
+    ("auth.log", "Mar 11 10:00:03 web01 sshd[2211]: Failed password for root from 203.0.113.9 port 22 ssh2\n",
+     "syslog"),
+    ("access.log", '203.0.113.9 - - [20/Nov/2026:08:00:00 +0700] "GET /index.php?id=1 HTTP/1.1" 200 512 "-" '
+     '"curl/8.0"\n', "web-access"),
+    ("audit.log", 'type=USER_LOGIN msg=audit(1763600000.123:42): pid=1 uid=0 auid=1000 ses=1 msg=\'op=login '
+     'acct="root" exe="/usr/sbin/sshd" hostname=? addr=203.0.113.9 terminal=ssh res=failed\'\n', "auditd"),
+    ("eve.json", '{"timestamp":"2026-11-20T01:00:00.000000+0000","event_type":"dns","src_ip":"10.0.0.5",'
+     '"dest_ip":"10.0.0.53","proto":"UDP","dns":{"type":"query","rrname":"x.evil.test"}}\n', "suricata-eve"),
+    ("dns.log", "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tdns\n",
+     "zeek"),
+    ("conn.json", '{"ts":1763600000.5,"uid":"CAbc","id.orig_h":"10.0.0.5","id.orig_p":5000,"id.resp_h":'
+     '"10.0.0.53","id.resp_p":53,"proto":"udp"}\n', "zeek"),
+], ids=["syslog", "web-access", "auditd", "suricata", "zeek-tsv", "zeek-json"])
+def test_detect_format_tells_the_agent_and_sensor_formats_apart(write: WriteFile, name: str, content: str,
+                                                                 fmt: str) -> None:
+    assert detect_format(write(name, content)) == fmt
+
+
+def test_directory_walks_pick_up_rotated_syslog_files(write: WriteFile, tmp_path: Path) -> None:
+    for name in ("auth.log", "auth.log.1", "secure", "messages", "notes.txt", "access.log"):
+        write(f"var/log/{name}", "x\n")
+    assert {p.name for p in iter_files([tmp_path / "var"])} == {"auth.log", "auth.log.1", "secure", "messages",
+                                                                 "access.log"}
 
 
 def test_detect_format_on_empty_and_missing_files(write: WriteFile, tmp_path: Path) -> None:
@@ -129,7 +155,7 @@ def test_non_evtx_file_with_evtx_extension_is_one_rejected(write: WriteFile) -> 
     path = write("Security.evtx", "this is not an event log\n" * 50)
     (rejected,) = read_path(path)
     assert isinstance(rejected, Rejected)
-    assert rejected.reason.startswith("neither EVTX (no 'ElfFile' signature) nor JSON")
+    assert rejected.reason.startswith("not a known log format (EVTX, JSON, ")
     assert rejected.origin.path == str(path)
     (forced,) = read_path(path, "evtx")
     assert isinstance(forced, Rejected)

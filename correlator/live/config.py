@@ -1,0 +1,188 @@
+"""The configuration of `socctl run`: one YAML file, every key optional, validated with errors that name the
+file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `SOCCTL_DB`, as every command).
+
+    store: sqlite:///var/lib/socctl/socctl.db     # or http://127.0.0.1:9200
+    rules: [/etc/socctl/rules]                    # added to the repository's rules/sigma
+    no_default_rules: false
+    assets: /etc/socctl/assets.yml
+    intel: [/etc/socctl/iocs]
+    allowlist: [/etc/socctl/allowlist.yml]        # besides the entries kept in the store
+    scoring: /etc/socctl/scoring.yml
+    suppression: /etc/socctl/suppression.yml      # or `suppress: false`
+    cases_config: /etc/socctl/cases.yml
+    playbooks: [/etc/socctl/playbooks]
+    lateness: 30s                                 # allowed lateness of events for correlation windows
+    state_dir: /var/lib/socctl/state              # correlation and suppression state across restarts
+    snapshot_every: 60s
+    syslog: {host: 127.0.0.1, udp: 5514, tcp: 5514}   # a port null turns that listener off
+    metrics: {host: 127.0.0.1, port: 9464}            # Prometheus text at /metrics; port null: off
+    queue: 10000                                  # events waiting between intake and detection
+    batch: 1000                                   # events per detection batch (at most)
+    batch_wait: 200ms                             # how long a batch waits to fill
+    store_events: true                            # keep every event in the store (alerts point to them)
+    replay: [samples/]                            # files read once at start (offline formats)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from correlator.located_yaml import Located, LocatedError, load_located_yaml
+from correlator.runtime import RuntimeOptions
+from correlator.settings import default_state_dir
+from correlator.timespec import TimeSpecError, parse_duration_ms
+
+__all__ = ["Listen", "RunConfig", "RunConfigError", "load_run_config", "parse_run_config"]
+
+_KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
+                "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
+                "metrics", "queue", "batch", "batch_wait", "store_events", "replay")
+
+
+class RunConfigError(LocatedError):
+    """An invalid `socctl run` configuration: file, line, key and reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str = "127.0.0.1"
+    udp: int | None = None
+    tcp: int | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    store: str | None = None
+    rules: tuple[Path, ...] = ()
+    no_default_rules: bool = False
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    state_dir: Path = field(default_factory=default_state_dir)
+    snapshot_every_ms: int = 60_000
+    syslog: Listen = Listen(udp=5514, tcp=5514)
+    metrics: Listen = Listen(port=9464)
+    queue: int = 10_000
+    batch: int = 1_000
+    batch_wait_ms: int = 200
+    store_events: bool = True
+    replay: tuple[Path, ...] = ()
+    source: str | None = None
+
+
+def load_run_config(path: Path | None) -> RunConfig:
+    """The file's configuration, or the defaults when `path` is None."""
+    if path is None:
+        return RunConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunConfigError(f"cannot read: {exc}", source=str(path)) from exc
+    return parse_run_config(text, str(path))
+
+
+def parse_run_config(text: str, source: str = "<run config>") -> RunConfig:
+    doc = load_located_yaml(text, source, RunConfigError)
+    if doc is None:
+        return RunConfig(source=source)
+    if not isinstance(doc, Mapping):
+        raise RunConfigError("expected a mapping of settings", source=source, line=1)
+    reader = _Reader(doc, source)
+    for key in doc:
+        if key not in _KEYS:
+            raise reader.fail(str(key), f"unknown setting (expected one of {', '.join(_KEYS)})")
+    runtime = RuntimeOptions(
+        intel=reader.paths("intel"), assets=reader.path("assets"), allowlist_files=reader.paths("allowlist"),
+        scoring=reader.path("scoring"), suppression=reader.path("suppression"),
+        suppress=reader.flag("suppress", True), cases_config=reader.path("cases_config"),
+        playbooks=reader.paths("playbooks") or None, lateness_ms=reader.duration("lateness", 0, zero=True),
+    )
+    return RunConfig(
+        store=reader.text("store"), rules=reader.paths("rules"),
+        no_default_rules=reader.flag("no_default_rules", False),
+        runtime=runtime, state_dir=reader.path("state_dir") or default_state_dir(),
+        snapshot_every_ms=reader.duration("snapshot_every", 60_000),
+        syslog=reader.listen("syslog", ("host", "udp", "tcp"), Listen(udp=5514, tcp=5514)),
+        metrics=reader.listen("metrics", ("host", "port"), Listen(port=9464)),
+        queue=reader.count("queue", 10_000), batch=reader.count("batch", 1_000),
+        batch_wait_ms=reader.duration("batch_wait", 200), store_events=reader.flag("store_events", True),
+        replay=reader.paths("replay"), source=source,
+    )
+
+
+class _Reader:
+    def __init__(self, doc: Mapping[str, Any], source: str) -> None:
+        self.doc = doc
+        self.source = source
+
+    def fail(self, key: str, reason: str) -> RunConfigError:
+        line = self.doc.line_of(key) if isinstance(self.doc, Located) else None
+        return RunConfigError(reason, source=self.source, line=line, key=key)
+
+    def text(self, key: str) -> str | None:
+        value = self.doc.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"expected a non-empty string, not {value!r}")
+        return value.strip()
+
+    def path(self, key: str) -> Path | None:
+        value = self.text(key)
+        return Path(value) if value is not None else None
+
+    def paths(self, key: str) -> tuple[Path, ...]:
+        value = self.doc.get(key)
+        if value is None:
+            return ()
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) and v.strip() for v in items):
+            raise self.fail(key, f"expected a path or a list of paths, not {value!r}")
+        return tuple(Path(v) for v in items)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.doc.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, not {value!r}")
+        return value
+
+    def count(self, key: str, default: int) -> int:
+        value = self.doc.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise self.fail(key, f"expected a whole number >= 1, not {value!r}")
+        return value
+
+    def duration(self, key: str, default: int, *, zero: bool = False) -> int:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        if zero and value in (0, "0"):
+            return 0
+        try:
+            return parse_duration_ms(str(value))
+        except TimeSpecError as exc:
+            raise self.fail(key, str(exc)) from exc
+
+    def listen(self, key: str, allowed: tuple[str, ...], default: Listen) -> Listen:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"expected a mapping of {', '.join(allowed)}, not {value!r}")
+        for name in value:
+            if name not in allowed:
+                raise self.fail(f"{key}.{name}", f"unknown setting (expected one of {', '.join(allowed)})")
+        ports: dict[str, int | None] = {}
+        for name in allowed:
+            if name == "host":
+                continue
+            port = value.get(name, getattr(default, name))
+            if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535):
+                raise self.fail(f"{key}.{name}", f"expected a port 0-65535 or null, not {port!r}")
+            ports[name] = port
+        host = value.get("host", default.host)
+        if not isinstance(host, str) or not host:
+            raise self.fail(f"{key}.host", f"expected an address, not {host!r}")
+        return Listen(host=host, **ports)

@@ -1,0 +1,26 @@
+"""Network messages to events: a syslog frame becomes an `Event` (syslog, or Linux auth ECS when it is an auth
+message) or, when it is not syslog or broke the framing, a `Rejected` with the reason, for the dead-letter store.
+
+The event id is a hash of the sender and the message: a message sent again (a TCP sender reconnecting and
+resending) is the same event, while the same text from two hosts is two."""
+
+from __future__ import annotations
+
+from collectors.syslog_file import to_event
+from collectors.syslog_parse import SyslogParseError, parse_syslog
+from collectors.syslog_server import SyslogFrame
+from correlator.model import Event, EventOrigin, Rejected, event_id_for
+
+__all__ = ["frame_to_event"]
+
+
+def frame_to_event(frame: SyslogFrame) -> Event | Rejected:
+    raw = frame.data.decode("utf-8", "backslashreplace")
+    origin = EventOrigin(path=f"syslog+{frame.transport}://{frame.peer}", format="syslog")
+    if frame.error is not None:
+        return Rejected(frame.error, origin, raw=raw, stage="read")
+    try:
+        message = parse_syslog(frame.data, received_ms=frame.received_ms, source_host=frame.peer)
+    except SyslogParseError as exc:
+        return Rejected(f"not a syslog message: {exc.reason}", origin, raw=raw, stage="normalise")
+    return to_event(message, raw, origin, event_id_for(f"{frame.peer}\0{raw}"))

@@ -1,0 +1,115 @@
+"""Prometheus text exposition of the running engine's figures at `GET /metrics` (a small asyncio HTTP server:
+no dependency, loopback by default)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from correlator.live.runner import Runner
+
+__all__ = ["MetricsServer", "render"]
+
+
+def _line(name: str, value: float | int, labels: dict[str, str] | None = None) -> str:
+    if labels:
+        inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        return f"socctl_{name}{{{inner}}} {value}"
+    return f"socctl_{name} {value}"
+
+
+def render(runner: Runner) -> str:
+    """The exposition text: counters (`_total`) and gauges of the intake, the stages, the store and the
+    correlation and suppression state."""
+    c = runner.counters
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[str]) -> None:
+        out.extend((f"# HELP socctl_{name} {help_text}", f"# TYPE socctl_{name} {kind}", *samples))
+
+    metric("events_in_total", "counter", "Events received, by collector.",
+           [_line("events_in_total", n, {"collector": k}) for k, n in sorted(c.events_in.items())]
+           or [_line("events_in_total", 0, {"collector": "none"})])
+    metric("rejected_total", "counter", "Messages that became dead letters, by collector.",
+           [_line("rejected_total", n, {"collector": k}) for k, n in sorted(c.rejected.items())]
+           or [_line("rejected_total", 0, {"collector": "none"})])
+    metric("events_processed_total", "counter", "Events through detection.",
+           [_line("events_processed_total", c.events_processed)])
+    metric("queue_depth", "gauge", "Events waiting between intake and detection.",
+           [_line("queue_depth", runner.queue.qsize())])
+    metric("queue_capacity", "gauge", "Size of the intake queue.", [_line("queue_capacity", runner.queue.maxsize)])
+    metric("alerts_total", "counter", "New alerts (after suppression).", [_line("alerts_total", c.alerts)])
+    metric("correlation_alerts_total", "counter", "Correlation alerts.",
+           [_line("correlation_alerts_total", c.correlation_alerts)])
+    metric("suppressed_total", "counter", "Alerts counted into an earlier alert.",
+           [_line("suppressed_total", c.suppressed)])
+    metric("excepted_total", "counter", "Alerts excepted by the allowlist.", [_line("excepted_total", c.excepted)])
+    metric("cases_opened_total", "counter", "Cases opened.", [_line("cases_opened_total", c.cases_opened)])
+    metric("cases_updated_total", "counter", "Cases changed by new alerts.",
+           [_line("cases_updated_total", c.cases_updated)])
+    metric("batch_seconds", "gauge", "Duration of the last detection batch.",
+           [_line("batch_seconds", round(c.last_batch_seconds, 6))])
+    metric("store_pending", "gauge", "Documents waiting in the store's outage spool (store lag).",
+           [_line("store_pending", runner.store.pending)])
+    if runner.max_event_ms is not None:
+        metric("event_time_lag_seconds", "gauge", "Wall clock minus the newest event time seen.",
+               [_line("event_time_lag_seconds", round((runner.clock() - runner.max_event_ms) / 1000, 3))])
+    if runner.syslog is not None:
+        m = runner.syslog.metrics
+        metric("syslog_udp_dropped_total", "counter", "UDP datagrams that found the intake queue full.",
+               [_line("syslog_udp_dropped_total", m.udp_dropped)])
+        metric("syslog_framing_errors_total", "counter", "Frames that broke the syslog framing.",
+               [_line("syslog_framing_errors_total", m.framing_errors)])
+        metric("syslog_open_connections", "gauge", "Open TCP/TLS connections.",
+               [_line("syslog_open_connections", m.open_connections)])
+    analysis = runner.analysis_metrics
+    correlation = analysis.get("correlation")
+    if correlation:
+        for key in ("live_keys", "live_windows", "held_events"):
+            metric(f"correlation_{key}", "gauge", f"Correlation state: {key.replace('_', ' ')}.",
+                   [_line(f"correlation_{key}", correlation[key])])
+        for key in ("late_events", "evictions"):
+            metric(f"correlation_{key}_total", "counter", f"Correlation: {key.replace('_', ' ')}.",
+                   [_line(f"correlation_{key}_total", correlation[key])])
+    suppression = analysis.get("suppression")
+    if suppression:
+        metric("suppression_representatives", "gauge", "Live suppression representatives.",
+               [_line("suppression_representatives", suppression["representatives"])])
+    return "\n".join(out) + "\n"
+
+
+class MetricsServer:
+    def __init__(self, runner: Runner, host: str, port: int) -> None:
+        self.runner = runner
+        self.host = host
+        self.wanted = port
+        self.port = port
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.wanted)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), timeout=5)
+            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request.split()
+            if len(parts) >= 2 and parts[0] == b"GET" and parts[1].split(b"?")[0] == b"/metrics":
+                body, status, kind = render(self.runner).encode(), "200 OK", "text/plain; version=0.0.4"
+            else:
+                body, status, kind = b"not found: try /metrics\n", "404 Not Found", "text/plain"
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+                         "Connection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()

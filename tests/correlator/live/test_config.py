@@ -1,0 +1,75 @@
+"""`socctl run` configuration: defaults, every setting, and errors naming file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from correlator.live.config import Listen, RunConfig, RunConfigError, load_run_config, parse_run_config
+
+FULL = """
+store: sqlite:///tmp/x.db
+rules: [/etc/socctl/rules]
+assets: assets.yml
+intel: iocs/
+suppress: false
+lateness: 30s
+state_dir: /var/lib/socctl/state
+snapshot_every: 5m
+syslog: {host: 0.0.0.0, udp: null, tcp: 6514}
+metrics: {port: null}
+queue: 500
+batch: 50
+batch_wait: 50ms
+store_events: false
+replay: [a.log, b.json]
+"""
+
+
+def test_defaults_without_a_file() -> None:
+    config = load_run_config(None)
+    assert config.syslog == Listen(host="127.0.0.1", udp=5514, tcp=5514)
+    assert config.metrics == Listen(host="127.0.0.1", port=9464)
+    assert (config.queue, config.batch, config.batch_wait_ms, config.snapshot_every_ms) == (10_000, 1_000, 200, 60_000)
+    assert config.store_events is True
+    assert config.runtime.suppress is True
+
+
+def test_every_setting() -> None:
+    config = parse_run_config(FULL, "run.yml")
+    assert config.store == "sqlite:///tmp/x.db"
+    assert config.rules == (Path("/etc/socctl/rules"),)
+    assert config.runtime.assets == Path("assets.yml")
+    assert config.runtime.intel == (Path("iocs/"),)
+    assert config.runtime.suppress is False
+    assert config.runtime.lateness_ms == 30_000
+    assert config.state_dir == Path("/var/lib/socctl/state")
+    assert config.snapshot_every_ms == 300_000
+    assert config.syslog == Listen(host="0.0.0.0", udp=None, tcp=6514)
+    assert config.metrics.port is None
+    assert (config.queue, config.batch, config.batch_wait_ms, config.store_events) == (500, 50, 50, False)
+    assert config.replay == (Path("a.log"), Path("b.json"))
+    assert isinstance(config, RunConfig)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("stroe: x\n", "run.yml:1: stroe: unknown setting (expected one of store, "),
+    ("queue: 0\n", "run.yml:1: queue: expected a whole number >= 1, not 0"),
+    ("lateness: soon\n", "run.yml:1: lateness: invalid duration 'soon'"),
+    ("syslog: {udp: 70000}\n", "run.yml:1: syslog.udp: expected a port 0-65535 or null, not 70000"),
+    ("syslog: {tls: 1}\n", "run.yml:1: syslog.tls: unknown setting (expected one of host, udp, tcp)"),
+    ("store_events: yes please\n", "run.yml:1: store_events: expected true or false, not 'yes please'"),
+    ("rules: 5\n", "run.yml:1: rules: expected a path or a list of paths, not 5"),
+    ("- a\n- b\n", "run.yml:1: expected a mapping of settings"),
+    ("store: [\n", "run.yml:2: invalid YAML"),
+], ids=["unknown", "queue", "duration", "port", "listen-key", "flag", "paths", "not-a-mapping", "yaml"])
+def test_errors_name_file_line_and_key(text: str, message: str) -> None:
+    with pytest.raises(RunConfigError) as caught:
+        parse_run_config(text, "run.yml")
+    assert str(caught.value).startswith(message)
+
+
+def test_an_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(RunConfigError, match="cannot read"):
+        load_run_config(tmp_path / "missing.yml")
