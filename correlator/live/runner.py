@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +65,11 @@ class Counters:
     store_errors: int = 0
 
 
-def _read_all(read: Callable[[Path], Any], path: Path) -> list[Item]:
-    return list(read(path))
+_REPLAY_CHUNK = 1_000
+
+
+def _take(items: Iterator[Item], count: int) -> list[Item]:
+    return list(itertools.islice(items, count))
 
 
 class Runner:
@@ -111,11 +115,16 @@ class Runner:
     async def _replay(self, paths: tuple[Path, ...]) -> None:
         from collectors.files import iter_files, read_path
 
+        loop = asyncio.get_running_loop()
         for path in iter_files(paths):
-            items: list[Item] = await asyncio.to_thread(_read_all, read_path, path)
-            for item in items:
-                self.counters.events_in["replay"] += 1
-                await self.queue.put(("replay", item))
+            items = read_path(path)
+            while True:  # read in chunks off the loop: a large file does not sit in memory whole
+                chunk: list[Item] = await loop.run_in_executor(None, _take, items, _REPLAY_CHUNK)
+                for item in chunk:
+                    self.counters.events_in["replay"] += 1
+                    await self.queue.put(("replay", item))
+                if len(chunk) < _REPLAY_CHUNK:
+                    break
 
     # ------------------------------------------------------------------------------------------------ stages
 
