@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
-__all__ = ["SecurityLevel"]
+__all__ = ["ALERT_KINDS", "SecurityLevel"]
+
+# What raised an alert (`MatchedRule.kind`): a Sigma rule, a YARA rule, a Sigma correlation rule, a threat-intel
+# list, or a network sensor's own detection (a Suricata alert, a Zeek notice).
+ALERT_KINDS: Final = frozenset({"sigma", "yara", "correlation", "intel", "ids"})
 
 
 class SecurityLevel(IntEnum):

@@ -3,7 +3,8 @@ enrichment, and the base-rule matches the correlation stage needs. Pure of prese
 the CLI (or the running engine) decides where it goes. Runs the same in one process or in a worker pool: what it
 returns pickles (correlation inputs carry copied field values, not the event).
 
-Order per event: the Sigma engine's alerts, then one threat-intel alert for the event's IOC hits. Each alert is
+Order per event: the Sigma engine's alerts, a network sensor's own alert (a Suricata alert record, a Zeek notice:
+`correlator.sensor_alerts`), then one threat-intel alert for the event's IOC hits. Each alert is
 checked against the analysts' allowlist first (an excepted alert neither alerts nor counts towards correlation);
 a rule referenced by correlation rules yields a `RuleMatch` (with the fields those rules read); a rule whose own
 alerts are withheld (`generate`) stops there; the others are enriched with the asset inventory.
@@ -23,6 +24,7 @@ import orjson
 from collectors.files import read_path
 from correlator.correlation.match import RuleMatch
 from correlator.model import Alert, Event, EventOrigin, Rejected, nest
+from correlator.sensor_alerts import SENSOR_FORMATS, sensor_alert
 from correlator.sigma.engine import SigmaEngine
 
 if TYPE_CHECKING:
@@ -140,6 +142,10 @@ def detect_events(items: Iterator[Event | Rejected], detection: Detection | Sigm
             if keep is not None:
                 keep.append(item)
             alerts = match(item)
+            if item.origin.format in SENSOR_FORMATS:
+                sensed = sensor_alert(item)
+                if sensed is not None:
+                    alerts = [*alerts, sensed]
             if intel is not None:
                 hits = intel.match_event(item)
                 if hits:

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from correlator.cases.definitions import format_duration
+from correlator.definitions import ALERT_KINDS
 from correlator.errors import CorrelatorError
 from correlator.model import MatchedRule
 from correlator.timespec import TimeSpecError, parse_duration_ms
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_FIELDS: Final = ("host.name", "user.name", "source.ip", "destination.ip")
-RULE_KINDS: Final = frozenset({"sigma", "yara", "correlation", "intel"})
+RULE_KINDS: Final = ALERT_KINDS
 MISSING_FIELDS: Final = ("suppress", "do_not_suppress")
 _TOP_KEYS: Final = ("window", "fields", "missing_fields", "exempt_kinds", "max_ids", "rules")
 _RULE_KEYS: Final = ("window", "fields", "disabled")

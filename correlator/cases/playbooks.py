@@ -42,6 +42,7 @@ from correlator.cases.commands import AssignPlaybook
 from correlator.cases.definitions import IncidentType, Layer, TaskStatus, format_duration
 from correlator.cases.errors import PlaybookError
 from correlator.cases.model import Case, CaseAlert, Task
+from correlator.definitions import ALERT_KINDS
 from correlator.located_yaml import Located, load_located_yaml
 from correlator.timespec import TimeSpecError, parse_duration_ms
 
@@ -64,7 +65,6 @@ ATTACK_TACTICS: Final = frozenset({
     "defense-evasion", "credential-access", "discovery", "lateral-movement", "collection", "command-and-control",
     "exfiltration", "impact",
 })
-ALERT_KINDS: Final = frozenset({"sigma", "yara", "correlation", "intel"})
 _ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _TECHNIQUE: Final = re.compile(r"T\d{4}(\.\d{3})?")
 _TOP_KEYS: Final = ("id", "title", "title_vi", "incident_type", "priority", "description", "match", "steps")

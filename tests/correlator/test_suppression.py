@@ -437,7 +437,7 @@ def test_policy_round_trip() -> None:
         ({"fields": ["a", "b", "a"]}, "fields: duplicate field(s) a"),
         ({"fields": {"a": 1}}, "fields: must be a non-empty list of field names, not {'a': 1}"),
         ({"exempt_kinds": ["corelation"]}, "exempt_kinds: unknown rule kind(s) corelation (expected correlation, "
-                                           "intel, sigma, yara)"),
+                                           "ids, intel, sigma, yara)"),
         ({"exempt_kinds": [1]}, "exempt_kinds: must be a list of rule kinds, not [1]"),
         ({"missing_fields": "skip"}, "missing_fields: must be suppress or do_not_suppress, not 'skip'"),
         ({"max_ids": -1}, "max_ids: must be a whole number >= 0, not -1"),

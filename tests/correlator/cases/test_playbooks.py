@@ -85,7 +85,7 @@ def test_match(tags: tuple[str, ...], rule_id: str, kind: str, matches: bool) ->
         (GOOD.replace("[T1204]", "[t1204]"),
          "pb.yaml:9: match.techniques: invalid ATT&CK technique 't1204' (expected T1234 or T1234.001)"),
         (GOOD.replace("kinds: [yara]", "kinds: [edr]"),
-         "pb.yaml:11: match.kinds: unknown alert kind 'edr' (expected one of correlation, intel, sigma, yara)"),
+         "pb.yaml:11: match.kinds: unknown alert kind 'edr' (expected one of correlation, ids, intel, sigma, yara)"),
         (GOOD.replace("  rule_ids: [rule-42]", "  rules: [rule-42]"),
          "pb.yaml:10: match.rules: unknown key (expected one of tags, tactics, techniques, rule_ids, kinds)"),
         ("id: a\ntitle: t\ntitle_vi: t\nincident_type: malware\nmatch: {}\nsteps: []\n",
