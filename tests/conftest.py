@@ -5,6 +5,7 @@ absence is a failure."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,13 @@ def _missing(message: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message} (required when CI=true)")
     pytest.skip(message)
+
+
+def require_tool(name: str, package: str) -> None:
+    """Skip a test whose command-line tool is absent; in CI (CI=true) that is a failure (scripts/test installs
+    it)."""
+    if shutil.which(name) is None:
+        _missing(f"`{name}` is not installed (apt-get install {package})")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from correlator.store.config import open_store
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, require_tool
 
 CONFIG = """
 store: sqlite:///{db}
@@ -71,8 +70,7 @@ def _wait_for(predicate: object, timeout: float = 30) -> None:
 
 
 def test_syslog_in_alerts_and_cases_out_then_a_clean_restart(tmp_path: Path) -> None:
-    if shutil.which("logger") is None:
-        pytest.skip("util-linux `logger` is not installed")
+    require_tool("logger", "bsdutils")
     db, state = tmp_path / "socctl.db", tmp_path / "state"
     (tmp_path / "run.yml").write_text(CONFIG.format(db=db, state=state), encoding="utf-8")
     process, ports = _start(tmp_path)

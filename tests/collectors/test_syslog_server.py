@@ -4,7 +4,6 @@ client (util-linux), raw UDP/TCP sockets and TLS."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import ssl
 import subprocess
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from collectors.syslog_server import SyslogFrame, SyslogServer, split_frames
+from tests.conftest import require_tool
 
 RFC5424 = b"<34>1 2026-11-20T01:00:00.000Z web01 sshd 2211 - - Failed password for root from 203.0.113.9"
 
@@ -100,8 +100,7 @@ def serve(test: Callable[[Served], Coroutine[Any, Any, None]]) -> None:
 
 
 def _logger(*args: str) -> None:
-    if shutil.which("logger") is None:
-        pytest.skip("util-linux `logger` is not installed (apt-get install bsdutils)")
+    require_tool("logger", "bsdutils")
     subprocess.run(["logger", *args], check=True, timeout=10)
 
 
@@ -216,8 +215,7 @@ async def _full_pipeline() -> None:
 
 
 def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+    require_tool("openssl", "openssl")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
