@@ -23,11 +23,11 @@ from correlator.model import Event, EventOrigin, Rejected, event_id_for
 from correlator.sigma.engine import SigmaEngine
 from correlator.sigma.loader import load_rules
 from correlator.sigma.sources import load_sources
+from tests.collectors.conftest import WriteFile
 
 ORIGIN = EventOrigin(path="audit.log", offset=1, format=FORMAT)
 T = "1732064400.123"  # 2024-11-20T01:00:00.123Z
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 
 
 def rec(record_type: str, serial: int, body: str, time: str = T) -> str:
@@ -74,16 +74,6 @@ def one_event(lines: list[str]) -> Event:
     (event,) = events_of(lines)
     assert isinstance(event, Event), event
     return event
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> WriteFile:
-    def _write(name: str, content: str | bytes) -> Path:
-        path = tmp_path / name
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-        return path
-
-    return _write
 
 
 # -------------------------------------------------------------------------------------------------------- records

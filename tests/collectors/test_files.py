@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -12,26 +11,15 @@ import pytest
 from collectors.errors import EmptySourceError, SourceReadError, UnknownFormatError, UnsupportedFormatError
 from collectors.files import FORMATS, detect_format, iter_files, read_path
 from correlator.model import Event, Rejected
+from tests.collectors.conftest import WriteFile
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT / "samples"
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 
 EVTX_JSON = {"Event": {"System": {"EventID": 4624, "Channel": "Security"}, "EventData": {"LogonType": 3}}}
 WINLOGBEAT = {"@timestamp": "2024-03-11T08:58:10Z", "winlog": {"event_id": "4625", "channel": "Security"}}
 GENERIC = {"@timestamp": "2024-03-11T10:00:00Z", "message": "hello"}
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> WriteFile:
-    def _write(name: str, content: str | bytes) -> Path:
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-        return path
-
-    return _write
 
 
 def line(record: object) -> str:

@@ -12,8 +12,7 @@ import pytest
 
 from collectors.json_reader import normalise_record, read_json, read_json_text
 from correlator.model import Event, EventOrigin, Rejected, event_id_for
-
-WriteFile = Callable[[str, "str | bytes"], Path]
+from tests.collectors.conftest import WriteFile
 
 SYSTEM = {
     "Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}},
@@ -28,16 +27,6 @@ EVTX_JSON = {"Event": {"System": SYSTEM,
 GENERIC = {"@timestamp": "2024-03-11T10:00:00Z", "event.module": "system", "message": "session opened"}
 FLAT_WINDOWS = {"EventID": 4624, "Channel": "Security", "SourceName": "Microsoft-Windows-Security-Auditing",
                 "Hostname": "WS01", "TimeCreated": "2024-03-11T10:00:02Z", "TargetUserName": "alice"}
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> WriteFile:
-    def _write(name: str, content: str | bytes) -> Path:
-        path = tmp_path / name
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-        return path
-
-    return _write
 
 
 def line(record: Any) -> str:

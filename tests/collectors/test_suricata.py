@@ -17,8 +17,8 @@ from correlator.model import Event, EventOrigin, Rejected, event_id_for
 from correlator.sigma.engine import SigmaEngine
 from correlator.sigma.loader import load_rules
 from correlator.sigma.sources import load_sources
+from tests.collectors.conftest import WriteFile
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 ORIGIN = EventOrigin(path="eve.json", offset=1, format=FORMAT)
 
 TS = "2024-03-11T11:00:00.123456+0100"
@@ -41,16 +41,6 @@ def normalise(record: dict[str, Any]) -> Event:
 
 def pick(event: Event, *names: str) -> dict[str, Any]:
     return {name: event.fields.get(name) for name in names}
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> WriteFile:
-    def _write(name: str, content: str | bytes) -> Path:
-        path = tmp_path / name
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-        return path
-
-    return _write
 
 
 # --- the common fields ----------------------------------------------------------------------------------------

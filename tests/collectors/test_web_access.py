@@ -3,7 +3,6 @@ of the web rule scenarios (tests/data/rules/web_*.ndjson) back into log lines th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from correlator.model import Event, EventOrigin, Rejected, event_id_for
 from correlator.sigma.engine import SigmaEngine
 from correlator.sigma.loader import load_rules
 from correlator.sigma.sources import load_sources
+from tests.collectors.conftest import WriteFile
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "rules" / "sigma"
@@ -27,21 +27,10 @@ ORIGIN = EventOrigin(path="/var/log/nginx/access.log", offset=7, format=FORMAT)
 TIME = "[20/Nov/2026:08:00:00 +0700]"
 TIME_MS = 1795136400000  # 2026-11-20T01:00:00Z
 
-WriteFile = Callable[[str, "str | bytes"], Path]
 
 
 def parse(line: str, **kwargs: Any) -> dict[str, Any]:
     return parse_line(line, ORIGIN, **kwargs).fields
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> WriteFile:
-    def _write(name: str, content: str | bytes) -> Path:
-        path = tmp_path / name
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-        return path
-
-    return _write
 
 
 # ------------------------------------------------------------------------------------------------- line shapes

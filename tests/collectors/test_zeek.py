@@ -16,8 +16,7 @@ from correlator.model import Event, EventOrigin, Rejected, event_id_for
 from correlator.sigma.engine import SigmaEngine
 from correlator.sigma.loader import load_rules
 from correlator.sigma.sources import load_sources
-
-WriteFile = Callable[[str, "str | bytes"], Path]
+from tests.collectors.conftest import WriteFile
 
 PREAMBLE = ["#separator \\x09", "#set_separator\t,", "#empty_field\t(empty)", "#unset_field\t-"]
 CONN_FIELDS = ("ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto service duration orig_bytes resp_bytes "
@@ -68,16 +67,6 @@ def pick(event: Event, *names: str) -> dict[str, Any]:
 
 def split(items: list[Event | Rejected]) -> tuple[list[Event], list[Rejected]]:
     return [i for i in items if isinstance(i, Event)], [i for i in items if isinstance(i, Rejected)]
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> WriteFile:
-    def _write(name: str, content: str | bytes) -> Path:
-        path = tmp_path / name
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-        return path
-
-    return _write
 
 
 # --- TSV: header and values -----------------------------------------------------------------------------------
