@@ -21,6 +21,10 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     batch_wait: 200ms                             # how long a batch waits to fill
     store_events: true                            # keep every event in the store (alerts point to them)
     replay: [samples/]                            # files read once at start (offline formats)
+    tail:                                         # files followed as they grow (rotation and restarts survived)
+      - {path: /var/log/auth.log}
+      - {path: "/var/log/nginx/*.log", format: web-access, server: nginx}
+    tail_poll: 250ms
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from collectors.tail_format import TailSpec
 from correlator.located_yaml import Located, LocatedError, load_located_yaml
 from correlator.runtime import RuntimeOptions
 from correlator.settings import default_state_dir
@@ -39,7 +44,7 @@ __all__ = ["Listen", "RunConfig", "RunConfigError", "load_run_config", "parse_ru
 
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
                 "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
-                "metrics", "queue", "batch", "batch_wait", "store_events", "replay")
+                "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll")
 
 
 class RunConfigError(LocatedError):
@@ -69,6 +74,8 @@ class RunConfig:
     batch_wait_ms: int = 200
     store_events: bool = True
     replay: tuple[Path, ...] = ()
+    tail: tuple[TailSpec, ...] = ()
+    tail_poll_ms: int = 250
     source: str | None = None
 
 
@@ -108,7 +115,8 @@ def parse_run_config(text: str, source: str = "<run config>") -> RunConfig:
         metrics=reader.listen("metrics", ("host", "port"), Listen(port=9464)),
         queue=reader.count("queue", 10_000), batch=reader.count("batch", 1_000),
         batch_wait_ms=reader.duration("batch_wait", 200), store_events=reader.flag("store_events", True),
-        replay=reader.paths("replay"), source=source,
+        replay=reader.paths("replay"), tail=reader.tail_specs("tail"),
+        tail_poll_ms=reader.duration("tail_poll", 250), source=source,
     )
 
 
@@ -164,6 +172,23 @@ class _Reader:
             return parse_duration_ms(str(value))
         except TimeSpecError as exc:
             raise self.fail(key, str(exc)) from exc
+
+    def tail_specs(self, key: str) -> tuple[TailSpec, ...]:
+        value = self.doc.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list of {{path, format, server}}, not {value!r}")
+        specs = []
+        for index, item in enumerate(value):
+            entry = {"path": item} if isinstance(item, str) else item
+            if not isinstance(entry, Mapping) or set(entry) - {"path", "format", "server"} or "path" not in entry:
+                raise self.fail(f"{key}[{index}]", f"expected a path or {{path, format, server}}, not {item!r}")
+            try:
+                specs.append(TailSpec(str(entry["path"]), entry.get("format"), entry.get("server")))
+            except (ValueError, TypeError) as exc:
+                raise self.fail(f"{key}[{index}]", str(exc)) from exc
+        return tuple(specs)
 
     def listen(self, key: str, allowed: tuple[str, ...], default: Listen) -> Listen:
         value = self.doc.get(key)

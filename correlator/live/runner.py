@@ -126,6 +126,30 @@ class Runner:
                 if len(chunk) < _REPLAY_CHUNK:
                     break
 
+    async def _tail(self, stop: asyncio.Event) -> None:
+        """Follow the configured files: each new line is decoded in its file's format and queued; offsets are
+        kept in `<state_dir>/tail-registry.json`."""
+        from collectors.tail import Tailer
+        from collectors.tail_format import TailFormats
+        from collectors.tail_lines import FileOrigin
+        from collectors.tail_state import Registry
+
+        formats = TailFormats(self.config.tail)
+
+        async def sink(line: bytes, origin: FileOrigin) -> None:
+            item = formats.decode(line, origin)
+            if item is not None:
+                self.counters.events_in["tail"] += 1
+                await self.queue.put(("tail", item))
+
+        registry = Registry.load(self.config.state_dir / "tail-registry.json")
+        tailer = Tailer([spec.path for spec in self.config.tail], sink, registry,
+                        poll_interval=self.config.tail_poll_ms / 1000)
+        try:
+            await tailer.run(stop)
+        finally:
+            tailer.close()
+
     # ------------------------------------------------------------------------------------------------ stages
 
     def process(self, batch: list[tuple[str, Item]]) -> None:
@@ -242,6 +266,8 @@ class Runner:
             ports["metrics"] = metrics.port
         worker = asyncio.create_task(self._batches(stop))
         replay = asyncio.create_task(self._replay(config.replay)) if config.replay else None
+        tail_stop = asyncio.Event()
+        tailing = asyncio.create_task(self._tail(tail_stop)) if config.tail else None
         if ready is not None:
             ready(ports)
         stopping = asyncio.create_task(stop.wait())
@@ -254,6 +280,10 @@ class Runner:
             replay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await replay
+        if tailing is not None:  # the tailer saves its offsets of what reached the queue
+            tail_stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tailing
         if self.failure is None:
             stop.set()
             await worker  # drains the queue: the batches end once it is empty

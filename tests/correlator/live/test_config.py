@@ -24,6 +24,8 @@ batch: 50
 batch_wait: 50ms
 store_events: false
 replay: [a.log, b.json]
+tail: [/var/log/auth.log, {path: "/var/log/nginx/*.log", format: web-access, server: nginx}]
+tail_poll: 1s
 """
 
 
@@ -50,6 +52,9 @@ def test_every_setting() -> None:
     assert config.metrics.port is None
     assert (config.queue, config.batch, config.batch_wait_ms, config.store_events) == (500, 50, 50, False)
     assert config.replay == (Path("a.log"), Path("b.json"))
+    assert [(t.path, t.format, t.server) for t in config.tail] == [
+        ("/var/log/auth.log", None, None), ("/var/log/nginx/*.log", "web-access", "nginx")]
+    assert config.tail_poll_ms == 1_000
     assert isinstance(config, RunConfig)
 
 
@@ -62,8 +67,9 @@ def test_every_setting() -> None:
     ("store_events: yes please\n", "run.yml:1: store_events: expected true or false, not 'yes please'"),
     ("rules: 5\n", "run.yml:1: rules: expected a path or a list of paths, not 5"),
     ("- a\n- b\n", "run.yml:1: expected a mapping of settings"),
+    ("tail: [{file: x}]\n", "run.yml:1: tail[0]: expected a path or {path, format, server}"),
     ("store: [\n", "run.yml:2: invalid YAML"),
-], ids=["unknown", "queue", "duration", "port", "listen-key", "flag", "paths", "not-a-mapping", "yaml"])
+], ids=["unknown", "queue", "duration", "port", "listen-key", "flag", "paths", "not-a-mapping", "tail", "yaml"])
 def test_errors_name_file_line_and_key(text: str, message: str) -> None:
     with pytest.raises(RunConfigError) as caught:
         parse_run_config(text, "run.yml")

@@ -79,3 +79,25 @@ def test_the_next_runner_restores_the_state(tmp_path: Path) -> None:
     with open_store(config.store) as store:
         second, _ = build_runner(config, store)
         assert second.restore() is True
+
+
+def test_a_tailed_file_is_followed_across_a_restart_without_loss_or_repeat(tmp_path: Path) -> None:
+    from collectors.tail_format import TailSpec
+
+    log = tmp_path / "auth.log"
+    line = "Nov 20 01:00:{:02d} web01 sshd[{}]: Failed password for root from 198.51.100.23 port {} ssh2\n"
+    log.write_text("".join(line.format(i, 100 + i, 40_000 + i) for i in range(3)), encoding="utf-8")
+    config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
+                       syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), batch_wait_ms=20,
+                       tail=(TailSpec(str(log)),), tail_poll_ms=20)
+    with open_store(config.store) as store:
+        first, _ = build_runner(config, store)
+        _serve_until_drained(first, 3)
+        assert first.counters.events_in["tail"] == 3
+        with log.open("a", encoding="utf-8") as fh:  # written while socctl is down
+            fh.write("".join(line.format(i, 100 + i, 40_000 + i) for i in range(3, 5)))
+        second, _ = build_runner(config, store)
+        _serve_until_drained(second, 2)
+        assert second.counters.events_in["tail"] == 2  # only the new lines
+        assert store.count("events") == 5
+        assert store.count("events", "event.dataset:system.auth") == 5

@@ -1,0 +1,232 @@
+"""Tailed lines to `Event | Rejected`: the format of each tailed file is picked once (configured per path, else
+`collectors.files.detect_format` on the file's head when its first line arrives), then every line goes through
+that format's pure per-line function.
+
+    formats = TailFormats([TailSpec("/var/log/nginx/*.log", "web-access", server="nginx")])
+    item = formats.decode(line, origin)  # Event | Rejected | None (blank line)
+
+Per-line formats (`LINE_FORMATS`): syslog (`syslog_parse.parse_syslog` + `syslog_file.to_event`, the received
+time is the time the line is read), web-access (`web_access.parse_line`), and the JSON-lines formats json,
+evtx-json, winlogbeat (`json_reader.normalise_record`: Windows records by `normalise_windows`, the rest by
+`generic.normalise_json`) and suricata-eve (`suricata.normalise_record`). The other formats (evtx, zeek, auditd)
+need the whole file (a binary layout, a header, records assembled across lines): watch their directory with
+`collectors.tail_watch.DirectoryWatch` and read each complete file with `collectors.files.read_path`; their lines,
+if tailed anyway, become dead letters that say so.
+
+A line cut by the tailer (`FileOrigin.cut`) is a dead letter with its start as raw text. Event origins are the
+followed path and the line number, as the file readers give them. Syslog event ids are those `syslog_file`
+gives (a hash of the line, with the repeat count of identical lines), so a tailed line and the same line read
+later from the rotated file are one event; a re-read after a crash can renumber a repeat that straddles it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from collectors import suricata, syslog_file, web_access
+from collectors.errors import CollectorError, UnsupportedFormatError
+from collectors.files import FORMATS, detect_format
+from collectors.json_reader import normalise_record
+from collectors.syslog_parse import SyslogParseError, parse_syslog
+from collectors.tail_lines import FileOrigin
+from correlator.model import Event, EventOrigin, Rejected, event_id_for
+
+__all__ = ["LINE_FORMATS", "LineDecoder", "TailFormats", "TailSpec"]
+
+log = logging.getLogger(__name__)
+
+LINE_FORMATS: Final = ("syslog", "web-access", "json", "evtx-json", "winlogbeat", "suricata-eve")
+DETECT_ATTEMPTS: Final = 20  # lines a file's format may stay unrecognised before its lines are rejected for good
+_MAX_DECODERS: Final = 4096
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TailSpec:
+    """A followed path or glob with its format (None: detected per file) and, for web-access, the server."""
+
+    path: str
+    format: str | None = None
+    server: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.format not in FORMATS:
+            raise UnsupportedFormatError(f"unknown format {self.format!r}; expected one of {', '.join(FORMATS)}",
+                                         path=self.path)
+        if self.server is not None:
+            if self.format not in (None, "web-access"):
+                raise UnsupportedFormatError(f"server {self.server!r} applies to web-access, not {self.format}",
+                                             path=self.path)
+            if self.server not in web_access.SERVERS:
+                raise UnsupportedFormatError(f"unknown web server {self.server!r}; expected one of "
+                                             f"{', '.join(web_access.SERVERS)}", path=self.path)
+
+    def matches(self, path: str) -> bool:
+        return path == self.path or fnmatch.fnmatchcase(path, self.path)
+
+
+class LineDecoder:
+    """One tailed file's lines in one format to `Event | Rejected` (None for a blank line)."""
+
+    def __init__(self, fmt: str, *, server: str | None = None, tz: tzinfo = UTC,
+                 clock_ms: Callable[[], int] = _now_ms) -> None:
+        if fmt not in LINE_FORMATS:
+            raise UnsupportedFormatError(f"format {fmt!r} is not read line by line; line formats: "
+                                         f"{', '.join(LINE_FORMATS)}")
+        self.format = fmt
+        self.server = server
+        self.tz = tz
+        self.clock_ms = clock_ms
+        self._repeats: OrderedDict[str, int] = OrderedDict()
+
+    def decode(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
+        if origin.line == 1:
+            line = line.removeprefix(_UTF8_BOM)
+        where = EventOrigin(path=origin.path, offset=origin.line, format=self.format)
+        if origin.cut:
+            return Rejected(f"line {origin.line}: longer than {len(line)} bytes, cut (the rest was skipped)",
+                            where, line.decode("utf-8", "backslashreplace"))
+        if not line.strip():
+            return None
+        if self.format == "syslog":
+            return self._syslog(line, where)
+        if self.format == "web-access":
+            raw = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
+            try:
+                return web_access.parse_line(raw, where, server=self.server)
+            except web_access.AccessLogParseError as exc:
+                return Rejected(f"line {origin.line}: {exc.reason}", where, raw)
+        return self._json(line.strip(), where)
+
+    def _syslog(self, line: bytes, where: EventOrigin) -> Event | Rejected:
+        raw = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
+        try:
+            message = parse_syslog(raw, received_ms=self.clock_ms(), tz=self.tz)
+        except SyslogParseError as exc:
+            return Rejected(f"line {where.offset}: {exc.reason}", where, raw)
+        return syslog_file.to_event(message, raw, where, self._repeat_id(raw))
+
+    def _repeat_id(self, raw: str) -> str:
+        """`syslog_file`'s ids: the n-th repeat of a line among the recent distinct lines hashes with its count."""
+        seen = self._repeats
+        base = event_id_for(raw)
+        count = seen.get(base)
+        if count is None:
+            seen[base] = 1
+            if len(seen) > syslog_file.REPEAT_WINDOW:
+                seen.popitem(last=False)
+            return base
+        seen[base] = count + 1
+        seen.move_to_end(base)
+        return event_id_for(f"{raw}\n#{count}")
+
+    def _json(self, data: bytes, where: EventOrigin) -> Event | Rejected:
+        number = where.offset
+        try:
+            raw = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejected(f"line {number}: not UTF-8: {exc.reason} at column {exc.start + 1}", where,
+                            data.decode("utf-8", "replace"))
+        try:
+            record: Any = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            return Rejected(f"line {number}: invalid JSON at column {exc.colno}: {exc.msg}", where, raw)
+        if not isinstance(record, dict):
+            return Rejected(f"line {number}: expected a JSON object, got {suricata.json_kind(record)}", where, raw)
+        try:
+            if self.format == "suricata-eve":
+                return suricata.normalise_record(record, raw, where)
+            return normalise_record(record, raw, where)
+        except CollectorError as exc:
+            return Rejected(f"line {number}: {exc.reason}", where, raw, stage="normalise")
+
+
+class _Refusal:
+    """The decoder of a file whose lines cannot be decoded: each becomes a dead letter with the reason."""
+
+    def __init__(self, fmt: str, reason: str) -> None:
+        self.format = fmt
+        self.reason = reason
+
+    def decode(self, line: bytes, origin: FileOrigin) -> Rejected | None:
+        if not origin.cut and not line.strip():
+            return None
+        return Rejected(f"line {origin.line}: {self.reason}", EventOrigin(path=origin.path, offset=origin.line,
+                        format=self.format), line.decode("utf-8", "backslashreplace"))
+
+
+class TailFormats:
+    """Picks the format of each tailed file once and decodes its lines. `specs` give formats per path or glob
+    (the first matching spec wins); a file no spec names gets the format `detect_format` finds when its first
+    line arrives (retried with later lines, up to `DETECT_ATTEMPTS`, while the head is not recognised)."""
+
+    def __init__(self, specs: Iterable[TailSpec] = (), *, tz: tzinfo = UTC, clock_ms: Callable[[], int] = _now_ms,
+                 detect: Callable[[Path], str] = detect_format) -> None:
+        self.specs = tuple(specs)
+        self.tz = tz
+        self.clock_ms = clock_ms
+        self.detect = detect
+        self._decoders: OrderedDict[tuple[int, int], LineDecoder | _Refusal] = OrderedDict()
+        self._attempts: dict[tuple[int, int], int] = {}
+
+    def format_of(self, origin: FileOrigin) -> str | None:
+        """The format picked for the file of `origin`, if any yet."""
+        decoder = self._decoders.get((origin.device, origin.inode))
+        return decoder.format if decoder is not None else None
+
+    def decode(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
+        key = (origin.device, origin.inode)
+        decoder = self._decoders.get(key)
+        if decoder is None:
+            if not origin.cut and not line.strip():
+                return None
+            picked = self._pick(origin)
+            if isinstance(picked, str):  # not recognised yet: this line is a dead letter, the next one tries again
+                return Rejected(f"line {origin.line}: {picked}", EventOrigin(
+                    path=origin.path, offset=origin.line, format="unknown"), line.decode("utf-8", "backslashreplace"))
+            decoder = picked
+            self._decoders[key] = decoder
+            if len(self._decoders) > _MAX_DECODERS:
+                self._decoders.popitem(last=False)
+        return decoder.decode(line, origin)
+
+    def _pick(self, origin: FileOrigin) -> LineDecoder | _Refusal | str:
+        spec = next((spec for spec in self.specs if spec.matches(origin.path)), None)
+        fmt = spec.format if spec is not None else None
+        if fmt is None:
+            try:
+                fmt = self.detect(Path(origin.path))
+            except CollectorError as exc:
+                return self._unrecognised(origin, f"format not recognised: {exc.reason}")
+        self._attempts.pop((origin.device, origin.inode), None)
+        if fmt not in LINE_FORMATS:
+            reason = (f"{fmt} files are read whole, not line by line: watch their directory for complete files "
+                      f"instead of tailing them")
+            log.error("%s: %s; its lines are dead letters", origin.path, reason)
+            return _Refusal(fmt, reason)
+        log.info("%s: tailed as %s", origin.path, fmt)
+        return LineDecoder(fmt, server=spec.server if spec is not None else None, tz=self.tz,
+                           clock_ms=self.clock_ms)
+
+    def _unrecognised(self, origin: FileOrigin, reason: str) -> _Refusal | str:
+        key = (origin.device, origin.inode)
+        attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+        if attempts < DETECT_ATTEMPTS:
+            return reason
+        del self._attempts[key]
+        log.error("%s: %s; its lines are dead letters (configure its format)", origin.path, reason)
+        return _Refusal("unknown", reason)
