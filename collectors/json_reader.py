@@ -18,6 +18,7 @@ import orjson
 
 from collectors.errors import CollectorError
 from collectors.generic import normalise_json
+from collectors.sentinel_syslog import is_sentinel_syslog, normalise_sentinel_syslog
 from collectors.windows import normalise_windows, windows_shape
 from correlator.model import Event, EventOrigin, Rejected
 
@@ -34,12 +35,15 @@ _MAX_REJECTED_RAW = 65_536  # characters of a broken multi-line record kept in i
 
 
 def normalise_record(record: dict[str, Any], raw: str, origin: EventOrigin) -> Event:
-    """A JSON record to an `Event`: Windows records by `normalise_windows`, everything else generically.
+    """A JSON record to an `Event`: Windows records by `normalise_windows`, Azure Sentinel `Syslog` rows by
+    `normalise_sentinel_syslog`, everything else generically.
 
     In the Windows formats ("evtx-json", "winlogbeat") every record must be a Windows record; in a "json"
     file each record is judged on its own (`Event.System`, a `winlog` object, EventID + Channel, ...)."""
     if origin.format in ("evtx-json", "winlogbeat") or windows_shape(record) is not None:
         return normalise_windows(record, raw, origin)
+    if is_sentinel_syslog(record):
+        return normalise_sentinel_syslog(record, raw, origin)
     return normalise_json(record, raw, origin)
 
 
