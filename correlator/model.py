@@ -199,14 +199,15 @@ class Event:
         """The ECS document for stores and `--events-out`: ECS fields, event id, origin and the raw record."""
         doc = dict(self.ecs)
         doc["@timestamp"] = ms_to_iso(self.timestamp_ms)
-        event = dict(doc.get("event") or {})
+        event = _object_field(doc, "event")
         event["id"] = self.id
         if with_original:
             event["original"] = self.raw
         doc["event"] = event
-        log = dict(doc.get("log") or {})
+        log = _object_field(doc, "log")
         if self.origin.path is not None:
-            log_file = dict(log.get("file") or {})
+            file_value = log.get("file")
+            log_file = dict(file_value) if isinstance(file_value, dict) else {}
             log_file["path"] = self.origin.path
             log["file"] = log_file
         if self.origin.offset is not None:
@@ -214,6 +215,20 @@ class Event:
         if log:
             doc["log"] = log
         return doc
+
+
+def _object_field(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """A copy of the ECS object `doc[name]`. A record whose `event` or `log` is not an object (a Docker `log`
+    string, an agent's own `event` string) keeps that value under `labels.<name>` instead of breaking."""
+    value = doc.get(name)
+    if isinstance(value, dict):
+        return dict(value)
+    if value is not None and value != "":
+        labels = doc.get("labels")
+        labels = dict(labels) if isinstance(labels, dict) else {}
+        labels[name] = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+        doc["labels"] = labels
+    return {}
 
 
 @dataclass(frozen=True, slots=True)

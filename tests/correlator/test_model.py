@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import orjson
 import pytest
 
 from correlator.model import Alert, EventOrigin, MatchedRule
@@ -26,3 +27,20 @@ def test_pickle_round_trip(value: object) -> None:
     copy = pickle.loads(pickle.dumps(value))
     assert copy == value
     assert type(copy) is type(value)
+
+
+@pytest.mark.parametrize(("field", "value", "kept"), [
+    ("event", "user login", "user login"),
+    ("log", "GET /index.html 200", "GET /index.html 200"),
+    ("event", ["a", 1], '["a",1]'),
+], ids=["event-string", "docker-log-string", "event-list"])
+def test_a_record_whose_event_or_log_is_not_an_object_keeps_it_in_labels(field: str, value: object,
+                                                                          kept: str) -> None:
+    from collectors.generic import normalise_json
+
+    record = {"@timestamp": "2026-11-20T01:00:00Z", field: value, "message": "x"}
+    event = normalise_json(record, orjson.dumps(record).decode(), EventOrigin(path="agent.json", offset=1))
+    doc = event.to_document()
+    assert doc["labels"][field] == kept
+    assert doc["event"]["id"] == event.id
+    assert doc["log"]["file"]["path"] == "agent.json"
