@@ -16,6 +16,9 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     snapshot_every: 60s
     syslog: {host: 127.0.0.1, udp: 5514, tcp: 5514}   # a port null turns that listener off
     metrics: {host: 127.0.0.1, port: 9464}            # Prometheus text at /metrics; port null: off
+    http: {host: 127.0.0.1, port: 8088}               # NDJSON intake for agents (POST /v1/events); null: off
+    http_tokens: /etc/socctl/agents.yml           # [{name, token, organization}]; default: a local token made
+                                                  # once in <state_dir>/intake-tokens.yml
     queue: 10000                                  # events waiting between intake and detection
     batch: 1000                                   # events per detection batch (at most)
     batch_wait: 200ms                             # how long a batch waits to fill
@@ -44,7 +47,8 @@ __all__ = ["Listen", "RunConfig", "RunConfigError", "load_run_config", "parse_ru
 
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
                 "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
-                "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll")
+                "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll", "http",
+                "http_tokens")
 
 
 class RunConfigError(LocatedError):
@@ -69,6 +73,8 @@ class RunConfig:
     snapshot_every_ms: int = 60_000
     syslog: Listen = Listen(udp=5514, tcp=5514)
     metrics: Listen = Listen(port=9464)
+    http: Listen = Listen(port=8088)
+    http_tokens: Path | None = None
     queue: int = 10_000
     batch: int = 1_000
     batch_wait_ms: int = 200
@@ -113,6 +119,7 @@ def parse_run_config(text: str, source: str = "<run config>") -> RunConfig:
         snapshot_every_ms=reader.duration("snapshot_every", 60_000),
         syslog=reader.listen("syslog", ("host", "udp", "tcp"), Listen(udp=5514, tcp=5514)),
         metrics=reader.listen("metrics", ("host", "port"), Listen(port=9464)),
+        http=reader.listen("http", ("host", "port"), Listen(port=8088)), http_tokens=reader.path("http_tokens"),
         queue=reader.count("queue", 10_000), batch=reader.count("batch", 1_000),
         batch_wait_ms=reader.duration("batch_wait", 200), store_events=reader.flag("store_events", True),
         replay=reader.paths("replay"), tail=reader.tail_specs("tail"),

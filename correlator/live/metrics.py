@@ -63,6 +63,11 @@ def render(runner: Runner) -> str:
                [_line("syslog_framing_errors_total", m.framing_errors)])
         metric("syslog_open_connections", "gauge", "Open TCP/TLS connections.",
                [_line("syslog_open_connections", m.open_connections)])
+    if runner.http is not None:
+        for family in runner.http.metric_families():
+            metric(family.name, family.kind, family.help,
+                   [_line(family.name, value, {k: str(v) for k, v in labels.items()}) for labels, value in
+                    family.samples])
     analysis = runner.analysis_metrics
     correlation = analysis.get("correlation")
     if correlation:

@@ -85,6 +85,8 @@ class Runner:
         self.counters = Counters()
         self.queue: asyncio.Queue[tuple[str, Item]] = asyncio.Queue(maxsize=config.queue)
         self.syslog: SyslogServer | None = None
+        self.http: Any = None  # the HTTP intake server, when on
+        self.http_tokens_file: Path | None = None
         self.state_path = config.state_dir / "analysis.state"
         self.max_event_ms: int | None = None
         self._last_arrival = time.monotonic()
@@ -125,6 +127,28 @@ class Runner:
                     await self.queue.put(("replay", item))
                 if len(chunk) < _REPLAY_CHUNK:
                     break
+
+    async def _start_http(self, stop: asyncio.Event) -> tuple[asyncio.Task[None] | None, Any]:
+        """The HTTP intake (when configured): batches are journaled before the agent gets its 200, then a consumer
+        hands them to the intake queue."""
+        listen = self.config.http
+        if listen.port is None:
+            return None, None
+        from collectors.http_intake import HttpIntakeServer
+        from collectors.intake_journal import IntakeConsumer, IntakeJournal
+        from correlator.live.agents import load_agent_tokens
+
+        tokens, self.http_tokens_file = load_agent_tokens(self.config.http_tokens, self.config.state_dir)
+        journal = IntakeJournal(self.config.state_dir / "http-intake")
+
+        async def sink(item: Item) -> None:
+            self.counters.events_in["http"] += 1
+            await self.queue.put(("http", item))
+
+        consumer = IntakeConsumer(journal, sink)
+        self.http = HttpIntakeServer(journal, tokens, host=listen.host, port=listen.port, on_journaled=consumer.wake)
+        await self.http.start()
+        return asyncio.create_task(consumer.run(stop)), journal
 
     async def _tail(self, stop: asyncio.Event) -> None:
         """Follow the configured files: each new line is decoded in its file's format and queued; offsets are
@@ -261,7 +285,11 @@ class Runner:
         if config.metrics.port is not None:
             metrics = MetricsServer(self, config.metrics.host, config.metrics.port)
             await metrics.start()
+        http_stop = asyncio.Event()
+        consumer_task, journal = await self._start_http(http_stop)
         ports = dict(self.syslog.ports) if self.syslog is not None else {}
+        if self.http is not None:
+            ports["http"] = self.http.port
         if metrics is not None:
             ports["metrics"] = metrics.port
         worker = asyncio.create_task(self._batches(stop))
@@ -276,6 +304,12 @@ class Runner:
             self.failure = worker.exception()
         if self.syslog is not None:
             await self.syslog.stop()
+        if self.http is not None:  # acknowledged batches not yet handed on stay in the journal for the next start
+            await self.http.stop()
+            http_stop.set()
+            if consumer_task is not None:
+                await consumer_task
+            journal.close()
         if replay is not None:
             replay.cancel()
             with contextlib.suppress(asyncio.CancelledError):

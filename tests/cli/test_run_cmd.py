@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from correlator.store.config import open_store
 from tests.conftest import REPO_ROOT, require_tool
@@ -24,6 +25,7 @@ store: sqlite:///{db}
 state_dir: {state}
 syslog: {{host: 127.0.0.1, udp: 0, tcp: 0}}
 metrics: {{host: 127.0.0.1, port: 0}}
+http: {{host: 127.0.0.1, port: 0}}
 batch_wait: 50ms
 snapshot_every: 1s
 """
@@ -84,21 +86,34 @@ def test_syslog_in_alerts_and_cases_out_then_a_clean_restart(tmp_path: Path) -> 
             sock.sendto(b"not syslog at all", ("127.0.0.1", ports["udp"]))
             sock.sendto(b"<38>Nov 20 01:02:03 web01 useradd[77]: new user: name=backdoor, UID=1005, GID=1005, "
                         b"home=/home/backdoor, shell=/bin/bash", ("127.0.0.1", ports["udp"]))
-        _wait_for(lambda: _metrics(ports["metrics"]).get("socctl_events_processed_total", 0) >= 13)
+        token = yaml.safe_load((state / "intake-tokens.yml").read_text())[0]["token"]
+        assert (state / "intake-tokens.yml").stat().st_mode & 0o777 == 0o600
+        agent = {"@timestamp": "2026-11-20T01:05:00Z", "host": {"name": "web01"}, "event": {"dataset": "system.auth"},
+                 "message": "agent record"}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports['http']}/v1/events", data=json.dumps(agent).encode() + b"\n{broken\n",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.loads(response.read())
+        assert (answer["accepted"], answer["rejected"]) == (1, 1)  # the broken line is kept as a dead letter
+        _wait_for(lambda: _metrics(ports["metrics"]).get("socctl_events_processed_total", 0) >= 14)
         _wait_for(lambda: _metrics(ports["metrics"]).get("socctl_correlation_alerts_total", 0) >= 1)
         figures = _metrics(ports["metrics"])
         assert figures['socctl_events_in_total{collector="syslog_tcp"}'] == 12
         assert figures['socctl_events_in_total{collector="syslog_udp"}'] == 2
         assert figures['socctl_rejected_total{collector="syslog_udp"}'] == 1
+        assert figures['socctl_events_in_total{collector="http"}'] == 2
+        assert figures['socctl_rejected_total{collector="http"}'] == 1
         assert figures["socctl_queue_capacity"] == 10_000
     finally:
         output = _stop(process)
     assert "state saved" in output
     assert (state / "analysis.state").is_file()
     with open_store(f"sqlite:///{db}") as store:
-        assert store.count("events") == 13
-        (dead,) = store.search("deadletter", "").hits
-        assert dead["reason"].startswith("not a syslog message")
+        assert store.count("events") == 14
+        reasons = sorted(hit["reason"] for hit in store.search("deadletter", "").hits)
+        assert len(reasons) == 2
+        assert any(reason.startswith("not a syslog message") for reason in reasons), reasons
         titles = {hit["rule"]["title"] for hit in store.search("alerts", "", limit=100).hits}
         assert "Logon Brute Force From One Source" in titles
         assert any("Account Created" in title or "account" in title.lower() for title in titles), titles

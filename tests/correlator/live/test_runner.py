@@ -18,8 +18,8 @@ SAMPLES = REPO_ROOT / "samples"
 
 def _config(tmp_path: Path) -> RunConfig:
     return RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
-                     syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), batch=7, batch_wait_ms=20,
-                     replay=(SAMPLES,))
+                     syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), http=Listen(port=None),
+                     batch=7, batch_wait_ms=20, replay=(SAMPLES,))
 
 
 def _serve_until_drained(runner: Runner, items: int) -> None:
@@ -88,8 +88,8 @@ def test_a_tailed_file_is_followed_across_a_restart_without_loss_or_repeat(tmp_p
     line = "Nov 20 01:00:{:02d} web01 sshd[{}]: Failed password for root from 198.51.100.23 port {} ssh2\n"
     log.write_text("".join(line.format(i, 100 + i, 40_000 + i) for i in range(3)), encoding="utf-8")
     config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
-                       syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), batch_wait_ms=20,
-                       tail=(TailSpec(str(log)),), tail_poll_ms=20)
+                       syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), http=Listen(port=None),
+                       batch_wait_ms=20, tail=(TailSpec(str(log)),), tail_poll_ms=20)
     with open_store(config.store) as store:
         first, _ = build_runner(config, store)
         _serve_until_drained(first, 3)
