@@ -37,20 +37,24 @@ from correlator.model import Event, EventOrigin, Rejected
 __all__ = ["FORMATS", "LOG_SUFFIXES", "detect_format", "iter_files", "read_path"]
 
 # Format name -> module with `sniff` and `read_file`, in detection order: JSON flavours first, text formats after.
-# Zeek is sniffed in both branches (its logs are TSV or JSON); syslog, the loosest text format, comes last.
+# Binary formats (told by their magic number) come first; Zeek is sniffed in both the JSON and the text branch
+# (its logs are TSV or JSON); syslog, the loosest text format, comes last.
 PLUGINS: dict[str, str] = {
+    "pcap": "collectors.pcap",
     "suricata-eve": "collectors.suricata",
     "zeek": "collectors.zeek",
     "auditd": "collectors.auditd",
     "web-access": "collectors.web_access",
     "syslog": "collectors.syslog_file",
 }
+_BINARY_PLUGINS: tuple[str, ...] = ("pcap",)
 _JSON_PLUGINS: tuple[str, ...] = ("suricata-eve", "zeek")
 _TEXT_PLUGINS: tuple[str, ...] = ("zeek", "auditd", "web-access", "syslog")
 FORMATS: tuple[str, ...] = ("evtx", "evtx-json", "winlogbeat", "json", *PLUGINS)
 # What a directory walk picks up (besides syslog files named like auth.log.1, secure, messages); files named
 # explicitly are always read.
-LOG_SUFFIXES: frozenset[str] = frozenset({".evtx", ".json", ".jsonl", ".ndjson", ".log"})
+LOG_SUFFIXES: frozenset[str] = frozenset({".evtx", ".json", ".jsonl", ".ndjson", ".log", ".pcap", ".pcapng",
+                                          ".cap"})
 
 EVTX_MAGIC = b"ElfFile\x00"
 _PEEK_BYTES = 64 * 1024
@@ -72,6 +76,9 @@ def detect_format(path: Path) -> str:
             if head == EVTX_MAGIC:
                 return "evtx"
             head += handle.read(_PEEK_BYTES - len(head))
+            for name in _BINARY_PLUGINS:
+                if _plugin(name).sniff(head):
+                    return name
             record = _first_record(_peek_text(head))
             if record is None and len(head) == _PEEK_BYTES:  # a first record longer than the peek
                 head += handle.read(_MAX_PEEK_BYTES - _PEEK_BYTES)
