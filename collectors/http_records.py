@@ -23,7 +23,7 @@ import orjson
 
 from collectors.errors import CollectorError
 from collectors.files import _classify
-from collectors.json_reader import normalise_record
+from collectors.json_reader import json_type, normalise_record
 from correlator.model import Event, EventOrigin, Rejected
 
 __all__ = ["BatchSource", "Layout", "Record", "batch_items", "record_item", "split_records"]
@@ -98,7 +98,7 @@ def record_item(record: Record, unit: str, source: BatchSource) -> Event | Rejec
     except orjson.JSONDecodeError as exc:
         return Rejected(f"invalid JSON on {unit} {number}, column {exc.colno}: {exc.msg}", origin, raw)
     if not isinstance(value, dict):
-        return Rejected(f"{unit} {number}: expected a JSON object, got {_json_type(value)}", origin, raw)
+        return Rejected(f"{unit} {number}: expected a JSON object, got {json_type(value)}", origin, raw)
     origin = EventOrigin(path=origin.path, offset=number, format=_classify(value))
     try:
         event = normalise_record(value, raw, origin)
@@ -109,16 +109,6 @@ def record_item(record: Record, unit: str, source: BatchSource) -> Event | Rejec
     return _with_hints(event, source)
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null"
 
 
 def _with_hints(event: Event, source: BatchSource) -> Event:

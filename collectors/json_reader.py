@@ -22,7 +22,7 @@ from collectors.sentinel_syslog import is_sentinel_syslog, normalise_sentinel_sy
 from collectors.windows import normalise_windows, windows_shape
 from correlator.model import Event, EventOrigin, Rejected
 
-__all__ = ["normalise_record", "read_json", "read_json_text"]
+__all__ = ["json_type", "normalise_record", "read_json", "read_json_text"]
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -49,14 +49,15 @@ def normalise_record(record: dict[str, Any], raw: str, origin: EventOrigin) -> E
 
 def _to_event(record: Any, raw: str, origin: EventOrigin) -> Event | Rejected:
     if not isinstance(record, dict):
-        return Rejected(f"expected a JSON object, got {_json_type(record)}", origin, raw)
+        return Rejected(f"expected a JSON object, got {json_type(record)}", origin, raw)
     try:
         return normalise_record(record, raw, origin)
     except CollectorError as exc:
         return Rejected(exc.reason, origin, raw, stage="normalise")
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """What a JSON value is, for messages: 'an array', 'a string', ..."""
     if isinstance(value, list):
         return "an array"
     if isinstance(value, str):
