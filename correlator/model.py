@@ -107,7 +107,8 @@ class Event:
     unless a rule needs an ECS name, so events whose ECS nobody reads never pay for it.
     """
 
-    __slots__ = ("_ecs", "_ecs_factory", "_fields", "_host_name", "id", "native", "origin", "raw", "timestamp_ms")
+    __slots__ = ("_ecs", "_ecs_factory", "_fields", "_host_name", "id", "native", "origin", "payload", "raw",
+                 "timestamp_ms")
 
     def __init__(
         self,
@@ -120,6 +121,7 @@ class Event:
         *,
         ecs_factory: EcsFactory | None = None,
         host_name: str | None = None,
+        payload: bytes | None = None,
     ) -> None:
         if ecs is None and ecs_factory is None:
             raise ValueError("an Event needs an ECS document or an ecs_factory")
@@ -131,6 +133,9 @@ class Event:
         self._ecs = ecs
         self._ecs_factory = ecs_factory
         self._host_name = host_name  # known without building a deferred ECS document (its host.name)
+        # Content carried with the event for the YARA stage (a carved HTTP body, an uploaded or dropped file);
+        # never stored: the document names it by `file.hash.sha256` and `file.size`.
+        self.payload = payload
         # Without a factory the given fields are complete: `fields` and `native` are the same dict.
         self._fields: dict[str, Any] | None = self.native if ecs_factory is None else None
 
@@ -180,6 +185,7 @@ class Event:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        object.__setattr__(self, "payload", None)  # pickles from before the payload slot
         for name, value in state.items():
             object.__setattr__(self, name, value)
 
