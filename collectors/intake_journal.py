@@ -142,16 +142,19 @@ class IntakeConsumer:
     """Delivers the journal's batches to `sink`, in order, and commits them once the sink has taken every item
     of them (up to `batches_per_commit` batches are read, delivered and committed together: at most that many
     bodies are held in memory). Run `run()` as a task; it returns when `stop` is set, after committing what it
-    delivered, and raises what the sink raises (nothing is committed then: the batch is delivered again)."""
+    delivered, and raises what the sink raises (nothing is committed then: the batch is delivered again). With a
+    `barrier` (returns once everything handed to the sink so far is processed and stored), batches are committed
+    only after it returned: a kill -9 at any point loses no acknowledged record."""
 
     def __init__(self, journal: IntakeJournal, sink: Sink, *, batches_per_commit: int = 8,
-                 poll_interval: float = 0.05) -> None:
+                 poll_interval: float = 0.05, barrier: Callable[[], Awaitable[None]] | None = None) -> None:
         if batches_per_commit < 1:
             raise ValueError(f"batches_per_commit must be >= 1, got {batches_per_commit}")
         self.journal = journal
         self.sink = sink
         self.batches_per_commit = batches_per_commit
         self.poll_interval = poll_interval
+        self.barrier = barrier
         self.delivered_batches = 0
         self.delivered_items = 0
         self._wakeup: asyncio.Event | None = None
@@ -179,5 +182,7 @@ class IntakeConsumer:
                     for entry in items:
                         await self.sink(entry)
                     self.delivered_items += len(items)
+                if self.barrier is not None:  # what the sink took is processed and stored before it is committed
+                    await self.barrier()
                 await loop.run_in_executor(thread, self.journal.commit, len(encoded))
                 self.delivered_batches += len(encoded)

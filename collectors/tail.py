@@ -16,7 +16,9 @@ followed by identity (device, inode), so a file renamed within the globs is stil
   saved at the end of each poll that accepted lines, every `flush_interval` seconds during a long read, and at
   once when the sink raises (the lines it did not accept are read again, by this tailer on its next poll or by
   the next process). A crash loses no line; it may hand on again the lines of the poll it died in. Event ids are
-  content hashes, so re-reads are idempotent downstream.
+  content hashes, so re-reads are idempotent downstream. With a `barrier` (an awaitable that returns once
+  everything the sink took so far is processed and stored, as the running engine gives), positions are saved
+  only after it returned: a line is accepted once it is stored, not once it is queued.
 - Rotation by rename or deletion: the file's inode is still open; it is read to its end and, once nobody has
   written to it for `rotate_wait` seconds, its last unterminated line is handed on as is (`partial`) and it is
   closed. The new file at the path is read from its start. At start-up a file of the registry renamed while
@@ -100,7 +102,8 @@ class Tailer:
     def __init__(self, patterns: Iterable[str | os.PathLike[str]], sink: LineSink, registry: Registry, *,
                  poll_interval: float = 0.25, max_line: int = MAX_LINE, rotate_wait: float = 5.0,
                  flush_interval: float = 1.0, read_size: int = READ_SIZE,
-                 max_read_per_poll: int = MAX_READ_PER_POLL, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_read_per_poll: int = MAX_READ_PER_POLL, clock: Callable[[], float] = time.monotonic,
+                 barrier: Callable[[], Awaitable[None]] | None = None) -> None:
         self.patterns = tuple(os.fspath(pattern) for pattern in patterns)
         if not self.patterns:
             raise ValueError("nothing to follow: no path or glob given")
@@ -116,6 +119,7 @@ class Tailer:
         self.read_size = read_size
         self.max_read_per_poll = max(max_read_per_poll, read_size)
         self.clock = clock
+        self._barrier = barrier
         self._followed: dict[FileIdentity, _Followed] = {}
         self._started = False
         self._dirty = False
@@ -136,12 +140,16 @@ class Tailer:
                 if not polled.pending:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.poll_interval)
+            if self._dirty and self._barrier is not None:
+                await self._save()
         finally:
             self.close()
 
     def close(self) -> None:
-        """Save the registry and close every file."""
-        self._save_now()
+        """Save the registry (without a barrier: with one, only `_save` records positions) and close every
+        file."""
+        if self._barrier is None:
+            self._save_now()
         for followed in self._followed.values():
             with contextlib.suppress(OSError):
                 os.close(followed.fd)
@@ -153,6 +161,8 @@ class Tailer:
         try:
             polled = await self._poll()
         except BaseException:
+            if self._barrier is not None:  # positions are recorded only once the barrier has passed them
+                raise
             try:
                 self._save_now()  # what the sink accepted stays accepted
             except OSError as exc:  # the original error matters more; the lines are read again at worst
@@ -351,6 +361,8 @@ class Tailer:
         self._last_save = self.clock()
 
     async def _save(self) -> None:
+        if self._barrier is not None:  # the lines handed on so far are processed and stored before they count
+            await self._barrier()
         self._sync_registry()
         await asyncio.to_thread(self.registry.save)
 

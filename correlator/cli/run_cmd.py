@@ -80,5 +80,35 @@ def run(
                   f"opened, {c.cases_updated} updated; state saved in {runner.state_path}")
 
 
+def reload(
+    state_dir: Annotated[Path | None, typer.Option(
+        "--state-dir", help="The running engine's state directory (default: the configured or default one).")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="Its configuration file.")] = None,
+) -> None:
+    """Make the running engine read its rules, assets, playbooks and other configuration files again (SIGHUP):
+    correlation windows are kept; files that do not load leave the running ones in place (see its log)."""
+    import os
+    import signal
+
+    from correlator.live.app import pid_file
+    from correlator.live.config import load_run_config
+
+    console = Console(stderr=True)
+    try:
+        directory = state_dir or load_run_config(config_file).state_dir
+    except CorrelatorError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from exc
+    path = pid_file(directory)
+    try:
+        pid = int(path.read_text(encoding="utf-8").strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]no running engine found through {escape(str(path))}: {escape(str(exc))}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"reload asked of socctl run (pid {pid})")
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("reload")(reload)

@@ -1,5 +1,5 @@
-"""Prometheus text exposition of the running engine's figures at `GET /metrics` (a small asyncio HTTP server:
-no dependency, loopback by default)."""
+"""Prometheus text exposition of the running engine's figures at `GET /metrics`, and `POST /-/reload` (reload
+rules and configuration, as SIGHUP does): a small asyncio HTTP server, no dependency, loopback by default."""
 
 from __future__ import annotations
 
@@ -50,6 +50,17 @@ def render(runner: Runner) -> str:
            [_line("cases_updated_total", c.cases_updated)])
     metric("batch_seconds", "gauge", "Duration of the last detection batch.",
            [_line("batch_seconds", round(c.last_batch_seconds, 6))])
+    latency = runner.latency
+    metric("pipeline_latency_seconds", "summary",
+           "Time from intake to the store (detection, correlation, cases included), over the latest events.",
+           [*(_line("pipeline_latency_seconds", round(value, 6), {"quantile": str(q)})
+              for q, value in latency.quantiles().items()),
+            _line("pipeline_latency_seconds_sum", round(latency.total, 6)),
+            _line("pipeline_latency_seconds_count", latency.count)])
+    metric("rules_loaded", "gauge", "Sigma rules loaded.", [_line("rules_loaded", runner.components.rules)])
+    metric("reloads_total", "counter", "Reloads of rules and configuration done.", [_line("reloads_total", c.reloads)])
+    metric("reload_failures_total", "counter", "Reloads that failed (the running rules stayed).",
+           [_line("reload_failures_total", c.reload_failures)])
     metric("store_pending", "gauge", "Documents waiting in the store's outage spool (store lag).",
            [_line("store_pending", runner.store.pending)])
     if runner.max_event_ms is not None:
@@ -107,10 +118,15 @@ class MetricsServer:
             while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
                 pass
             parts = request.split()
-            if len(parts) >= 2 and parts[0] == b"GET" and parts[1].split(b"?")[0] == b"/metrics":
+            method, path = (parts[0], parts[1].split(b"?")[0]) if len(parts) >= 2 else (b"", b"")
+            if method == b"GET" and path == b"/metrics":
                 body, status, kind = render(self.runner).encode(), "200 OK", "text/plain; version=0.0.4"
+            elif method == b"POST" and path == b"/-/reload":
+                reloaded = await self.runner.reload()
+                body = b"reloaded\n" if reloaded else b"reload failed: the running rules stay (see the log)\n"
+                status, kind = ("200 OK" if reloaded else "500 Internal Server Error"), "text/plain"
             else:
-                body, status, kind = b"not found: try /metrics\n", "404 Not Found", "text/plain"
+                body, status, kind = b"not found: try GET /metrics or POST /-/reload\n", "404 Not Found", "text/plain"
             writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
                          "Connection: close\r\n\r\n".encode() + body)
             await writer.drain()

@@ -12,6 +12,17 @@ Backpressure: the intake queue is bounded; TCP senders and replays wait while it
 it full are counted as dropped (`syslog_udp_dropped_total`). The store writes in the worker thread, so a slow
 store slows the batches and, through the queue, the intake; Elasticsearch spools to disk when unreachable.
 
+Acknowledgement: a collector that can tell its sender or its source "done" (the HTTP intake's journal, the
+tailer's saved positions, the sample watch's registry) awaits `barrier()` first, which returns once everything
+queued before it is processed and stored; a kill -9 at any point then loses nothing acknowledged (what was taken
+but not yet stored is read again: event ids are content hashes, so that is idempotent). Syslog has no
+acknowledgement: what is in the queue at a kill -9 is lost, as with any syslog receiver.
+
+Reload (`reload()`, SIGHUP or `socctl reload`): rules, correlation rules, the asset inventory, threat intel, the
+allowlist, scoring, suppression, cases configuration and playbooks are read again off the pipeline; the new
+components take over between two batches with the analyzer's state (open correlation windows of unchanged rules,
+suppression counts, related alerts) carried over. A reload that fails keeps the running components.
+
 Event time drives correlation; when no event arrives the watermark moves on with the wall clock (the time since
 the last event is added to the newest event time), so windows close in a quiet night too. State is saved every
 `snapshot_every` and at shutdown, and restored at start: a restart keeps open windows and suppression counts.
@@ -20,7 +31,6 @@ the last event is added to the newest event time), so windows close in a quiet n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -36,17 +46,43 @@ from collectors.syslog_server import SyslogFrame, SyslogServer
 from correlator.analysis import Analyzer, load_state, save_state
 from correlator.live.config import RunConfig
 from correlator.live.intake import frame_to_event
+from correlator.live.latency import LatencyWindow
 from correlator.model import Event, Rejected
 from correlator.pipeline import Detection, FileResult, detect_events
 from correlator.runtime import Runtime
 from correlator.sink import AlertSink
 from correlator.store.base import Store
 
-__all__ = ["Counters", "Runner"]
+__all__ = ["Components", "Counters", "Runner"]
 
 log = logging.getLogger(__name__)
 
 Item = Event | Rejected
+Queued = tuple[str, Item, float]  # collector, item, time taken in (monotonic)
+
+
+@dataclass
+class Components:
+    """What processes events; replaced as a whole on reload."""
+
+    runtime: Runtime
+    detection: Detection
+    analyzer: Analyzer
+    sink: AlertSink
+    warnings: list[str]
+    rules: int
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    """A marker in the intake queue: resolved once everything queued before it is processed and stored."""
+
+    done: asyncio.Future[None]
+
+
+# Reload in two steps: read what the store holds (in the pipeline thread), then load files (in another thread),
+# which returns the function that assembles the components (in the pipeline thread).
+Reloader = tuple[Callable[[], Any], Callable[[Any], Callable[[], Components]]]
 
 
 @dataclass
@@ -63,6 +99,8 @@ class Counters:
     batches: int = 0
     last_batch_seconds: float = 0.0
     store_errors: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
 
 
 _REPLAY_CHUNK = 1_000
@@ -73,17 +111,18 @@ def _take(items: Iterator[Item], count: int) -> list[Item]:
 
 
 class Runner:
-    def __init__(self, config: RunConfig, store: Store, runtime: Runtime, detection: Detection,
-                 analyzer: Analyzer, sink: AlertSink, *, clock: Callable[[], int]) -> None:
+    def __init__(self, config: RunConfig, store: Store, components: Components, *, clock: Callable[[], int],
+                 reloader: Reloader | None = None) -> None:
         self.config = config
         self.store = store
-        self.runtime = runtime
-        self.detection = detection
-        self.analyzer = analyzer
-        self.sink = sink
+        self.components = components
         self.clock = clock
+        self.reloader = reloader
         self.counters = Counters()
-        self.queue: asyncio.Queue[tuple[str, Item]] = asyncio.Queue(maxsize=config.queue)
+        self.latency = LatencyWindow()
+        self.queue: asyncio.Queue[Queued | _Checkpoint] = asyncio.Queue(maxsize=config.queue)
+        self._accepting = True  # False once the batches have ended: a barrier then fails at once
+        self._reloading = asyncio.Lock()
         self.syslog: SyslogServer | None = None
         self.http: Any = None  # the HTTP intake server, when on
         self.http_tokens_file: Path | None = None
@@ -109,10 +148,24 @@ class Runner:
             return False
         return True
 
-    def _collected(self, frame: SyslogFrame) -> tuple[str, Item]:
+    def _collected(self, frame: SyslogFrame) -> Queued:
         collector = f"syslog_{frame.transport}"
         self.counters.events_in[collector] += 1
-        return collector, frame_to_event(frame)
+        return collector, frame_to_event(frame), time.monotonic()
+
+    async def put(self, collector: str, item: Item) -> None:
+        """Queue an item from `collector` (waits while the queue is full: backpressure)."""
+        self.counters.events_in[collector] += 1
+        await self.queue.put((collector, item, time.monotonic()))
+
+    async def barrier(self) -> None:
+        """Return once everything queued before this call is processed and stored; raise if it cannot be
+        (the pipeline failed or has ended): the caller then must not acknowledge."""
+        if not self._accepting:
+            raise RuntimeError("the pipeline is not running: nothing more is stored")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Checkpoint(done))
+        await done
 
     async def _replay(self, paths: tuple[Path, ...]) -> None:
         from collectors.files import iter_files, read_path
@@ -123,17 +176,16 @@ class Runner:
             while True:  # read in chunks off the loop: a large file does not sit in memory whole
                 chunk: list[Item] = await loop.run_in_executor(None, _take, items, _REPLAY_CHUNK)
                 for item in chunk:
-                    self.counters.events_in["replay"] += 1
-                    await self.queue.put(("replay", item))
+                    await self.put("replay", item)
                 if len(chunk) < _REPLAY_CHUNK:
                     break
 
-    async def _start_http(self, stop: asyncio.Event) -> tuple[asyncio.Task[None] | None, Any]:
+    async def _start_http(self, collector: Callable[[str, Callable[[asyncio.Event], Any]], None]) -> Any:
         """The HTTP intake (when configured): batches are journaled before the agent gets its 200, then a consumer
-        hands them to the intake queue."""
+        hands them to the intake queue and commits them once stored. Returns the journal (None when off)."""
         listen = self.config.http
         if listen.port is None:
-            return None, None
+            return None
         from collectors.http_intake import HttpIntakeServer
         from collectors.intake_journal import IntakeConsumer, IntakeJournal
         from correlator.live.agents import load_agent_tokens
@@ -142,13 +194,13 @@ class Runner:
         journal = IntakeJournal(self.config.state_dir / "http-intake")
 
         async def sink(item: Item) -> None:
-            self.counters.events_in["http"] += 1
-            await self.queue.put(("http", item))
+            await self.put("http", item)
 
-        consumer = IntakeConsumer(journal, sink)
+        consumer = IntakeConsumer(journal, sink, barrier=self.barrier)
         self.http = HttpIntakeServer(journal, tokens, host=listen.host, port=listen.port, on_journaled=consumer.wake)
         await self.http.start()
-        return asyncio.create_task(consumer.run(stop)), journal
+        collector("http", consumer.run)
+        return journal
 
     async def _tail(self, stop: asyncio.Event) -> None:
         """Follow the configured files: each new line is decoded in its file's format and queued; offsets are
@@ -163,12 +215,11 @@ class Runner:
         async def sink(line: bytes, origin: FileOrigin) -> None:
             item = formats.decode(line, origin)
             if item is not None:
-                self.counters.events_in["tail"] += 1
-                await self.queue.put(("tail", item))
+                await self.put("tail", item)
 
         registry = Registry.load(self.config.state_dir / "tail-registry.json")
         tailer = Tailer([spec.path for spec in self.config.tail], sink, registry,
-                        poll_interval=self.config.tail_poll_ms / 1000)
+                        poll_interval=self.config.tail_poll_ms / 1000, barrier=self.barrier)
         try:
             await tailer.run(stop)
         finally:
@@ -176,24 +227,32 @@ class Runner:
 
     # ------------------------------------------------------------------------------------------------ stages
 
-    def process(self, batch: list[tuple[str, Item]]) -> None:
+    @property
+    def analyzer(self) -> Analyzer:
+        return self.components.analyzer
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.components.runtime
+
+    def process(self, batch: list[Queued]) -> None:
         """One batch through detection, analysis, the store and cases (runs in the worker thread)."""
         started = time.perf_counter()
         counters = self.counters
-        for collector, item in batch:
+        for collector, item, _ in batch:
             if isinstance(item, Rejected):
                 counters.rejected[collector] += 1
         keep = self.config.store_events
         result = FileResult("live", stored_events=[] if keep else None)
-        detection = dataclasses.replace(self.detection, now_ms=self.clock())
-        detect_events(iter(item for _, item in batch), detection, result)
+        detection = dataclasses.replace(self.components.detection, now_ms=self.clock())
+        detect_events(iter(item for _, item, _ in batch), detection, result)
         counters.events_processed += result.events
         counters.excepted += sum(result.excepted.values())
         if result.rejected:
             self.store.write_rejected(result.rejected)
         if result.stored_events:
             self.store.write_events(result.stored_events)
-        newest: int | None = max((i.timestamp_ms for _, i in batch if isinstance(i, Event)), default=None)
+        newest: int | None = max((i.timestamp_ms for _, i, _ in batch if isinstance(i, Event)), default=None)
         if newest is not None and (self.max_event_ms is None or newest > self.max_event_ms):
             self.max_event_ms = newest
         outcome = self.analyzer.run(result.alerts, result.matches)
@@ -203,6 +262,8 @@ class Runner:
         self.analysis_metrics = self.analyzer.metrics()
         counters.batches += 1
         counters.last_batch_seconds = time.perf_counter() - started
+        stored = time.monotonic()
+        self.latency.add(stored - taken for _, _, taken in batch)
 
     def idle(self, quiet_seconds: float) -> None:
         """No event for a while: move event time on by the wall-clock time since the last one."""
@@ -218,7 +279,7 @@ class Runner:
         counters.suppressed += outcome.suppressed
         if not outcome.alerts and not outcome.updated:
             return
-        delivery = self.sink.deliver(outcome)
+        delivery = self.components.sink.deliver(outcome)
         counters.cases_opened += delivery.cases_opened
         counters.cases_updated += delivery.cases_updated
 
@@ -229,50 +290,122 @@ class Runner:
     def restore(self) -> bool:
         return load_state(self.analyzer, self.state_path)
 
+    async def reload(self) -> bool:
+        """Read rules and configuration files again and switch to them between two batches, keeping the
+        analyzer's state. False (the running components stay, the reason logged) when they cannot be loaded."""
+        if self.reloader is None:
+            log.warning("reload asked but this runner cannot reload")
+            return False
+        read_store, load_files = self.reloader
+        async with self._reloading:
+            started = time.perf_counter()
+            try:
+                inputs = await self._in_pipeline(read_store)
+                build = await asyncio.get_running_loop().run_in_executor(None, load_files, inputs)
+                await self._in_pipeline(self._switch, build)
+            except Exception as exc:  # a broken file must not stop the engine: keep what runs
+                self.counters.reload_failures += 1
+                log.error("reload failed, the running rules and configuration stay: %s", exc)  # noqa: TRY400
+                return False
+            self.counters.reloads += 1
+            parts = self.components
+            log.info("reloaded in %.2fs: %d rules, %d correlation rules, %d not loaded", time.perf_counter() - started,
+                     parts.rules, len(parts.runtime.correlations.rules), len(parts.warnings))
+            for warning in parts.warnings[:20]:
+                log.warning("%s", warning)
+            return True
+
+    def _switch(self, build: Callable[[], Components]) -> None:
+        """Pipeline thread: build the new components and carry the analyzer's state over."""
+        fresh = build()
+        fresh.analyzer.restore(self.components.analyzer.snapshot())
+        self.components = fresh
+        self.analysis_metrics = fresh.analyzer.metrics()
+
     # ------------------------------------------------------------------------------------------------ loop
 
-    async def _batches(self, stop: asyncio.Event) -> None:
+    async def _batches(self, drain: asyncio.Event) -> None:
+        """Take batches off the queue and process them until `drain` is set and the queue is empty. A checkpoint
+        ends its batch and is resolved once the batch is stored."""
+        try:
+            await self._batch_loop(drain)
+        except BaseException as exc:
+            self._accepting = False
+            self._fail_checkpoints(exc)
+            raise
+        self._accepting = False
+        self._fail_checkpoints(RuntimeError("the pipeline has ended"))
+
+    def _fail_checkpoints(self, exc: BaseException) -> None:
+        while not self.queue.empty():
+            entry = self.queue.get_nowait()
+            if isinstance(entry, _Checkpoint) and not entry.done.done():
+                entry.done.set_exception(RuntimeError(f"not stored: {exc}"))
+
+    async def _batch_loop(self, drain: asyncio.Event) -> None:
         config = self.config
         wait = config.batch_wait_ms / 1000
         while True:
             try:
                 first = await asyncio.wait_for(self.queue.get(), timeout=max(wait, 1.0))
             except TimeoutError:
-                if stop.is_set() and self.queue.empty():
+                if drain.is_set() and self.queue.empty():
                     return
                 quiet = time.monotonic() - self._last_arrival
                 await self._in_pipeline(self.idle, quiet)
                 await self._maybe_snapshot()
                 continue
-            batch = [first]
+            batch: list[Queued] = []
+            checkpoints: list[_Checkpoint] = []
+            entry: Queued | _Checkpoint | None = first
             deadline = time.monotonic() + wait
-            while len(batch) < config.batch:
-                try:
-                    batch.append(self.queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            while entry is not None:
+                if isinstance(entry, _Checkpoint):
+                    checkpoints.append(entry)
                     break
-                try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), timeout=remaining))
-                except TimeoutError:
+                batch.append(entry)
+                if len(batch) >= config.batch:
                     break
-            self._last_arrival = time.monotonic()
-            await self._in_pipeline(self.process, batch)
+                entry = await self._next(deadline)
+            if batch:
+                self._last_arrival = time.monotonic()
+                try:
+                    await self._in_pipeline(self.process, batch)
+                except BaseException as exc:
+                    for checkpoint in checkpoints:
+                        checkpoint.done.set_exception(RuntimeError(f"not stored: {exc}"))
+                    raise
+            for checkpoint in checkpoints:
+                if not checkpoint.done.done():
+                    checkpoint.done.set_result(None)
             await self._maybe_snapshot()
 
-    async def _in_pipeline(self, func: Callable[..., None], *args: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._pipeline, func, *args)
+    async def _next(self, deadline: float) -> Queued | _Checkpoint | None:
+        """The next queue entry if one comes before `deadline`."""
+        try:
+            return self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout=remaining)
+        except TimeoutError:
+            return None
+
+    async def _in_pipeline(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pipeline, func, *args)
 
     async def _maybe_snapshot(self) -> None:
         if (time.monotonic() - self._last_snapshot) * 1000 >= self.config.snapshot_every_ms:
             await self._in_pipeline(self.snapshot)
 
     async def serve(self, stop: asyncio.Event, *, ready: Callable[[dict[str, int]], None] | None = None) -> None:
-        """Run until `stop` is set: start the listeners and the replay, process, then shut down cleanly (stop
-        listening, process what was taken in, save the state, flush the store)."""
+        """Run until `stop` is set: start the listeners and the collectors, process, then shut down cleanly (stop
+        listening, let the collectors finish what they took (they acknowledge through `barrier`), process what
+        was queued, save the state, flush the store). When the pipeline fails (a store error) the collectors are
+        cancelled without acknowledging anything more, the state is saved and the error raised."""
         from correlator.live.metrics import MetricsServer
 
         config = self.config
@@ -285,17 +418,24 @@ class Runner:
         if config.metrics.port is not None:
             metrics = MetricsServer(self, config.metrics.host, config.metrics.port)
             await metrics.start()
-        http_stop = asyncio.Event()
-        consumer_task, journal = await self._start_http(http_stop)
+        collectors: list[tuple[str, asyncio.Event, asyncio.Task[None]]] = []
+
+        def collector(name: str, run: Callable[[asyncio.Event], Any]) -> None:
+            own_stop = asyncio.Event()
+            collectors.append((name, own_stop, asyncio.create_task(run(own_stop), name=f"socctl-{name}")))
+
+        journal = await self._start_http(collector)
         ports = dict(self.syslog.ports) if self.syslog is not None else {}
         if self.http is not None:
             ports["http"] = self.http.port
         if metrics is not None:
             ports["metrics"] = metrics.port
-        worker = asyncio.create_task(self._batches(stop))
-        replay = asyncio.create_task(self._replay(config.replay)) if config.replay else None
-        tail_stop = asyncio.Event()
-        tailing = asyncio.create_task(self._tail(tail_stop)) if config.tail else None
+        drain = asyncio.Event()
+        worker = asyncio.create_task(self._batches(drain))
+        if config.replay:
+            collector("replay", lambda _stop: self._replay(config.replay))
+        if config.tail:
+            collector("tail", self._tail)
         if ready is not None:
             ready(ports)
         stopping = asyncio.create_task(stop.wait())
@@ -306,20 +446,11 @@ class Runner:
             await self.syslog.stop()
         if self.http is not None:  # acknowledged batches not yet handed on stay in the journal for the next start
             await self.http.stop()
-            http_stop.set()
-            if consumer_task is not None:
-                await consumer_task
+        await self._stop_collectors(collectors, graceful=self.failure is None)
+        if journal is not None:
             journal.close()
-        if replay is not None:
-            replay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await replay
-        if tailing is not None:  # the tailer saves its offsets of what reached the queue
-            tail_stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await tailing
         if self.failure is None:
-            stop.set()
+            drain.set()
             await worker  # drains the queue: the batches end once it is empty
         if metrics is not None:
             await metrics.stop()
@@ -329,6 +460,24 @@ class Runner:
         self._pipeline.shutdown()
         if self.failure is not None:
             raise self.failure
+
+    @staticmethod
+    async def _stop_collectors(collectors: list[tuple[str, asyncio.Event, asyncio.Task[None]]], *,
+                               graceful: bool) -> None:
+        """Graceful: ask each collector to stop and wait (replays are cancelled: a replay is read again in full
+        on the next start). Otherwise cancel them all."""
+        for name, own_stop, task in collectors:
+            if graceful and name != "replay":
+                own_stop.set()
+            else:
+                task.cancel()
+        for name, _, task in collectors:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the collector's own failure: logged, the others still stop cleanly
+                log.exception("collector %s ended with an error", name)
 
     def _flush(self) -> None:
         waiting = self.store.flush()

@@ -327,3 +327,35 @@ def test_a_consumer_restart_delivers_the_unconsumed_batches_again(tmp_path: Path
     raws = [orjson.dumps({"n": n, "m": m}).decode() for n in range(4) for m in range(3)]
     assert first == raws[:7]
     assert second == raws[6:]  # the half-delivered batch again, whole; the committed ones not again
+
+
+def test_a_consumer_with_a_barrier_commits_only_after_it_passed(tmp_path: Path) -> None:
+    batches = [JournalBatch(SOURCE, ndjson({"n": n})) for n in range(3)]
+
+    async def main() -> tuple[list[int], int]:
+        delivered: list[Event | Rejected] = []
+        at_barrier: list[int] = []
+
+        async def sink(item: Event | Rejected) -> None:
+            delivered.append(item)
+
+        async def barrier() -> None:
+            at_barrier.append(journal.pending_batches)
+            if len(delivered) == 3:
+                raise RuntimeError("the pipeline has ended")
+
+        with IntakeJournal(tmp_path) as journal:
+            for batch in batches[:2]:
+                journal.append(batch)
+            consumer = IntakeConsumer(journal, sink, barrier=barrier, poll_interval=0.01)
+            task = asyncio.create_task(consumer.run())
+            while journal.pending_batches:
+                await asyncio.sleep(0.01)
+            journal.append(batches[2])
+            with pytest.raises(RuntimeError, match="ended"):
+                await asyncio.wait_for(task, 10)
+            return at_barrier, journal.pending_batches
+
+    at_barrier, pending = asyncio.run(main())
+    assert at_barrier == [2, 1]  # both first batches were still pending when the barrier was awaited
+    assert pending == 1  # the third was delivered but its barrier failed: not committed

@@ -471,3 +471,40 @@ def test_an_unreadable_file_is_reported_once_and_followed_when_readable(
 def test_options_are_validated(make_tailer: Callable[..., Tailer], options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_tailer(Sink(), **options)
+
+
+def test_with_a_barrier_positions_are_saved_only_after_it_passed(tmp_path: Path,
+                                                                  make_tailer: Callable[..., Tailer]) -> None:
+    log = tmp_path / "logs" / "auth.log"
+    log.write_text("one\ntwo\n")
+    sink = Sink()
+    passed: list[int] = []
+    refuse = False
+
+    async def barrier() -> None:
+        if refuse:
+            raise RuntimeError("the pipeline has ended")
+        passed.append(len(sink.accepted))
+
+    tailer = make_tailer(sink, barrier=barrier)
+
+    async def steps() -> None:
+        nonlocal refuse
+        await tailer.poll_once()
+        assert passed == [2]  # the save after the poll waited for the two lines to be stored
+        append(log, "three\n")
+        refuse = True
+        with pytest.raises(RuntimeError, match="ended"):
+            await tailer.poll_once()
+        tailer.close()  # with a barrier, closing records nothing the barrier did not pass
+
+    run(steps)
+    restarted = Sink()
+    again = make_tailer(restarted)
+
+    async def resume() -> None:
+        await again.poll_once()
+        again.close()
+
+    run(resume)
+    assert restarted.take() == ["three"]  # handed on but never confirmed stored: read again
