@@ -11,6 +11,7 @@ the stream is no longer at a request boundary).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import string
 import zlib
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ __all__ = [
     "parse_head",
     "read_body",
     "read_head",
+    "text_header",
 ]
 
 _HEAD_END: Final = b"\r\n\r\n"
@@ -126,6 +128,20 @@ def parse_head(data: bytes) -> RequestHead:
     if not path.startswith("/"):  # absolute form (a proxy's request): keep the path
         path = urlsplit(target).path or "/"
     return RequestHead(method, target, path, version, headers)
+
+
+def text_header(head: RequestHead, name: str, *, max_chars: int) -> str | None:
+    """A header holding text (a file name): None when absent or blank; sent as UTF-8 (the head is read as
+    Latin-1, so its bytes are decoded again; a value that is not UTF-8 stays Latin-1); 400 for one over
+    `max_chars` or with control characters."""
+    value = head.header(name.lower())
+    if value is None or not value.strip():
+        return None
+    with contextlib.suppress(UnicodeError):
+        value = value.encode("latin-1").decode("utf-8")
+    if len(value) > max_chars or not value.isprintable():
+        raise HttpRequestError(400, f"{name} header must be at most {max_chars} printable characters", close=True)
+    return value
 
 
 def body_length(head: RequestHead, *, max_bytes: int) -> int | None:
