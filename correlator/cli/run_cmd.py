@@ -36,6 +36,7 @@ def run(
     from correlator.store.config import open_store
 
     console = Console(stderr=True)
+    _log_to(console)
     try:
         config = load_run_config(config_file)
     except CorrelatorError as exc:
@@ -78,6 +79,19 @@ def run(
     c = runner.counters
     console.print(f"socctl run: stopped; {c.events_processed} events, {c.alerts} alerts, {c.cases_opened} cases "
                   f"opened, {c.cases_updated} updated; state saved in {runner.state_path}")
+
+
+def _log_to(console: Console) -> None:
+    """The engine's own messages (socctl's loggers at INFO, others at WARNING) to stderr, one line each."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False,
+                          log_time_format="%H:%M:%S")
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    for name in ("correlator", "collectors"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def reload(

@@ -28,10 +28,17 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
       - {path: /var/log/auth.log}
       - {path: "/var/log/nginx/*.log", format: web-access, server: nginx}
     tail_poll: 250ms
+    samples: {paths: [/var/quarantine], max_bytes: 32MiB, poll: 2s}   # files scanned with YARA once each
+    uploads: {enabled: true, max_bytes: 32MiB}    # POST /v1/files on the HTTP intake (stored under state_dir/samples)
+
+Environment overrides: `SOCCTL_RUN_<KEY>` (upper case) holds a key's value as YAML and wins over the file, e.g.
+`SOCCTL_RUN_SYSLOG='{host: 0.0.0.0, udp: 514, tcp: 514}'` or `SOCCTL_RUN_QUEUE=50000`.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +50,18 @@ from correlator.runtime import RuntimeOptions
 from correlator.settings import default_state_dir
 from correlator.timespec import TimeSpecError, parse_duration_ms
 
-__all__ = ["Listen", "RunConfig", "RunConfigError", "load_run_config", "parse_run_config"]
+__all__ = ["ENV_PREFIX", "Listen", "RunConfig", "RunConfigError", "Samples", "Uploads", "environment_overrides",
+           "load_run_config", "parse_run_config"]
 
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
                 "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
                 "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll", "http",
-                "http_tokens")
+                "http_tokens", "samples", "uploads")
+ENV_PREFIX: Final = "SOCCTL_RUN_"
+DEFAULT_SAMPLE_BYTES: Final = 32 << 20
+_SIZE: Final = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
+_UNITS: Final = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 10**3, "MB": 10**6,
+                 "GB": 10**9}
 
 
 class RunConfigError(LocatedError):
@@ -61,6 +74,23 @@ class Listen:
     udp: int | None = None
     tcp: int | None = None
     port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """Sample directories watched for files (YARA); off when `paths` is empty."""
+
+    paths: tuple[Path, ...] = ()
+    max_bytes: int = DEFAULT_SAMPLE_BYTES
+    poll_ms: int = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class Uploads:
+    """`POST /v1/files` on the HTTP intake."""
+
+    enabled: bool = True
+    max_bytes: int = DEFAULT_SAMPLE_BYTES
 
 
 @dataclass(frozen=True)
@@ -82,13 +112,15 @@ class RunConfig:
     replay: tuple[Path, ...] = ()
     tail: tuple[TailSpec, ...] = ()
     tail_poll_ms: int = 250
+    samples: Samples = Samples()
+    uploads: Uploads = Uploads()
     source: str | None = None
 
 
 def load_run_config(path: Path | None) -> RunConfig:
     """The file's configuration, or the defaults when `path` is None."""
     if path is None:
-        return RunConfig()
+        return parse_run_config("", "<defaults>")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -96,12 +128,33 @@ def load_run_config(path: Path | None) -> RunConfig:
     return parse_run_config(text, str(path))
 
 
-def parse_run_config(text: str, source: str = "<run config>") -> RunConfig:
+def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings given as `SOCCTL_RUN_<KEY>` variables (values are YAML); an unknown key or bad YAML is a
+    `RunConfigError` naming the variable."""
+    out: dict[str, Any] = {}
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in _KEYS:
+            raise RunConfigError(f"unknown setting {key!r} (expected one of {', '.join(_KEYS)})", source=name)
+        out[key] = load_located_yaml(text, f"environment {name}", RunConfigError)
+    return out
+
+
+def parse_run_config(text: str, source: str = "<run config>", environ: Mapping[str, str] | None = None) -> RunConfig:
+    """The configuration in `text`, with the `SOCCTL_RUN_*` variables of `environ` (default: the process
+    environment) over it."""
     doc = load_located_yaml(text, source, RunConfigError)
-    if doc is None:
-        return RunConfig(source=source)
-    if not isinstance(doc, Mapping):
+    if doc is not None and not isinstance(doc, Mapping):
         raise RunConfigError("expected a mapping of settings", source=source, line=1)
+    overrides = environment_overrides(os.environ if environ is None else environ)
+    if doc is None and not overrides:
+        return RunConfig(source=source)
+    if overrides:
+        merged = _Overridden(doc or {})
+        merged.update(overrides)
+        doc = merged
     reader = _Reader(doc, source)
     for key in doc:
         if key not in _KEYS:
@@ -123,8 +176,27 @@ def parse_run_config(text: str, source: str = "<run config>") -> RunConfig:
         queue=reader.count("queue", 10_000), batch=reader.count("batch", 1_000),
         batch_wait_ms=reader.duration("batch_wait", 200), store_events=reader.flag("store_events", True),
         replay=reader.paths("replay"), tail=reader.tail_specs("tail"),
-        tail_poll_ms=reader.duration("tail_poll", 250), source=source,
+        tail_poll_ms=reader.duration("tail_poll", 250), samples=reader.samples("samples"),
+        uploads=reader.uploads("uploads"), source=source,
     )
+
+
+class _Overridden(dict[str, Any]):
+    """The file's settings with environment overrides: lines are the file's for keys it set, none for others."""
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        super().__init__(doc)
+        self._file = doc
+        self.overridden: set[str] = set()
+
+    def update(self, other: Mapping[str, Any]) -> None:  # type: ignore[override]
+        super().update(other)
+        self.overridden.update(other)
+
+    def line_of(self, key: str) -> int | None:
+        if key in self.overridden or not isinstance(self._file, Located):
+            return None
+        return self._file.line_of(key)
 
 
 class _Reader:
@@ -133,8 +205,46 @@ class _Reader:
         self.source = source
 
     def fail(self, key: str, reason: str) -> RunConfigError:
-        line = self.doc.line_of(key) if isinstance(self.doc, Located) else None
+        top = key.split(".", 1)[0].split("[", 1)[0]
+        if isinstance(self.doc, _Overridden) and top in self.doc.overridden:
+            return RunConfigError(reason, source=f"environment {ENV_PREFIX}{top.upper()}", key=key)
+        line = self.doc.line_of(key) if isinstance(self.doc, Located | _Overridden) else None
         return RunConfigError(reason, source=self.source, line=line, key=key)
+
+    def size(self, key: str, value: Any) -> int:
+        match = _SIZE.match(str(value)) if isinstance(value, int | str) and not isinstance(value, bool) else None
+        if match is None or int(match.group(1)) < 1:
+            raise self.fail(key, f"expected a size such as 32MiB or 1000000, not {value!r}")
+        return int(match.group(1)) * _UNITS[match.group(2)]
+
+    def _section(self, key: str, allowed: tuple[str, ...]) -> Mapping[str, Any] | None:
+        value = self.doc.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"expected a mapping of {', '.join(allowed)}, not {value!r}")
+        for name in value:
+            if name not in allowed:
+                raise self.fail(f"{key}.{name}", f"unknown setting (expected one of {', '.join(allowed)})")
+        return value
+
+    def samples(self, key: str) -> Samples:
+        section = self._section(key, ("paths", "max_bytes", "poll"))
+        if section is None:
+            return Samples()
+        nested = _Reader(section, self.source)
+        paths = nested.paths("paths")
+        if not paths:
+            raise self.fail(f"{key}.paths", "expected at least one directory to watch")
+        poll = nested.duration("poll", 2_000)
+        return Samples(paths, self.size(f"{key}.max_bytes", section.get("max_bytes", DEFAULT_SAMPLE_BYTES)), poll)
+
+    def uploads(self, key: str) -> Uploads:
+        section = self._section(key, ("enabled", "max_bytes"))
+        if section is None:
+            return Uploads()
+        enabled = _Reader(section, self.source).flag("enabled", True)
+        return Uploads(enabled, self.size(f"{key}.max_bytes", section.get("max_bytes", DEFAULT_SAMPLE_BYTES)))
 
     def text(self, key: str) -> str | None:
         value = self.doc.get(key)

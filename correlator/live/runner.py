@@ -179,6 +179,11 @@ class Runner:
                     await self.put("replay", item)
                 if len(chunk) < _REPLAY_CHUNK:
                     break
+        await self.barrier()  # all of it stored: say what came of it
+        c = self.counters
+        log.info("replay of %s done: %d events, %d alerts, %d cases opened, %d updated (socctl cases list)",
+                 ", ".join(str(path) for path in paths), c.events_in["replay"], c.alerts, c.cases_opened,
+                 c.cases_updated)
 
     async def _start_http(self, collector: Callable[[str, Callable[[asyncio.Event], Any]], None]) -> Any:
         """The HTTP intake (when configured): batches are journaled before the agent gets its 200, then a consumer
@@ -197,10 +202,35 @@ class Runner:
             await self.put("http", item)
 
         consumer = IntakeConsumer(journal, sink, barrier=self.barrier)
-        self.http = HttpIntakeServer(journal, tokens, host=listen.host, port=listen.port, on_journaled=consumer.wake)
+        uploads = self.config.uploads
+        self.http = HttpIntakeServer(journal, tokens, host=listen.host, port=listen.port, on_journaled=consumer.wake,
+                                     samples_dir=self.config.state_dir / "samples" if uploads.enabled else None,
+                                     max_file_bytes=uploads.max_bytes)
         await self.http.start()
         collector("http", consumer.run)
+        if self.http.uploads is not None:
+            from collectors.upload_queue import UploadConsumer
+
+            async def upload_sink(item: Item) -> None:
+                await self.put("upload", item)
+
+            receiver = UploadConsumer(self.http.uploads, upload_sink, barrier=self.barrier)
+            self.http.on_uploaded = receiver.wake
+            collector("upload", receiver.run)
         return journal
+
+    async def _samples(self, stop: asyncio.Event) -> None:
+        """Watch the sample directories: each new file once, as an event carrying its bytes (scanned with YARA)."""
+        from collectors.samples import SampleWatch
+
+        samples = self.config.samples
+
+        async def sink(item: Item) -> None:
+            await self.put("samples", item)
+
+        watch = SampleWatch(samples.paths, self.config.state_dir / "samples-registry.json",
+                            max_bytes=samples.max_bytes, poll_interval=samples.poll_ms / 1000, barrier=self.barrier)
+        await watch.run(stop, sink)
 
     async def _tail(self, stop: asyncio.Event) -> None:
         """Follow the configured files: each new line is decoded in its file's format and queued; offsets are
@@ -436,6 +466,8 @@ class Runner:
             collector("replay", lambda _stop: self._replay(config.replay))
         if config.tail:
             collector("tail", self._tail)
+        if config.samples.paths:
+            collector("samples", self._samples)
         if ready is not None:
             ready(ports)
         stopping = asyncio.create_task(stop.wait())
@@ -449,6 +481,8 @@ class Runner:
         await self._stop_collectors(collectors, graceful=self.failure is None)
         if journal is not None:
             journal.close()
+        if self.http is not None and self.http.uploads is not None:
+            self.http.uploads.close()
         if self.failure is None:
             drain.set()
             await worker  # drains the queue: the batches end once it is empty

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from correlator.live.config import Listen, RunConfig, RunConfigError, load_run_config, parse_run_config
+from correlator.live.config import (
+    Listen,
+    RunConfig,
+    RunConfigError,
+    Samples,
+    Uploads,
+    load_run_config,
+    parse_run_config,
+)
 
 FULL = """
 store: sqlite:///tmp/x.db
@@ -79,3 +87,45 @@ def test_errors_name_file_line_and_key(text: str, message: str) -> None:
 def test_an_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(RunConfigError, match="cannot read"):
         load_run_config(tmp_path / "missing.yml")
+
+
+def test_samples_and_uploads() -> None:
+    config = parse_run_config("samples: {paths: [/var/quarantine], max_bytes: 4MiB, poll: 500ms}\n"
+                              "uploads: {enabled: false, max_bytes: 1000}\n", "run.yml", environ={})
+    assert config.samples == Samples((Path("/var/quarantine"),), 4 << 20, 500)
+    assert config.uploads == Uploads(False, 1000)
+    defaults = parse_run_config("", "run.yml", environ={})
+    assert defaults.samples.paths == ()
+    assert defaults.uploads == Uploads(True, 32 << 20)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("samples: {paths: []}\n", "run.yml:1: samples.paths: expected at least one directory to watch"),
+    ("samples: {paths: [a], max_bytes: lots}\n", "run.yml:1: samples.max_bytes: expected a size such as 32MiB"),
+    ("uploads: {enabled: true, limit: 5}\n", "run.yml:1: uploads.limit: unknown setting (expected one of enabled"),
+    ("uploads: yes\n", "run.yml:1: uploads: expected a mapping of enabled, max_bytes, not True"),
+], ids=["no-paths", "size", "unknown", "not-a-mapping"])
+def test_samples_and_uploads_errors(text: str, message: str) -> None:
+    with pytest.raises(RunConfigError) as caught:
+        parse_run_config(text, "run.yml", environ={})
+    assert str(caught.value).startswith(message)
+
+
+def test_environment_overrides_win_over_the_file() -> None:
+    environ = {"SOCCTL_RUN_SYSLOG": "{host: 0.0.0.0, udp: 514, tcp: null}", "SOCCTL_RUN_QUEUE": "50000",
+               "PATH": "/usr/bin"}
+    config = parse_run_config("queue: 5\nbatch: 7\n", "run.yml", environ=environ)
+    assert config.syslog == Listen(host="0.0.0.0", udp=514, tcp=None)
+    assert (config.queue, config.batch) == (50_000, 7)
+    assert parse_run_config("", "run.yml", environ={"SOCCTL_RUN_BATCH": "9"}).batch == 9
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"SOCCTL_RUN_QEUE": "5"}, "SOCCTL_RUN_QEUE: unknown setting 'qeue'"),
+    ({"SOCCTL_RUN_QUEUE": "0"}, "environment SOCCTL_RUN_QUEUE: queue: expected a whole number >= 1, not 0"),
+    ({"SOCCTL_RUN_SYSLOG": "{udp: [}"}, "environment SOCCTL_RUN_SYSLOG:1: invalid YAML"),
+], ids=["unknown", "invalid", "yaml"])
+def test_environment_override_errors_name_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(RunConfigError) as caught:
+        parse_run_config("queue: 5\n", "run.yml", environ=environ)
+    assert str(caught.value).startswith(message)

@@ -1,0 +1,252 @@
+"""Live intake throughput and latency (a benchmark that prints figures; not a test).
+
+Starts `socctl run` as a subprocess (embedded SQLite store in a temporary directory, events stored, the
+repository's rules plus, when present, the SigmaHQ rules of ../shared/data/sigma/rules: the full rule set) and
+sends it Linux auth syslog over TCP (octet-counting, RFC 3164) from a separate sender process:
+
+1. saturation: every message as fast as the engine takes them (TCP backpressure); events/s from the first byte to
+   the last event processed, the highest queue depth seen, and p50/p99 intake->store latency (from the engine's
+   `socctl_pipeline_latency_seconds` summary);
+2. paced: messages at a fixed rate (the issue's target, 20,000/s, by default) for --seconds; the rate the engine
+   kept up with and its p50/p99 latency, which at a rate it sustains is the time an event spends in the
+   pipeline rather than in a full queue;
+3. baseline, same run: the sender into a plain TCP sink that only counts bytes (what the sender and loopback
+   allow), so the engine's figure is read against what could reach it.
+
+Then the network sensor: packets/s of `collectors.pcap.read_file` over a capture written with scapy (HTTP,
+DNS, scans), against scapy's raw pcap reader over the same file.
+
+    python bench/intake.py [--events 200000] [--rate 20000] [--seconds 10] [--no-sigmahq] [--batch 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SIGMAHQ = ROOT.parent / "shared" / "data" / "sigma" / "rules"
+
+_MESSAGES = (
+    "sshd[{pid}]: Failed password for invalid user admin{n} from 203.0.113.{a} port {port} ssh2",
+    "sshd[{pid}]: Accepted publickey for deploy from 10.20.{a}.{b} port {port} ssh2: RSA SHA256:abc{n}",
+    "sudo[{pid}]:   alice : TTY=pts/{b} ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/systemctl restart app{n}",
+    "CRON[{pid}]: (root) CMD (/usr/local/bin/backup.sh {n})",
+    "sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy{b}(uid=1001) by (uid=0)",
+    "systemd[1]: Started Session {n} of User deploy.",
+    "sshd[{pid}]: Connection closed by authenticating user root 198.51.100.{a} port {port} [preauth]",
+    "useradd[{pid}]: new user: name=svc{n}, UID={uid}, GID={uid}, home=/home/svc{n}, shell=/bin/bash",
+)
+
+
+def messages(count: int, offset: int = 0) -> list[bytes]:
+    """`count` distinct octet-counted RFC 3164 frames (distinct text: each is its own event id)."""
+    out = []
+    for i in range(offset, offset + count):
+        text = _MESSAGES[i % len(_MESSAGES)].format(pid=1000 + i % 30000, n=i, a=i % 250, b=(i // 250) % 250,
+                                                    port=1024 + i % 60000, uid=2000 + i % 50000)
+        frame = f"<38>Nov 24 0{i // 3_600_000 % 10}:{i // 60_000 % 60:02d}:{i // 1000 % 60:02d} " \
+                f"host{i % 41:02d} {text}".encode()
+        out.append(f"{len(frame)} ".encode() + frame)
+    return out
+
+
+def _send(port: int, frames: list[bytes], rate: float | None, started: mp.Value) -> None:  # type: ignore[valid-type]
+    """Sender process: everything as fast as possible, or `rate` frames/s in 10 ms slices."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        begin = time.perf_counter()
+        started.value = time.time()
+        if rate is None:
+            step = 2000
+            for i in range(0, len(frames), step):
+                sock.sendall(b"".join(frames[i:i + step]))
+            return
+        per_slice = rate / 100
+        sent = 0
+        while sent < len(frames):
+            due = min(len(frames), int((time.perf_counter() - begin) * rate) + int(per_slice))
+            if due > sent:
+                sock.sendall(b"".join(frames[sent:due]))
+                sent = due
+            time.sleep(0.005)
+
+
+def _metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+class Engine:
+    def __init__(self, workdir: Path, rules: list[Path], batch: int, queue: int) -> None:
+        self.workdir = workdir
+        config = workdir / "run.yml"
+        config.write_text(json.dumps({
+            "store": f"sqlite:///{workdir / 'socctl.db'}", "state_dir": str(workdir / "state"),
+            "rules": [str(path) for path in rules], "syslog": {"host": "127.0.0.1", "udp": None, "tcp": 0},
+            "metrics": {"host": "127.0.0.1", "port": 0}, "http": {"host": "127.0.0.1", "port": None},
+            "batch": batch, "queue": queue, "batch_wait": "50ms"}), encoding="utf-8")
+        ports_file = workdir / "ports.json"
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "correlator.cli", "run", "--config", str(config), "--no-replay", "--ports-file",
+             str(ports_file)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(workdir / "run.log", "wb"))  # noqa: SIM115
+        while not ports_file.exists():
+            if self.process.poll() is not None:
+                raise SystemExit(f"socctl run failed: {(workdir / 'run.log').read_text()[-2000:]}")
+            time.sleep(0.05)
+        self.start_seconds = time.perf_counter() - started
+        self.ports = json.loads(ports_file.read_text())
+
+    def metrics(self) -> dict[str, float]:
+        return _metrics(self.ports["metrics"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=300)
+
+
+def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[str, float]:
+    started = mp.Value("d", 0.0)
+    sender = mp.Process(target=_send, args=(engine.ports["tcp"], frames, rate, started))
+    sender.start()
+    total, depth = len(frames), 0.0
+    done_at = None
+    while True:
+        figures = engine.metrics()
+        depth = max(depth, figures.get("socctl_queue_depth", 0))
+        if figures.get("socctl_events_processed_total", 0) >= total:
+            done_at = time.time()
+            break
+        if not sender.is_alive() and sender.exitcode not in (0, None):
+            raise SystemExit(f"sender failed with {sender.exitcode}")
+        time.sleep(0.1)
+    sender.join()
+    seconds = done_at - started.value
+    return {"events": total, "seconds": seconds, "rate": total / seconds, "max_queue": depth,
+            "p50": figures.get('socctl_pipeline_latency_seconds{quantile="0.5"}', float("nan")),
+            "p99": figures.get('socctl_pipeline_latency_seconds{quantile="0.99"}', float("nan")),
+            "alerts": figures.get("socctl_alerts_total", 0)}
+
+
+def _baseline(frames: list[bytes]) -> float:
+    """Frames/s from the sender into a sink that only reads."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    received = 0
+    expected = sum(len(frame) for frame in frames)
+
+    def drain() -> None:
+        nonlocal received
+        conn, _ = server.accept()
+        with conn:
+            while received < expected:
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    break
+                received += len(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    started = mp.Value("d", 0.0)
+    begin = time.time()
+    sender = mp.Process(target=_send, args=(port, frames, None, started))
+    sender.start()
+    sender.join()
+    reader.join()
+    server.close()
+    return len(frames) / (time.time() - max(begin, started.value))
+
+
+def _pcap_figures(workdir: Path) -> tuple[int, float, float]:
+    from scapy.all import DNS, DNSQR, IP, TCP, UDP, Ether, PcapWriter, Raw, RawPcapReader  # type: ignore[attr-defined]
+
+    from collectors.pcap import read_file
+
+    path = workdir / "sensor.pcap"
+    packets = 0
+    with PcapWriter(str(path), sync=False) as writer:
+        t = 1_700_000_000.0
+        for flow in range(3000):
+            client, port = f"10.0.{flow // 250}.{flow % 250 + 1}", 30000 + flow
+            seq = 1000
+            for flags, payload in (("S", b""), ("A", b""),
+                                   ("PA", f"GET /p/{flow} HTTP/1.1\r\nHost: example.org\r\n\r\n".encode())):
+                pkt = Ether() / IP(src=client, dst="192.0.2.10") / TCP(sport=port, dport=80, flags=flags, seq=seq)
+                pkt = pkt / Raw(payload) if payload else pkt
+                pkt.time = t
+                writer.write(pkt)
+                seq += len(payload) or (1 if flags == "S" else 0)
+                t += 0.0001
+                packets += 1
+            body = b"x" * 512
+            reply = (Ether() / IP(src="192.0.2.10", dst=client) / TCP(sport=80, dport=port, flags="PA", ack=seq)
+                     / Raw(b"HTTP/1.1 200 OK\r\nContent-Length: 512\r\n\r\n" + body))
+            reply.time = t
+            writer.write(reply)
+            dns = Ether() / IP(src=client, dst="192.0.2.53") / UDP(sport=port, dport=53) / DNS(
+                rd=1, qd=DNSQR(qname=f"h{flow}.example.org"))
+            dns.time = t
+            writer.write(dns)
+            packets += 2
+    started = time.perf_counter()
+    raw = sum(1 for _ in RawPcapReader(str(path)))
+    raw_rate = raw / (time.perf_counter() - started)
+    started = time.perf_counter()
+    events = sum(1 for _ in read_file(path))
+    sensor_rate = packets / (time.perf_counter() - started)
+    return events, sensor_rate, raw_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=20_000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--queue", type=int, default=20_000)
+    parser.add_argument("--no-sigmahq", action="store_true", help="Only the repository's rules.")
+    parser.add_argument("--no-pcap", action="store_true")
+    args = parser.parse_args()
+    rules = [] if args.no_sigmahq or not SIGMAHQ.is_dir() else [SIGMAHQ]
+    print(f"rules: repository{' + SigmaHQ ' + str(SIGMAHQ) if rules else ''}; cpus {os.cpu_count()}; "
+          f"load {os.getloadavg()[0]:.2f}")
+    saturation_frames = messages(args.events)
+    paced_frames = messages(int(args.rate * args.seconds), offset=args.events)
+    with tempfile.TemporaryDirectory(prefix="socctl-bench-intake-") as tmp:
+        base = _baseline(saturation_frames)
+        print(f"baseline: sender -> byte-counting TCP sink: {base:,.0f} frames/s")
+        for name, frames, rate in (("saturation", saturation_frames, None),
+                                   (f"paced {args.rate:,.0f}/s", paced_frames, args.rate)):
+            workdir = Path(tmp) / name.split()[0]
+            workdir.mkdir()
+            engine = Engine(workdir, rules, args.batch, args.queue)
+            try:
+                figures = _run_phase(engine, frames, rate)
+            finally:
+                engine.stop()
+            print(f"{name}: {figures['events']:,.0f} events in {figures['seconds']:.2f}s = {figures['rate']:,.0f} "
+                  f"events/s ({figures['rate'] / base:.1%} of baseline); max queue {figures['max_queue']:,.0f}; "
+                  f"latency p50 {figures['p50'] * 1000:,.0f} ms, p99 {figures['p99'] * 1000:,.0f} ms; "
+                  f"{figures['alerts']:,.0f} alerts; engine start {engine.start_seconds:.1f}s")
+        if not args.no_pcap:
+            events, sensor_rate, raw_rate = _pcap_figures(Path(tmp))
+            print(f"sensor: pcap -> {events:,} ECS events at {sensor_rate:,.0f} packets/s; scapy raw reader "
+                  f"{raw_rate:,.0f} packets/s (sensor = {sensor_rate / raw_rate:.1%} of raw)")
+
+
+if __name__ == "__main__":
+    main()
