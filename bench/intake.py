@@ -17,6 +17,7 @@ Then the network sensor: packets/s of `collectors.pcap.read_file` over a capture
 DNS, scans), against scapy's raw pcap reader over the same file.
 
     python bench/intake.py [--events 200000] [--rate 20000] [--seconds 10] [--no-sigmahq] [--batch 2000]
+                           [--no-store-events] [--no-pcap]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,7 +64,7 @@ def messages(count: int, offset: int = 0) -> list[bytes]:
     return out
 
 
-def _send(port: int, frames: list[bytes], rate: float | None, started: mp.Value) -> None:  # type: ignore[valid-type]
+def _send(port: int, frames: list[bytes], rate: float | None, started: Any) -> None:
     """Sender process: everything as fast as possible, or `rate` frames/s in 10 ms slices."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
@@ -91,19 +93,19 @@ def _metrics(port: int) -> dict[str, float]:
 
 
 class Engine:
-    def __init__(self, workdir: Path, rules: list[Path], batch: int, queue: int) -> None:
+    def __init__(self, workdir: Path, rules: list[Path], batch: int, queue: int, store_events: bool) -> None:
         self.workdir = workdir
         config = workdir / "run.yml"
         config.write_text(json.dumps({
             "store": f"sqlite:///{workdir / 'socctl.db'}", "state_dir": str(workdir / "state"),
             "rules": [str(path) for path in rules], "syslog": {"host": "127.0.0.1", "udp": None, "tcp": 0},
             "metrics": {"host": "127.0.0.1", "port": 0}, "http": {"host": "127.0.0.1", "port": None},
-            "batch": batch, "queue": queue, "batch_wait": "50ms"}), encoding="utf-8")
+            "batch": batch, "queue": queue, "batch_wait": "50ms", "store_events": store_events}), encoding="utf-8")
         ports_file = workdir / "ports.json"
         started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "correlator.cli", "run", "--config", str(config), "--no-replay", "--ports-file",
-             str(ports_file)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(workdir / "run.log", "wb"))  # noqa: SIM115
+             str(ports_file)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(workdir / "run.log").open("wb"))
         while not ports_file.exists():
             if self.process.poll() is not None:
                 raise SystemExit(f"socctl run failed: {(workdir / 'run.log').read_text()[-2000:]}")
@@ -220,10 +222,12 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=20_000)
     parser.add_argument("--no-sigmahq", action="store_true", help="Only the repository's rules.")
     parser.add_argument("--no-pcap", action="store_true")
+    parser.add_argument("--no-store-events", action="store_true",
+                        help="Store alerts, cases and dead letters but not every event.")
     args = parser.parse_args()
     rules = [] if args.no_sigmahq or not SIGMAHQ.is_dir() else [SIGMAHQ]
-    print(f"rules: repository{' + SigmaHQ ' + str(SIGMAHQ) if rules else ''}; cpus {os.cpu_count()}; "
-          f"load {os.getloadavg()[0]:.2f}")
+    print(f"rules: repository{' + SigmaHQ ' + str(SIGMAHQ) if rules else ''}; events "
+          f"{'not ' if args.no_store_events else ''}stored; cpus {os.cpu_count()}; load {os.getloadavg()[0]:.2f}")
     saturation_frames = messages(args.events)
     paced_frames = messages(int(args.rate * args.seconds), offset=args.events)
     with tempfile.TemporaryDirectory(prefix="socctl-bench-intake-") as tmp:
@@ -233,7 +237,7 @@ def main() -> None:
                                    (f"paced {args.rate:,.0f}/s", paced_frames, args.rate)):
             workdir = Path(tmp) / name.split()[0]
             workdir.mkdir()
-            engine = Engine(workdir, rules, args.batch, args.queue)
+            engine = Engine(workdir, rules, args.batch, args.queue, not args.no_store_events)
             try:
                 figures = _run_phase(engine, frames, rate)
             finally:
