@@ -2,12 +2,13 @@
 
     for item in read_file(Path("capture.pcapng")):
         ...  # Event -> rules, Rejected -> dead-letter store
-    for event, body in read_http_bodies(Path("capture.pcap")):
-        ...  # HTTP response bodies (de-chunked) for YARA, with their http event
+    for item in read_file(Path("capture.pcap"), carve=True):
+        ...  # as above; an HTTP event also carries its response body (de-chunked) as `payload`, for YARA
 
 The stages: frames from a `PacketSource` -> `NetworkSensor` (flow, DNS, HTTP and TLS records, in capture-time
 order; collectors.pcap_sensor) -> `record_event` (ECS; collectors.pcap_ecs). This module is the I/O shell: a file
-is read streaming with scapy's raw readers (no dissection; memory holds the open flows, not the file). A live
+is read streaming with scapy's raw readers (no dissection; memory holds the open flows, not the file, and when
+carving the bodies of the records the sensor holds back for time order, each at most `max_body_bytes`). A live
 interface will be another `PacketSource` (scapy's `AsyncSniffer` with a BPF filter, each packet turned into a
 `Frame` of `bytes(packet)`, its time and link type) feeding the same stages.
 
@@ -26,7 +27,6 @@ from typing import Any, BinaryIO, Protocol
 
 from collectors.errors import CollectorError
 from collectors.pcap_ecs import record_event
-from collectors.pcap_http import HttpTransaction
 from collectors.pcap_packets import Frame
 from collectors.pcap_sensor import NetworkRecord, NetworkSensor, SensorConfig
 from correlator.model import Event, EventOrigin, Rejected
@@ -63,14 +63,19 @@ def sniff(head: bytes) -> bool:
     return head[:4] in _PCAP_MAGICS or head[:4] == _PCAPNG_MAGIC
 
 
-def read_file(path: Path, config: SensorConfig | None = None) -> Iterator[Event | Rejected]:
+def read_file(path: Path, config: SensorConfig | None = None, *, carve: bool = False) -> Iterator[Event | Rejected]:
     """Every flow, DNS message, HTTP transaction and TLS ClientHello of a capture file as an `Event`, then a
-    `Rejected` for what could not be read (see `analyse`): never raises for bad content."""
-    return read_capture(CaptureFile(path), config)
+    `Rejected` for what could not be read (see `analyse`): never raises for bad content. With `carve` (or
+    `config.carve_bodies`) an HTTP event carries its response body as `payload` for the YARA stage (at most
+    `config.max_body_bytes` of it)."""
+    return read_capture(CaptureFile(path), config, carve=carve)
 
 
-def read_capture(source: PacketSource, config: SensorConfig | None = None) -> Iterator[Event | Rejected]:
+def read_capture(source: PacketSource, config: SensorConfig | None = None, *,
+                 carve: bool = False) -> Iterator[Event | Rejected]:
     """`read_file` for any `PacketSource`."""
+    if carve:
+        config = dataclasses.replace(config or SensorConfig(), carve_bodies=True)
     for item in analyse(source, config):
         if isinstance(item, NetworkRecord):
             yield record_event(item, _origin(source, item.packet_number))
@@ -83,13 +88,9 @@ def read_http_bodies(path: Path, config: SensorConfig | None = None) -> Iterator
     body de-chunked (content codings such as gzip are left as sent), at most `config.max_body_bytes` of it
     (the event's `file.hash.sha256` and `file.size` are of the whole body). Read problems are left out: use
     `read_file` for those."""
-    config = dataclasses.replace(config or SensorConfig(), carve_bodies=True)
-    source = CaptureFile(path)
-    for item in analyse(source, config):
-        if isinstance(item, NetworkRecord) and isinstance(item.detail, HttpTransaction):
-            response = item.detail.response
-            if response is not None and response.body_bytes:
-                yield record_event(item, _origin(source, item.packet_number)), response.body
+    for item in read_file(path, config, carve=True):
+        if isinstance(item, Event) and item.payload is not None:
+            yield item, item.payload
 
 
 def analyse(source: PacketSource, config: SensorConfig | None = None) -> Iterator[NetworkRecord | Rejected]:

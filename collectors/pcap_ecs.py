@@ -8,6 +8,9 @@ correlator/data/sources.yml routes to the Sigma firewall, dns and proxy categori
 initiator), `destination.*`, `network.*` (transport, type, community_id, direction) and `related.ip`. Fields
 ECS lacks live under `pcap.*`: a flow's TCP flags per side, Zeek-style state and end reason; the JA3 string, JA4_r
 and the offered ALPN of a ClientHello; whether a carved HTTP body is truncated.
+
+An HTTP event whose response body was carved (`SensorConfig.carve_bodies`) carries the body as its `payload`
+(de-chunked, at most `max_body_bytes`) for the YARA stage; `file.hash.sha256` and `file.size` name the whole body.
 """
 
 from __future__ import annotations
@@ -59,7 +62,17 @@ def record_event(record: NetworkRecord, origin: EventOrigin) -> Event:
     raw = orjson.dumps(summary).decode()
     identity = f"{record.kind}|{endpoints.community_id}|{endpoints.start_us}|{record.index}"
     return Event(id=event_id_for(identity), timestamp_ms=record.timestamp_us // 1000, raw=raw, fields=out,
-                 origin=origin, ecs_factory=lambda: (nest(out), {}))
+                 origin=origin, ecs_factory=lambda: (nest(out), {}), payload=_payload(detail))
+
+
+def _payload(detail: object) -> bytes | None:
+    """The carved response body of an HTTP transaction (the sensor carves only when asked): the event's
+    payload for the YARA stage. None for other records and for bodies not carved."""
+    if isinstance(detail, HttpTransaction):
+        response = detail.response
+        if response is not None and response.body:
+            return response.body
+    return None
 
 
 def _endpoints(endpoints: Endpoints, out: dict[str, Any]) -> None:

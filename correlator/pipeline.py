@@ -4,7 +4,10 @@ the CLI (or the running engine) decides where it goes. Runs the same in one proc
 returns pickles (correlation inputs carry copied field values, not the event).
 
 Order per event: the Sigma engine's alerts, a network sensor's own alert (a Suricata alert record, a Zeek notice:
-`correlator.sensor_alerts`), then one threat-intel alert for the event's IOC hits. Each alert is
+`correlator.sensor_alerts`), one threat-intel alert for the event's IOC hits, then the YARA alerts of the content
+the event carries (`Event.payload`: a carved HTTP body, an uploaded file; `correlator.yara_payload`), when the
+detection has YARA rules. A payload is dropped once scanned (it is never stored, nor shipped back from a worker);
+one that cannot be scanned (too large, a timeout) is a dead letter naming the event. Each alert is
 checked against the analysts' allowlist first (an excepted alert neither alerts nor counts towards correlation);
 a rule referenced by correlation rules yields a `RuleMatch` (with the fields those rules read); a rule whose own
 alerts are withheld (`generate`) stops there; the others are enriched with the asset inventory.
@@ -21,16 +24,19 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from collectors.files import read_path
+from collectors.errors import CollectorError
+from collectors.files import detect_format, read_path
 from correlator.correlation.match import RuleMatch
 from correlator.model import Alert, Event, EventOrigin, Rejected, nest
 from correlator.sensor_alerts import SENSOR_FORMATS, sensor_alert
 from correlator.sigma.engine import SigmaEngine
+from correlator.yara_payload import scan_payload
 
 if TYPE_CHECKING:
     from correlator.allowlist import Allowlist
     from correlator.assets import Inventory
     from correlator.intel_index import ThreatIntel
+    from correlator.yara_payload import PayloadScanner
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +46,9 @@ __all__ = ["Detection", "FileResult", "detect_events", "detect_file", "enrich_al
 @dataclass(frozen=True)
 class Detection:
     """What the detection stage runs: the Sigma engine plus, when configured, threat intel, the asset inventory,
-    the allowlist (checked at `now_ms`: an entry's expiry is wall-clock time) and the correlation routing (rule id ->
-    fields the correlation rules read; rule ids whose own alerts are withheld)."""
+    the allowlist (checked at `now_ms`: an entry's expiry is wall-clock time), the correlation routing (rule id ->
+    fields the correlation rules read; rule ids whose own alerts are withheld) and the YARA rules for event
+    payloads (with them, capture files are read with HTTP bodies carved)."""
 
     engine: SigmaEngine
     intel: ThreatIntel | None = None
@@ -50,6 +57,7 @@ class Detection:
     correlation_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     withheld: frozenset[str] = frozenset()
     now_ms: int = 0
+    yara: PayloadScanner | None = None
 
 
 @dataclass
@@ -65,6 +73,9 @@ class FileResult:
     withheld: int = 0  # alerts of rules that only feed correlation rules
     event_lines: list[bytes] | None = None
     stored_events: list[Event] | None = None
+    payloads: int = 0  # event payloads scanned with YARA (cache hits included)
+    payload_cache_hits: int = 0  # of them, answered from the hit cache (identical content seen before)
+    yara_alerts: int = 0  # YARA hits on payloads (before the allowlist and withholding)
 
 
 def enrich_alert(alert: Alert, inventory: Inventory, fields: Mapping[str, Any]) -> None:
@@ -118,6 +129,22 @@ def _post(event: Event, alerts: list[Alert], detection: Detection, result: FileR
         result.alerts.append(alert)
 
 
+def _scan_payload(event: Event, alerts: list[Alert], yara: PayloadScanner, result: FileResult) -> list[Alert]:
+    """`alerts` plus the YARA alerts of the event's payload (a dead letter when it cannot be scanned); the
+    payload is dropped."""
+    scanner = yara.scanner()
+    cached = scanner.stats.cache_hits
+    outcome = scan_payload(scanner, event)
+    event.payload = None
+    result.payloads += 1
+    result.payload_cache_hits += scanner.stats.cache_hits - cached
+    if isinstance(outcome, Rejected):
+        result.rejected.append(outcome)
+        return alerts
+    result.yara_alerts += len(outcome)
+    return [*alerts, *outcome] if outcome else alerts
+
+
 def detect_events(items: Iterator[Event | Rejected], detection: Detection | SigmaEngine,
                   result: FileResult) -> FileResult:
     """Run every event through the detection stage, collecting alerts, matches and rejects into `result`."""
@@ -128,6 +155,7 @@ def detect_events(items: Iterator[Event | Rejected], detection: Detection | Sigm
     match, intel, inventory, count = detection.engine.match, detection.intel, detection.inventory, 0
     plain = (detection.allowlist is None and detection.inventory is None and not detection.correlation_fields
              and not detection.withheld)
+    yara = detection.yara
     add_alerts = result.alerts.extend
     try:
         for item in items:
@@ -152,6 +180,8 @@ def detect_events(items: Iterator[Event | Rejected], detection: Detection | Sigm
                     from correlator.intel import hits_to_alert
 
                     alerts = [*alerts, hits_to_alert(item, hits)]
+            if yara is not None and item.payload is not None:
+                alerts = _scan_payload(item, alerts, yara, result)
             if alerts:
                 if plain:
                     add_alerts(alerts)
@@ -170,9 +200,25 @@ def detect_file(
         str(path), event_lines=[] if event_lines else None, stored_events=[] if keep_events else None
     )
     try:
-        return detect_events(read_path(path, fmt), detection, result)
+        return detect_events(_read(path, fmt, detection), detection, result)
     except Exception as exc:  # a reader bug must not stop the run: what is left of the file is a dead letter
         log.exception("internal error while processing %s after %d events", path, result.events)
         reason = f"internal error after {result.events} events: {type(exc).__name__}: {exc}"
         result.rejected.append(Rejected(reason, EventOrigin(path=str(path), format=fmt or "unknown"), stage="read"))
         return result
+
+
+def _read(path: Path, fmt: str | None, detection: Detection | SigmaEngine) -> Iterator[Event | Rejected]:
+    """The file's records; a capture file with its HTTP bodies carved when there are YARA rules to scan them."""
+    if isinstance(detection, SigmaEngine) or detection.yara is None:
+        return read_path(path, fmt)
+    if fmt is None:
+        try:
+            fmt = detect_format(path)
+        except CollectorError:  # read_path reports it (or, for an empty file, yields nothing)
+            return read_path(path, None)
+    if fmt == "pcap":
+        from collectors.pcap import read_file
+
+        return read_file(path, carve=True)
+    return read_path(path, fmt)

@@ -1,12 +1,14 @@
 """Everything around the Sigma engine that a run needs, loaded from files: correlation rules, threat intel, the
-asset inventory, the allowlist, the scoring weights, the suppression policy, the cases configuration and the
-playbooks. One loader for `socctl ingest` and the running engine, so both behave the same.
+asset inventory, the allowlist, the scoring weights, the suppression policy, the cases configuration, the
+playbooks and the YARA rules for event payloads. One loader for `socctl ingest` and the running engine, so both
+behave the same.
 
 Rule folders are read once for correlation rules: files holding a ``correlation:`` document are parsed in full;
 of the others only the top-level ``id:`` and ``name:`` of each document are taken (the base rules that correlation
 rules may reference by name), so a warm start over the whole SigmaHQ corpus stays fast. Correlation rules that do
-not load are reported with file, line and reason (`Runtime.problems`) and the others work. Configuration files
-(inventory, scoring, suppression, cases) are fail-fast: a broken one raises its located error.
+not load are reported with file, line and reason (`Runtime.problems`) and the others work; so are YARA rule
+files that do not compile. Configuration files (inventory, scoring, suppression, cases) are fail-fast: a broken one
+raises its located error.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from correlator.correlation import BaseRule, CorrelationEngine, CorrelationSet, 
 from correlator.errors import CorrelatorError
 from correlator.pipeline import Detection
 from correlator.scoring import RuleHistory, ScoringConfig, load_scoring_config
-from correlator.settings import default_playbooks_dir
+from correlator.settings import default_playbooks_dir, default_yara_rules_dir
+from correlator.yara_payload import (
+    DEFAULT_CACHE_ENTRIES,
+    DEFAULT_PAYLOAD_MAX_SIZE,
+    DEFAULT_PAYLOAD_TIMEOUT_S,
+    PayloadScanner,
+)
 
 if TYPE_CHECKING:
     from correlator.allowlist import Allowlist, AllowlistEntry
@@ -34,8 +42,8 @@ if TYPE_CHECKING:
     from correlator.sigma.engine import SigmaEngine
     from correlator.suppression import SuppressionPolicy
 
-__all__ = ["Problem", "Runtime", "RuntimeConfigError", "RuntimeOptions", "load_runtime", "load_suppression_policy",
-           "scan_correlation_rules"]
+__all__ = ["Problem", "Runtime", "RuntimeConfigError", "RuntimeOptions", "default_yara_rules_dir",
+           "load_payload_scanner", "load_runtime", "load_suppression_policy", "scan_correlation_rules"]
 
 _CORRELATION: Final = re.compile(r"^correlation\s*:", re.MULTILINE)
 _DOC_SPLIT: Final = re.compile(r"^---\s*$", re.MULTILINE)
@@ -51,7 +59,7 @@ class RuntimeConfigError(CorrelatorError):
 class Problem:
     """Something that did not load (the run goes on without it)."""
 
-    what: str  # correlation rule | playbook | allowlist entry
+    what: str  # correlation rule | playbook | allowlist entry | YARA rule file
     path: str
     reason: str
     line: int | None = None
@@ -73,6 +81,19 @@ class RuntimeOptions:
     cases_config: Path | None = None
     playbooks: Sequence[Path] | None = None  # None: the repository's playbooks/
     lateness_ms: int = 0
+    # YARA on event payloads (carved HTTP bodies, uploaded files): rule files or directories (None: the
+    # repository's rules/yara), the per-payload scan timeout and size limit, the hit cache's size (contents).
+    yara: bool = True
+    yara_rules: Sequence[Path] | None = None
+    yara_timeout_s: int = DEFAULT_PAYLOAD_TIMEOUT_S
+    yara_max_size: int = DEFAULT_PAYLOAD_MAX_SIZE
+    yara_cache_entries: int = DEFAULT_CACHE_ENTRIES
+
+    def __post_init__(self) -> None:
+        if self.yara_timeout_s < 1:
+            raise ValueError(f"yara_timeout_s must be at least 1 second, got {self.yara_timeout_s}")
+        if self.yara_max_size < 0 or self.yara_cache_entries < 1:
+            raise ValueError("yara_max_size must be >= 0 and yara_cache_entries >= 1")
 
 
 @dataclass
@@ -87,6 +108,7 @@ class Runtime:
     suppression: SuppressionPolicy | None = None
     lateness_ms: int = 0
     problems: list[Problem] = field(default_factory=list)
+    yara: PayloadScanner | None = None
 
     def correlation_engine(self) -> CorrelationEngine | None:
         if not self.correlations.rules:
@@ -107,7 +129,7 @@ class Runtime:
             if not self.correlations.emits_own_alerts(rule_id):
                 withheld.add(rule_id)
         return Detection(engine, intel=self.intel, inventory=self.inventory, allowlist=self.allowlist,
-                         correlation_fields=fields, withheld=frozenset(withheld), now_ms=now_ms)
+                         correlation_fields=fields, withheld=frozenset(withheld), now_ms=now_ms, yara=self.yara)
 
     def grouper(self) -> CaseGrouper:
         return CaseGrouper(playbooks=self.playbooks, grouping=self.cases.grouping, sla=self.cases.sla,
@@ -189,6 +211,23 @@ def load_suppression_policy(path: Path) -> SuppressionPolicy:
         raise RuntimeConfigError(f"{path}: {exc}") from exc
 
 
+
+def load_payload_scanner(options: RuntimeOptions, problems: list[Problem]) -> PayloadScanner | None:
+    """The YARA stage of `options` (None when turned off or no rule loads); each rule file that does not
+    compile is a problem, the others load."""
+    if not options.yara:
+        return None
+    from correlator.yara_rules import compile_rules
+
+    paths = list(options.yara_rules) if options.yara_rules is not None else [default_yara_rules_dir()]
+    ruleset = compile_rules(paths)
+    problems.extend(Problem("YARA rule file", e.path, e.reason, e.line) for e in ruleset.failures)
+    if ruleset.rule_count == 0:
+        return None
+    return PayloadScanner(ruleset, timeout_s=options.yara_timeout_s, max_size=options.yara_max_size,
+                          cache_entries=options.yara_cache_entries)
+
+
 def load_runtime(options: RuntimeOptions, *, allowlist_entries: Sequence[AllowlistEntry] = ()) -> Runtime:
     """Load every component named in `options` (see the module doc for what is collect-all and what fails fast).
     `allowlist_entries`: entries kept in the store, added to those of `options.allowlist_files`."""
@@ -226,5 +265,6 @@ def load_runtime(options: RuntimeOptions, *, allowlist_entries: Sequence[Allowli
         suppression=suppression,
         lateness_ms=options.lateness_ms,
         problems=problems,
+        yara=load_payload_scanner(options, problems),
     )
 

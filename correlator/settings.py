@@ -31,6 +31,11 @@ def default_placeholders_file() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def default_yara_rules_dir() -> Path:
+    """The repository's own YARA rules (`rules/yara`): what `socctl scan`, `ingest` and `run` load by default."""
+    return PROJECT_ROOT / "rules" / "yara"
+
+
 def default_playbooks_dir() -> Path:
     """The repository's playbooks (playbooks/)."""
     return PROJECT_ROOT / "playbooks"

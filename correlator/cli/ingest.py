@@ -5,6 +5,12 @@ them): the detection stage (`correlator.pipeline`) per file. The analysis stage 
 correlation, suppression, scores) then sees every alert and correlation input of the run in event-time order, so
 the output is the same for any number of workers, any file order and shuffled records; alerts go to cases last
 (`correlator.sink`). Without `--state` a replay is complete: every correlation window closes at the end.
+
+With YARA rules (the repository's rules/yara unless `--yara-rules` or `--no-yara`), the content events carry is
+scanned too: capture files are read with HTTP response bodies carved, and each body's YARA hits are alerts linked
+to its http event. The rules are compiled before the workers fork; each worker builds its own scanner and hit
+cache on its first payload (the parent scans nothing before forking: yara-x's timeout clock is a thread, and a
+forked child would not have it).
 """
 
 from __future__ import annotations
@@ -46,9 +52,12 @@ from correlator.cli.runtime_opts import (
     IntelOpt,
     LatenessOpt,
     NoSuppressionOpt,
+    NoYaraOpt,
     PlaybooksOpt,
     ScoringOpt,
     SuppressionOpt,
+    YaraRulesOpt,
+    YaraTimeoutOpt,
     load_runtime_or_exit,
     parse_duration_or_exit,
 )
@@ -61,6 +70,7 @@ from correlator.scoring import RuleHistory
 from correlator.sigma.engine import SigmaEngine
 from correlator.store.base import Store, wall_clock_ms
 from correlator.store.errors import StoreError
+from correlator.yara_payload import DEFAULT_PAYLOAD_TIMEOUT_S
 
 _WORKER_DETECTION: Detection | None = None
 _WORKER_ARGS: tuple[str | None, bool, bool] = (None, False, False)
@@ -165,7 +175,7 @@ def _tally_alerts(totals: IngestTotals, outcome: Outcome, alerts_fh: IO[bytes] |
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Log files or directories (EVTX, JSON/NDJSON).")],
+    paths: Annotated[list[Path], typer.Argument(help="Log files or directories (EVTX, JSON/NDJSON, pcap, ...).")],
     rules: RulesOpt = None,
     no_default_rules: NoDefaultRulesOpt = False,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help=f"Force a format: {', '.join(FORMATS)}.")] = None,
@@ -195,6 +205,9 @@ def ingest(
     cases_config: CasesConfigOpt = None,
     playbooks: PlaybooksOpt = None,
     lateness: LatenessOpt = "0",
+    yara_rules: YaraRulesOpt = None,
+    no_yara: NoYaraOpt = False,
+    yara_timeout: YaraTimeoutOpt = DEFAULT_PAYLOAD_TIMEOUT_S,
     state: Annotated[Path | None, typer.Option(
         "--state", help="Keep correlation windows and suppression counts in this file across runs: restored "
                         "first, written at the end; open windows stay open for the next run.")] = None,
@@ -243,7 +256,9 @@ def ingest(
             rule_paths=opts.rule_paths(), intel=intel or [], assets=assets, allowlist_files=allowlist or [],
             scoring=scoring, suppression=suppression, suppress=not no_suppression, cases_config=cases_config,
             playbooks=playbooks, lateness_ms=parse_duration_or_exit(console, lateness, "--lateness"),
+            yara=not no_yara, yara_rules=yara_rules or None, yara_timeout_s=yara_timeout,
         ), store)
+        totals.yara_rules = runtime.yara.rule_count if runtime.yara is not None else 0
         correlation = runtime.correlation_engine()
         detection = runtime.detection(engine, correlation, wall_clock_ms())
         analyzer = runtime.analyzer(correlation, _rule_history(store))
@@ -268,6 +283,9 @@ def ingest(
             totals.rule_errors.update(failures)
             totals.excepted.update(result.excepted)
             totals.withheld += result.withheld
+            totals.payloads += result.payloads
+            totals.payload_cache_hits += result.payload_cache_hits
+            totals.yara_alerts += result.yara_alerts
             alerts.extend(result.alerts)
             matches.extend(result.matches)
             for item in result.rejected:

@@ -35,6 +35,10 @@ class IngestTotals:
     suppressed: int = 0  # alerts counted into a representative alert
     excepted: Counter[str] = field(default_factory=Counter)  # allowlist entry id -> alerts excepted
     withheld: int = 0  # matches of rules that only feed correlation rules
+    yara_rules: int = 0  # YARA rules loaded for event payloads (0: no YARA stage)
+    payloads: int = 0  # event payloads scanned (carved HTTP bodies, ...), cache hits included
+    payload_cache_hits: int = 0
+    yara_alerts: int = 0  # YARA hits on payloads, before allowlist and suppression
     delivery: Delivery = field(default_factory=Delivery)
     analysis: dict[str, Any] = field(default_factory=dict)  # the analysis stage's metrics at the end
     seconds: float = 0.0
@@ -72,7 +76,11 @@ def print_summary(console: Console, totals: IngestTotals, rules_loaded: int, rul
         table.add_row("cases opened", str(delivery.cases_opened))
         table.add_row("cases updated", str(delivery.cases_updated))
     table.add_row("rejected records", str(totals.rejected))
-    table.add_row("rules loaded", f"{rules_loaded} Sigma, {correlation_rules} correlation")
+    if totals.yara_rules:
+        table.add_row("payloads scanned with YARA", f"{totals.payloads} ({totals.payload_cache_hits} from cache)")
+        table.add_row("YARA alerts on payloads", str(totals.yara_alerts))
+    table.add_row("rules loaded", f"{rules_loaded} Sigma, {correlation_rules} correlation"
+                  + (f", {totals.yara_rules} YARA" if totals.yara_rules else ""))
     table.add_row("rules not loaded", str(rules_failed))
     if totals.unknown_sources:
         table.add_row("events of unknown log source", str(sum(totals.unknown_sources.values())))
@@ -138,6 +146,8 @@ def summary_doc(totals: IngestTotals, rules_loaded: int, rules_failed: int, work
         "suppressed": totals.suppressed,
         "excepted": dict(totals.excepted),
         "withheld": totals.withheld,
+        "yara": {"rules_loaded": totals.yara_rules, "payloads_scanned": totals.payloads,
+                 "payload_cache_hits": totals.payload_cache_hits, "alerts": totals.yara_alerts},
         "analysis": totals.analysis,
         "cases": {"opened": delivery.cases_opened, "updated": delivery.cases_updated,
                   "opened_by_severity": dict(delivery.case_severity),

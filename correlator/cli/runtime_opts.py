@@ -1,5 +1,6 @@
 """The options that name what a run loads beside the Sigma rules (intel, assets, allowlist, scoring, suppression,
-cases, playbooks), shared by `socctl ingest` and the running engine, and loading them with clear errors."""
+cases, playbooks, YARA rules for event payloads), shared by `socctl ingest` and the running engine, and loading
+them with clear errors."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ __all__ = [
     "IntelOpt",
     "LatenessOpt",
     "NoSuppressionOpt",
+    "NoYaraOpt",
     "PlaybooksOpt",
     "ScoringOpt",
     "SuppressionOpt",
+    "YaraRulesOpt",
+    "YaraTimeoutOpt",
     "load_runtime_or_exit",
     "parse_duration_or_exit",
 ]
@@ -46,6 +50,13 @@ PlaybooksOpt = Annotated[list[Path] | None, typer.Option(
     "--playbooks", help="Playbook file or directory (repeatable; default: the repository's playbooks/).")]
 LatenessOpt = Annotated[str, typer.Option(
     "--lateness", help="Allowed lateness of events for correlation windows (e.g. 30s, 5m).")]
+YaraRulesOpt = Annotated[list[Path] | None, typer.Option(
+    "--yara-rules", help="YARA rule file or directory for the content events carry, such as HTTP bodies carved "
+                         "from captures (repeatable; default: the repository's rules/yara).")]
+NoYaraOpt = Annotated[bool, typer.Option(
+    "--no-yara", help="Do not scan event payloads with YARA (captures are then read without carving bodies).")]
+YaraTimeoutOpt = Annotated[int, typer.Option(
+    "--yara-timeout", min=1, help="Seconds a YARA scan of one payload may take; a slower one is a dead letter.")]
 
 
 def parse_duration_or_exit(console: Console, text: str, option: str) -> int:

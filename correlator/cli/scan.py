@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from correlator.model import Alert, Rejected
-from correlator.settings import PROJECT_ROOT
+from correlator.settings import default_yara_rules_dir
 from correlator.yara_engine import DEFAULT_TIMEOUT_S, YaraRuleSet, compile_rules, scan_paths
 
 __all__ = ["default_yara_rules_dir", "register", "scan_command"]
@@ -21,10 +21,6 @@ __all__ = ["default_yara_rules_dir", "register", "scan_command"]
 _SHOWN = 20  # rows per table before "... and N more"
 _USAGE_ERROR = 2
 
-
-def default_yara_rules_dir() -> Path:
-    """The repository's own YARA rules (`rules/yara` next to the `correlator` package)."""
-    return PROJECT_ROOT / "rules" / "yara"
 
 
 def register(app: typer.Typer) -> None:

@@ -318,6 +318,38 @@ def test_http_download_over_out_of_order_segments(capture_file: Callable[..., Pa
     assert http.timestamp_ms == (T0_US + 4000) // 1000  # the request's first segment (after the handshake)
 
 
+def test_carving_puts_the_body_on_the_http_event_as_payload(capture_file: Callable[..., Path]) -> None:
+    path = capture_file(http_download, dns_lookups)
+    carved, plain = list(read_file(path, carve=True)), list(read_file(path))
+    assert [item.payload for item in of_kind(carved, "http")] == [PAYLOAD]
+    assert all(item.payload is None for item in plain if isinstance(item, Event))
+    assert all(item.payload is None for item in carved
+               if isinstance(item, Event) and item.fields["event.dataset"] != "network.http")
+    assert [(e.id, e.fields) for e in carved if isinstance(e, Event)] == \
+        [(e.id, e.fields) for e in plain if isinstance(e, Event)]  # the events are the same otherwise
+    assert [e.payload for e in of_kind(list(read_file(path, SensorConfig(carve_bodies=True))), "http")] == [PAYLOAD]
+
+
+def test_a_carved_body_stops_at_max_body_bytes(capture_file: Callable[..., Path]) -> None:
+    (http,) = of_kind(list(read_file(capture_file(http_download), SensorConfig(max_body_bytes=1500), carve=True)),
+                      "http")
+    assert http.payload == PAYLOAD[:1500]
+    assert pick(http, "file.hash.sha256", "file.size", "pcap.http.body_truncated") == {
+        "file.hash.sha256": hashlib.sha256(PAYLOAD).hexdigest(), "file.size": 6000, "pcap.http.body_truncated": True}
+
+
+def test_responses_without_a_body_carry_no_payload(capture_file: Callable[..., Path]) -> None:
+    def no_body(capture: Capture) -> None:
+        tcp = TcpConnection(capture, WEB_CLIENT, WEB_SERVER)
+        tcp.handshake()
+        tcp.send(True, b"GET /one HTTP/1.1\r\nHost: a.test\r\n\r\nHEAD /two HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        tcp.send(False, b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n")
+        tcp.close()
+
+    found = of_kind(list(read_file(capture_file(no_body), carve=True)), "http")
+    assert [(e.fields["url.original"], e.payload) for e in found] == [("/one", None), ("/two", None)]
+
+
 def test_http_pipelined_requests_in_a_capture(capture_file: Callable[..., Path]) -> None:
     def pipelined(capture: Capture) -> None:
         tcp = TcpConnection(capture, WEB_CLIENT, WEB_SERVER)
