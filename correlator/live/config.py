@@ -30,6 +30,7 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     tail_poll: 250ms
     samples: {paths: [/var/quarantine], max_bytes: 32MiB, poll: 2s}   # files scanned with YARA once each
     uploads: {enabled: true, max_bytes: 32MiB}    # POST /v1/files on the HTTP intake (stored under state_dir/samples)
+    yara: {enabled: true, rules: [rules/yara], timeout: 10s, max_bytes: 32MiB}   # payloads: carved bodies, files
 
 Environment overrides: `SOCCTL_RUN_<KEY>` (upper case) holds a key's value as YAML and wins over the file, e.g.
 `SOCCTL_RUN_SYSLOG='{host: 0.0.0.0, udp: 514, tcp: 514}'` or `SOCCTL_RUN_QUEUE=50000`.
@@ -56,7 +57,7 @@ __all__ = ["ENV_PREFIX", "Listen", "RunConfig", "RunConfigError", "Samples", "Up
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
                 "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
                 "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll", "http",
-                "http_tokens", "samples", "uploads")
+                "http_tokens", "samples", "uploads", "yara")
 ENV_PREFIX: Final = "SOCCTL_RUN_"
 DEFAULT_SAMPLE_BYTES: Final = 32 << 20
 _SIZE: Final = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
@@ -149,21 +150,23 @@ def parse_run_config(text: str, source: str = "<run config>", environ: Mapping[s
     if doc is not None and not isinstance(doc, Mapping):
         raise RunConfigError("expected a mapping of settings", source=source, line=1)
     overrides = environment_overrides(os.environ if environ is None else environ)
-    if doc is None and not overrides:
-        return RunConfig(source=source)
+    if doc is None:
+        doc = {}
     if overrides:
-        merged = _Overridden(doc or {})
+        merged = _Overridden(doc)
         merged.update(overrides)
         doc = merged
     reader = _Reader(doc, source)
     for key in doc:
         if key not in _KEYS:
             raise reader.fail(str(key), f"unknown setting (expected one of {', '.join(_KEYS)})")
+    yara = reader.yara("yara")
     runtime = RuntimeOptions(
         intel=reader.paths("intel"), assets=reader.path("assets"), allowlist_files=reader.paths("allowlist"),
         scoring=reader.path("scoring"), suppression=reader.path("suppression"),
         suppress=reader.flag("suppress", True), cases_config=reader.path("cases_config"),
         playbooks=reader.paths("playbooks") or None, lateness_ms=reader.duration("lateness", 0, zero=True),
+        **yara,
     )
     return RunConfig(
         store=reader.text("store"), rules=reader.paths("rules"),
@@ -238,6 +241,20 @@ class _Reader:
             raise self.fail(f"{key}.paths", "expected at least one directory to watch")
         poll = nested.duration("poll", 2_000)
         return Samples(paths, self.size(f"{key}.max_bytes", section.get("max_bytes", DEFAULT_SAMPLE_BYTES)), poll)
+
+    def yara(self, key: str) -> dict[str, Any]:
+        """The YARA settings as `RuntimeOptions` fields (payloads up to the sample size by default, so that every
+        file the intake takes is scanned)."""
+        section = self._section(key, ("enabled", "rules", "timeout", "max_bytes"))
+        if section is None:
+            return {"yara_max_size": DEFAULT_SAMPLE_BYTES}
+        nested = _Reader(section, self.source)
+        timeout_ms = nested.duration("timeout", 10_000)
+        if timeout_ms < 1000:
+            raise self.fail(f"{key}.timeout", "expected at least 1s")
+        return {"yara": nested.flag("enabled", True), "yara_rules": nested.paths("rules") or None,
+                "yara_timeout_s": timeout_ms // 1000,
+                "yara_max_size": self.size(f"{key}.max_bytes", section.get("max_bytes", DEFAULT_SAMPLE_BYTES))}
 
     def uploads(self, key: str) -> Uploads:
         section = self._section(key, ("enabled", "max_bytes"))

@@ -129,3 +129,16 @@ def test_environment_override_errors_name_the_variable(environ: dict[str, str], 
     with pytest.raises(RunConfigError) as caught:
         parse_run_config("queue: 5\n", "run.yml", environ=environ)
     assert str(caught.value).startswith(message)
+
+
+def test_yara_settings_become_runtime_options() -> None:
+    config = parse_run_config("yara: {rules: [/etc/socctl/yara], timeout: 3s, max_bytes: 1MiB}\n", "run.yml",
+                              environ={})
+    runtime = config.runtime
+    assert (runtime.yara, runtime.yara_rules, runtime.yara_timeout_s, runtime.yara_max_size) == (
+        True, (Path("/etc/socctl/yara"),), 3, 1 << 20)
+    assert parse_run_config("yara: {enabled: false}\n", "run.yml", environ={}).runtime.yara is False
+    default = parse_run_config("", "run.yml", environ={}).runtime
+    assert (default.yara, default.yara_rules, default.yara_max_size) == (True, None, 32 << 20)
+    with pytest.raises(RunConfigError, match=r"run.yml:1: yara.timeout: expected at least 1s"):
+        parse_run_config("yara: {timeout: 10ms}\n", "run.yml", environ={})
