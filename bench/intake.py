@@ -36,6 +36,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+# Addresses given: without them scapy resolves the MAC with ARP on the real interface (traffic off loopback).
+MAC = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SIGMAHQ = ROOT.parent / "shared" / "data" / "sigma" / "rules"
@@ -187,7 +190,7 @@ def _pcap_figures(workdir: Path) -> tuple[int, float, float]:
             seq = 1000
             for flags, payload in (("S", b""), ("A", b""),
                                    ("PA", f"GET /p/{flow} HTTP/1.1\r\nHost: example.org\r\n\r\n".encode())):
-                pkt = Ether() / IP(src=client, dst="192.0.2.10") / TCP(sport=port, dport=80, flags=flags, seq=seq)
+                pkt = Ether(**MAC) / IP(src=client, dst="192.0.2.10") / TCP(sport=port, dport=80, flags=flags, seq=seq)
                 pkt = pkt / Raw(payload) if payload else pkt
                 pkt.time = t
                 writer.write(pkt)
@@ -195,11 +198,11 @@ def _pcap_figures(workdir: Path) -> tuple[int, float, float]:
                 t += 0.0001
                 packets += 1
             body = b"x" * 512
-            reply = (Ether() / IP(src="192.0.2.10", dst=client) / TCP(sport=80, dport=port, flags="PA", ack=seq)
+            reply = (Ether(**MAC) / IP(src="192.0.2.10", dst=client) / TCP(sport=80, dport=port, flags="PA", ack=seq)
                      / Raw(b"HTTP/1.1 200 OK\r\nContent-Length: 512\r\n\r\n" + body))
             reply.time = t
             writer.write(reply)
-            dns = Ether() / IP(src=client, dst="192.0.2.53") / UDP(sport=port, dport=53) / DNS(
+            dns = Ether(**MAC) / IP(src=client, dst="192.0.2.53") / UDP(sport=port, dport=53) / DNS(
                 rd=1, qd=DNSQR(qname=f"h{flow}.example.org"))
             dns.time = t
             writer.write(dns)

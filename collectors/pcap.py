@@ -9,8 +9,7 @@ The stages: frames from a `PacketSource` -> `NetworkSensor` (flow, DNS, HTTP and
 order; collectors.pcap_sensor) -> `record_event` (ECS; collectors.pcap_ecs). This module is the I/O shell: a file
 is read streaming with scapy's raw readers (no dissection; memory holds the open flows, not the file, and when
 carving the bodies of the records the sensor holds back for time order, each at most `max_body_bytes`). A live
-interface will be another `PacketSource` (scapy's `AsyncSniffer` with a BPF filter, each packet turned into a
-`Frame` of `bytes(packet)`, its time and link type) feeding the same stages.
+interface feeds the same stages from `collectors.pcap_live.LiveCapture` (async, ticked on quiet links).
 
 A capture that ends inside a record, or holds a corrupt block, gives the events of what was read and then one
 `Rejected` saying where reading stopped. Nothing raises for bad content.

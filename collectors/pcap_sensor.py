@@ -1,15 +1,16 @@
 """The network sensor's stage: captured frames in; flow, DNS, HTTP and TLS records out, in capture-time order.
 
     sensor = NetworkSensor(SensorConfig(idle_timeout_s=60))
-    for frame in source.frames():  # a file or, later, a live interface: see `collectors.pcap.PacketSource`
+    for frame in source.frames():  # a file (collectors.pcap) or a live interface (collectors.pcap_live)
         for record in sensor.feed(frame):
             ...
+        # live, about once a second: `sensor.tick(now_us)` ends the flows gone idle on a quiet interface
     for record in sensor.finish():  # the end of the capture: every open flow ends
         ...
 
-Nothing here reads a clock or a file: time is the capture's. A record is held back until no record still to
-come can be older (the oldest open flow's start), so records leave in time order; `max_reorder_records` bounds
-that wait (a long-lived flow would otherwise hold everything behind it).
+Nothing here reads a clock or a file: time is the capture's, or the caller's for `tick`. A record is held back
+until no record still to come can be older (the oldest open flow's start), so records leave in time order;
+`max_reorder_records` bounds that wait (a long-lived flow would otherwise hold everything behind it).
 
 TCP payload is reassembled per direction only while it may matter: the client's first bytes decide between
 HTTP (a request method), TLS (a handshake record) and DNS (port 53); anything else stops reassembly for that flow.
@@ -108,7 +109,7 @@ class _TcpApp:
 
 
 class NetworkSensor:
-    """Frames to `NetworkRecord`s. `feed` and `finish` return the records that may leave (time-ordered)."""
+    """Frames to `NetworkRecord`s. `feed`, `tick` and `finish` return the records that may leave (time-ordered)."""
 
     def __init__(self, config: SensorConfig | None = None) -> None:
         self.config = config = config or SensorConfig()
@@ -132,8 +133,7 @@ class NetworkSensor:
                 unsupported[frame.linktype] = unsupported.get(frame.linktype, 0) + 1
             return []
         self.stats.packets += 1
-        for expired in self._flows.expire(packet.timestamp_us):
-            self._end(expired, "fin" if expired.closing else "idle")
+        self._expire(packet.timestamp_us)
         flow, forward, replaced = self._flows.track(packet)
         if replaced is not None:
             self._end(replaced, "fin")
@@ -149,6 +149,14 @@ class NetworkSensor:
             self._end(flow, "rst")
         elif flow.closing and not was_closing:
             self._flows.closing(flow)
+        return self._release()
+
+    def tick(self, now_us: int) -> list[NetworkRecord]:
+        """Time has moved on to `now_us` without a packet (a quiet live interface): the flows idle since then, or
+        lingering after their FINs, end as a packet at `now_us` would end them, and the records no open flow holds
+        back leave. Records stay in time order across `feed` and `tick`; a `now_us` behind the capture's time
+        ends nothing."""
+        self._expire(now_us)
         return self._release()
 
     def finish(self) -> list[NetworkRecord]:
@@ -176,6 +184,10 @@ class NetworkSensor:
             out.append(heapq.heappop(held)[2])
         self.stats.records += len(out)
         return out
+
+    def _expire(self, now_us: int) -> None:
+        for expired in self._flows.expire(now_us):
+            self._end(expired, "fin" if expired.closing else "idle")
 
     def _end(self, flow: Flow, reason: str) -> None:
         app = flow.app

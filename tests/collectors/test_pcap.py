@@ -29,6 +29,9 @@ from correlator.sigma.loader import load_rules
 from correlator.sigma.sources import load_sources
 from tests.collectors.test_pcap_stages import chrome_like_hello, tls_records
 
+# Addresses given: without them scapy resolves the MAC with ARP on the real interface (traffic off loopback).
+MAC = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+
 T0_US = 1_710_000_000_000_000  # 2024-03-09T16:00:00Z
 
 
@@ -62,7 +65,8 @@ class TcpConnection:
         (src, sport), (dst, dport) = self.ends[from_client], self.ends[not from_client]
         tcp = TCP(sport=sport, dport=dport, flags=flags, seq=self.next_seq[from_client] if seq is None else seq,
                   ack=self.next_seq[not from_client] if "A" in flags else 0)
-        return Ether() / IP(src=src, dst=dst) / tcp / payload if payload else Ether() / IP(src=src, dst=dst) / tcp
+        packet = Ether(**MAC) / IP(src=src, dst=dst) / tcp
+        return packet / payload if payload else packet
 
     def handshake(self) -> None:
         self.capture.add(self.packet(True, "S"))
@@ -113,15 +117,15 @@ OPEN_PORTS = (22, 80)
 def port_scan(capture: Capture) -> None:
     """A SYN scan of ports 20-119: RST-ACK from closed ports, SYN-ACK from open ones (then the scanner's RST)."""
     for port in range(20, 120):
-        syn = Ether() / IP(src=ATTACKER, dst=TARGET) / TCP(sport=61000, dport=port, flags="S", seq=7)
+        syn = Ether(**MAC) / IP(src=ATTACKER, dst=TARGET) / TCP(sport=61000, dport=port, flags="S", seq=7)
         capture.add(syn, after_us=200)
         if port in OPEN_PORTS:
-            capture.add(Ether() / IP(src=TARGET, dst=ATTACKER) / TCP(sport=port, dport=61000, flags="SA", seq=300,
+            capture.add(Ether(**MAC) / IP(src=TARGET, dst=ATTACKER) / TCP(sport=port, dport=61000, flags="SA", seq=300,
                                                                    ack=8), after_us=100)
-            capture.add(Ether() / IP(src=ATTACKER, dst=TARGET) / TCP(sport=61000, dport=port, flags="R", seq=8),
+            capture.add(Ether(**MAC) / IP(src=ATTACKER, dst=TARGET) / TCP(sport=61000, dport=port, flags="R", seq=8),
                         after_us=100)
         else:
-            capture.add(Ether() / IP(src=TARGET, dst=ATTACKER) / TCP(sport=port, dport=61000, flags="RA", seq=0,
+            capture.add(Ether(**MAC) / IP(src=TARGET, dst=ATTACKER) / TCP(sport=port, dport=61000, flags="RA", seq=0,
                                                                    ack=8), after_us=100)
 
 
@@ -132,7 +136,7 @@ C2_NAME = "x7k2qv9.beacon.evil.test"
 def dns_lookups(capture: Capture) -> None:
     """A, TXT and a failing lookup over UDP; a TXT lookup over TCP (length-prefixed, split over segments)."""
     def udp(src: str, dst: str, sport: int, dport: int, message: DNS) -> Packet:
-        return Ether() / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / message
+        return Ether(**MAC) / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / message
 
     capture.add(udp(CLIENT, RESOLVER, 50001, 53, DNS(id=0x1001, rd=1, qd=DNSQR(qname=C2_NAME, qtype="A"))))
     capture.add(udp(RESOLVER, CLIENT, 53, 50001, DNS(
@@ -440,11 +444,11 @@ def test_flow_fields_and_the_ecs_document(capture_file: Callable[..., Path]) -> 
 
 def test_icmp_and_icmpv6_flows_pair_requests_with_replies(capture_file: Callable[..., Path]) -> None:
     def pings(capture: Capture) -> None:  # the Community ID spec's ICMP and ICMPv6 reference tuples
-        capture.add(Ether() / IP(src="192.168.0.89", dst="192.168.0.1") / ICMP(type=8, id=1, seq=1))
-        capture.add(Ether() / IP(src="192.168.0.1", dst="192.168.0.89") / ICMP(type=0, id=1, seq=1))
-        capture.add(Ether() / IPv6(src="fe80::200:86ff:fe05:80da", dst="fe80::260:97ff:fe07:69ea")
+        capture.add(Ether(**MAC) / IP(src="192.168.0.89", dst="192.168.0.1") / ICMP(type=8, id=1, seq=1))
+        capture.add(Ether(**MAC) / IP(src="192.168.0.1", dst="192.168.0.89") / ICMP(type=0, id=1, seq=1))
+        capture.add(Ether(**MAC) / IPv6(src="fe80::200:86ff:fe05:80da", dst="fe80::260:97ff:fe07:69ea")
                     / ICMPv6ND_NS(tgt="fe80::260:97ff:fe07:69ea"))
-        capture.add(Ether() / IPv6(src="fe80::260:97ff:fe07:69ea", dst="fe80::200:86ff:fe05:80da")
+        capture.add(Ether(**MAC) / IPv6(src="fe80::260:97ff:fe07:69ea", dst="fe80::200:86ff:fe05:80da")
                     / ICMPv6ND_NA(tgt="fe80::260:97ff:fe07:69ea"))
 
     found = events(capture_file(pings))
@@ -474,7 +478,7 @@ def test_any_packet_source_feeds_the_same_stages(capture_file: Callable[..., Pat
 
 def test_unsupported_link_types_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "wifi.pcap"
-    wrpcap(str(path), [Ether() / IP() / UDP()] * 3, linktype=127)  # 802.11 radiotap: not decoded
+    wrpcap(str(path), [Ether(**MAC) / IP() / UDP()] * 3, linktype=127)  # 802.11 radiotap: not decoded
     assert [(item.reason, item.stage) for item in read_file(path) if isinstance(item, Rejected)] == [
         ("3 frames of link type 127 not decoded (the sensor reads Ethernet, Linux cooked capture, BSD loopback and "
          "raw IP)", "normalise")]
@@ -516,7 +520,7 @@ def test_pcapng_gives_the_same_events_as_pcap(capture_file: Callable[..., Path])
 def test_idle_timeout_splits_a_flow(capture_file: Callable[..., Path]) -> None:
     def sparse(capture: Capture) -> None:
         for gap_s in (0, 10, 90):
-            capture.add(Ether() / IP(src="10.0.0.5", dst="192.0.2.1") / UDP(sport=40000, dport=9999) / b"x",
+            capture.add(Ether(**MAC) / IP(src="10.0.0.5", dst="192.0.2.1") / UDP(sport=40000, dport=9999) / b"x",
                         after_us=gap_s * 1_000_000)
 
     path = capture_file(sparse)

@@ -33,6 +33,9 @@ from collectors.pcap_tls import (
     parse_client_hello,
 )
 
+# Addresses given: without them scapy resolves the MAC with ARP on the real interface (traffic off loopback).
+MAC = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+
 # --- TLS ClientHello builder (also used by test_pcap.py) -------------------------------------------------------
 
 
@@ -103,8 +106,8 @@ def frame(packet: bytes, linktype: int = 1) -> Frame:
 
 @pytest.mark.parametrize(
     ("linktype", "packet"),
-    [(1, Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80, flags="S", seq=9)),
-     (1, Ether() / Dot1Q(vlan=5) / Dot1Q(vlan=6) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80,
+    [(1, Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80, flags="S", seq=9)),
+     (1, Ether(**MAC) / Dot1Q(vlan=5) / Dot1Q(vlan=6) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80,
                                                                                               flags="S", seq=9)),
      (113, CookedLinux(proto=0x0800) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=80, flags="S",
                                                                                 seq=9)),
@@ -122,29 +125,29 @@ def test_decode_link_types(linktype: int, packet: Packet) -> None:
 
 
 def test_decode_ipv6_extension_headers_udp_payload_and_ethernet_padding() -> None:
-    packet = Ether() / IPv6(src="2001:db8::1", dst="fd00::2") / IPv6ExtHdrHopByHop() / UDP(sport=5353, dport=53) \
+    packet = Ether(**MAC) / IPv6(src="2001:db8::1", dst="fd00::2") / IPv6ExtHdrHopByHop() / UDP(sport=5353, dport=53) \
         / b"payload"
     decoded = decode_frame(frame(bytes(packet)))
     assert decoded is not None
     assert decoded.src == ipaddress.ip_address("2001:db8::1").packed
     assert (decoded.proto, decoded.sport, decoded.dport, decoded.payload) == (17, 5353, 53, b"payload")
-    short = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / b"x"
+    short = Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / b"x"
     padded = decode_frame(frame(bytes(short) + bytes(20)))  # Ethernet pads to 60 bytes: not payload
     assert padded is not None
     assert padded.payload == b"x"
 
 
 def test_decode_icmp_type_and_code_as_ports() -> None:
-    decoded = decode_frame(frame(bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=3, code=13))))
+    decoded = decode_frame(frame(bytes(Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=3, code=13))))
     assert decoded is not None
     assert (decoded.proto, decoded.sport, decoded.dport) == (1, 3, 13)
 
 
 @pytest.mark.parametrize(
     ("linktype", "data"),
-    [(1, bytes(Ether() / ARP())),
-     (1, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", frag=10) / (b"x" * 20))),
-     (1, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP())[:30]),
+    [(1, bytes(Ether(**MAC) / ARP())),
+     (1, bytes(Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2", frag=10) / (b"x" * 20))),
+     (1, bytes(Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP())[:30]),
      (1, b""),
      (147, bytes(IP() / TCP()))],
     ids=["arp", "non-first-fragment", "cut-ip-header", "empty", "unknown-link-type"],
