@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from collectors.errors import CollectorError
 from correlator.errors import CorrelatorError
 from correlator.settings import PROJECT_ROOT
 from correlator.store.errors import StoreError
@@ -73,7 +74,7 @@ def run(
                     tmp.replace(ports_file)
 
             run_until_signalled(runner, ready)
-    except (CorrelatorError, StoreError) as exc:
+    except (CorrelatorError, CollectorError, StoreError) as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
     c = runner.counters

@@ -31,6 +31,12 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     samples: {paths: [/var/quarantine], max_bytes: 32MiB, poll: 2s}   # files scanned with YARA once each
     uploads: {enabled: true, max_bytes: 32MiB}    # POST /v1/files on the HTTP intake (stored under state_dir/samples)
     yara: {enabled: true, rules: [rules/yara], timeout: 10s, max_bytes: 32MiB}   # payloads: carved bodies, files
+    capture:                                      # live network sensor (needs root or CAP_NET_RAW)
+      interface: eth0
+      bpf: "not port 9200"                        # a BPF filter, compiled by libpcap
+      internal_networks: [10.0.0.0/8, 192.168.0.0/16]   # flow direction; default RFC 1918 and friends
+      idle_timeout: 60s                           # a flow with no packet for this long ends
+      carve: true                                 # keep HTTP response bodies for YARA (when YARA is on)
 
 Environment overrides: `SOCCTL_RUN_<KEY>` (upper case) holds a key's value as YAML and wins over the file, e.g.
 `SOCCTL_RUN_SYSLOG='{host: 0.0.0.0, udp: 514, tcp: 514}'` or `SOCCTL_RUN_QUEUE=50000`.
@@ -51,13 +57,13 @@ from correlator.runtime import RuntimeOptions
 from correlator.settings import default_state_dir
 from correlator.timespec import TimeSpecError, parse_duration_ms
 
-__all__ = ["ENV_PREFIX", "Listen", "RunConfig", "RunConfigError", "Samples", "Uploads", "environment_overrides",
-           "load_run_config", "parse_run_config"]
+__all__ = ["ENV_PREFIX", "Capture", "Listen", "RunConfig", "RunConfigError", "Samples", "Uploads",
+           "environment_overrides", "load_run_config", "parse_run_config"]
 
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
                 "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
                 "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll", "http",
-                "http_tokens", "samples", "uploads", "yara")
+                "http_tokens", "samples", "uploads", "yara", "capture")
 ENV_PREFIX: Final = "SOCCTL_RUN_"
 DEFAULT_SAMPLE_BYTES: Final = 32 << 20
 _SIZE: Final = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
@@ -94,6 +100,17 @@ class Uploads:
     max_bytes: int = DEFAULT_SAMPLE_BYTES
 
 
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """A live capture on `interface` (off when None)."""
+
+    interface: str | None = None
+    bpf: str | None = None
+    internal_networks: tuple[str, ...] | None = None  # None: the sensor's default
+    idle_timeout_ms: int = 60_000
+    carve: bool = True
+
+
 @dataclass(frozen=True)
 class RunConfig:
     store: str | None = None
@@ -115,6 +132,7 @@ class RunConfig:
     tail_poll_ms: int = 250
     samples: Samples = Samples()
     uploads: Uploads = Uploads()
+    capture: Capture = Capture()
     source: str | None = None
 
 
@@ -180,7 +198,7 @@ def parse_run_config(text: str, source: str = "<run config>", environ: Mapping[s
         batch_wait_ms=reader.duration("batch_wait", 200), store_events=reader.flag("store_events", True),
         replay=reader.paths("replay"), tail=reader.tail_specs("tail"),
         tail_poll_ms=reader.duration("tail_poll", 250), samples=reader.samples("samples"),
-        uploads=reader.uploads("uploads"), source=source,
+        uploads=reader.uploads("uploads"), capture=reader.capture("capture"), source=source,
     )
 
 
@@ -255,6 +273,27 @@ class _Reader:
         return {"yara": nested.flag("enabled", True), "yara_rules": nested.paths("rules") or None,
                 "yara_timeout_s": timeout_ms // 1000,
                 "yara_max_size": self.size(f"{key}.max_bytes", section.get("max_bytes", DEFAULT_SAMPLE_BYTES))}
+
+    def capture(self, key: str) -> Capture:
+        section = self._section(key, ("interface", "bpf", "internal_networks", "idle_timeout", "carve"))
+        if section is None:
+            return Capture()
+        nested = _Reader(section, self.source)
+        interface = nested.text("interface")
+        if interface is None:
+            raise self.fail(f"{key}.interface", "expected the interface to capture on, e.g. eth0")
+        networks = section.get("internal_networks")
+        if networks is not None:
+            if not isinstance(networks, list) or not all(isinstance(n, str) for n in networks):
+                raise self.fail(f"{key}.internal_networks", f"expected a list of networks, not {networks!r}")
+            from collectors.pcap_flows import NetworkZones
+
+            try:
+                NetworkZones(networks)
+            except ValueError as exc:
+                raise self.fail(f"{key}.internal_networks", str(exc)) from exc
+        return Capture(interface, nested.text("bpf"), tuple(networks) if networks is not None else None,
+                       nested.duration("idle_timeout", 60_000), nested.flag("carve", True))
 
     def uploads(self, key: str) -> Uploads:
         section = self._section(key, ("enabled", "max_bytes"))

@@ -79,6 +79,15 @@ def render(runner: Runner) -> str:
             metric(family.name, family.kind, family.help,
                    [_line(family.name, value, {k: str(v) for k, v in labels.items()}) for labels, value in
                     family.samples])
+    if runner.capture is not None:
+        stats = runner.capture.stats
+        for name, value, help_text in (
+                ("capture_packets_total", stats.packets, "Packets read off the capture socket."),
+                ("capture_dropped_total", stats.dropped, "Packets dropped: the capture's queue was full."),
+                ("capture_kernel_dropped_total", stats.kernel_dropped,
+                 "Packets the kernel dropped: the socket buffer was full."),
+                ("capture_records_total", stats.records, "Flow, DNS, HTTP and TLS records made.")):
+            metric(name, "counter", help_text, [_line(name, value)])
     analysis = runner.analysis_metrics
     correlation = analysis.get("correlation")
     if correlation:

@@ -31,6 +31,7 @@ the last event is added to the newest event time), so windows close in a quiet n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -126,6 +127,7 @@ class Runner:
         self.syslog: SyslogServer | None = None
         self.http: Any = None  # the HTTP intake server, when on
         self.http_tokens_file: Path | None = None
+        self.capture: Any = None  # the live capture, when configured
         self.state_path = config.state_dir / "analysis.state"
         self.max_event_ms: int | None = None
         self._last_arrival = time.monotonic()
@@ -218,6 +220,26 @@ class Runner:
             self.http.on_uploaded = receiver.wake
             collector("upload", receiver.run)
         return journal
+
+    def _capture(self) -> Any:
+        """The live capture of the configuration (validated here: an unknown interface or a bad BPF filter
+        stops the start with its reason)."""
+        from collectors.pcap_live import LiveCapture
+        from collectors.pcap_sensor import SensorConfig
+
+        capture = self.config.capture
+        assert capture.interface is not None
+        options: dict[str, Any] = {"idle_timeout_s": capture.idle_timeout_ms / 1000,
+                                   "carve_bodies": capture.carve and self.components.detection.yara is not None}
+        if capture.internal_networks is not None:
+            options["internal_networks"] = capture.internal_networks
+        return LiveCapture(capture.interface, capture.bpf, SensorConfig(**options))
+
+    async def _run_capture(self, stop: asyncio.Event) -> None:
+        async def sink(item: Item) -> None:
+            await self.put("capture", item)
+
+        await self.capture.run(stop, sink)
 
     async def _samples(self, stop: asyncio.Event) -> None:
         """Watch the sample directories: each new file once, as an event carrying its bytes (scanned with YARA)."""
@@ -439,6 +461,8 @@ class Runner:
         from correlator.live.metrics import MetricsServer
 
         config = self.config
+        if config.capture.interface is not None:
+            self.capture = self._capture()
         listen = config.syslog
         if listen.udp is not None or listen.tcp is not None:
             self.syslog = SyslogServer(self._take_frame, host=listen.host, udp_port=listen.udp, tcp_port=listen.tcp,
@@ -468,12 +492,19 @@ class Runner:
             collector("tail", self._tail)
         if config.samples.paths:
             collector("samples", self._samples)
-        if ready is not None:
-            ready(ports)
+        if self.capture is not None:
+            collector("capture", self._run_capture)
+        await asyncio.sleep(0)  # the collectors' first step: the capture opens its socket before we say ready
+        broken = [task for _, _, task in collectors if task.done() and not task.cancelled() and task.exception()]
         stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if worker in done:  # the worker failed (a store error): stop intake, keep the state
-            self.failure = worker.exception()
+        if broken:  # a collector that cannot start (no permission to capture): stop, saying why
+            self.failure = broken[0].exception()
+        else:
+            if ready is not None:
+                ready(ports)
+            done, _ = await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if worker in done:  # the worker failed (a store error): stop intake, keep the state
+                self.failure = worker.exception()
         if self.syslog is not None:
             await self.syslog.stop()
         if self.http is not None:  # acknowledged batches not yet handed on stay in the journal for the next start
@@ -486,6 +517,10 @@ class Runner:
         if self.failure is None:
             drain.set()
             await worker  # drains the queue: the batches end once it is empty
+        elif not worker.done():
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
         if metrics is not None:
             await metrics.stop()
         stopping.cancel()

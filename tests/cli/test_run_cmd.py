@@ -31,12 +31,13 @@ snapshot_every: 1s
 """
 
 
-def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+def _start(tmp_path: Path, *, replay: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    """`socctl run --config tmp_path/run.yml`, once listening (without the configured replay unless `replay`)."""
     ports_file = tmp_path / "ports.json"
     ports_file.unlink(missing_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "correlator.cli", "run", "--config", str(tmp_path / "run.yml"), "--no-replay",
-         "--ports-file", str(ports_file)],
+        [sys.executable, "-m", "correlator.cli", "run", "--config", str(tmp_path / "run.yml"),
+         *([] if replay else ["--no-replay"]), "--ports-file", str(ports_file)],
         cwd=REPO_ROOT, env={**os.environ, "SOCCTL_CACHE_DIR": str(tmp_path / "cache")},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
