@@ -18,10 +18,6 @@ used for its answer, so the counts the agent was told are the items delivered.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +26,7 @@ from typing import Final, Self
 import orjson
 
 from collectors.http_records import BatchSource, batch_items
+from collectors.spool_consumer import Barrier, ItemSink, SpoolConsumer
 from correlator.model import Event, EventOrigin, Rejected
 from correlator.store.spool import DEFAULT_SEGMENT_BYTES, Spool
 
@@ -39,7 +36,7 @@ DEFAULT_JOURNAL_BYTES: Final = 1 << 30  # 1 GiB of batches waiting to be consume
 _VERSION: Final = 1
 
 Item = Event | Rejected
-Sink = Callable[[Item], Awaitable[None]]
+Sink = ItemSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +135,7 @@ def journal_items(item: bytes, where: str) -> list[Item]:
     return batch.items()
 
 
-class IntakeConsumer:
+class IntakeConsumer(SpoolConsumer):
     """Delivers the journal's batches to `sink`, in order, and commits them once the sink has taken every item
     of them (up to `batches_per_commit` batches are read, delivered and committed together: at most that many
     bodies are held in memory). Run `run()` as a task; it returns when `stop` is set, after committing what it
@@ -147,42 +144,24 @@ class IntakeConsumer:
     only after it returned: a kill -9 at any point loses no acknowledged record."""
 
     def __init__(self, journal: IntakeJournal, sink: Sink, *, batches_per_commit: int = 8,
-                 poll_interval: float = 0.05, barrier: Callable[[], Awaitable[None]] | None = None) -> None:
-        if batches_per_commit < 1:
-            raise ValueError(f"batches_per_commit must be >= 1, got {batches_per_commit}")
+                 poll_interval: float = 0.05, barrier: Barrier | None = None) -> None:
+        super().__init__(sink, per_commit=batches_per_commit, poll_interval=poll_interval, barrier=barrier,
+                         thread_name="socctl-intake-consumer")
         self.journal = journal
-        self.sink = sink
-        self.batches_per_commit = batches_per_commit
-        self.poll_interval = poll_interval
-        self.barrier = barrier
-        self.delivered_batches = 0
-        self.delivered_items = 0
-        self._wakeup: asyncio.Event | None = None
+        self._where = str(journal.directory)
 
-    def wake(self) -> None:
-        """A batch was journaled: look now rather than at the next poll (call on the consumer's loop)."""
-        if self._wakeup is not None:
-            self._wakeup.set()
+    @property
+    def delivered_batches(self) -> int:
+        return self.delivered_entries
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        stop = stop if stop is not None else asyncio.Event()
-        self._wakeup = wakeup = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        where = str(self.journal.directory)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="socctl-intake-consumer") as thread:
-            while not stop.is_set():
-                if self.journal.pending_batches == 0:
-                    wakeup.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wakeup.wait(), self.poll_interval)
-                    continue
-                encoded = await loop.run_in_executor(thread, self.journal.peek, self.batches_per_commit)
-                for item in encoded:
-                    items = await loop.run_in_executor(thread, journal_items, item, where)
-                    for entry in items:
-                        await self.sink(entry)
-                    self.delivered_items += len(items)
-                if self.barrier is not None:  # what the sink took is processed and stored before it is committed
-                    await self.barrier()
-                await loop.run_in_executor(thread, self.journal.commit, len(encoded))
-                self.delivered_batches += len(encoded)
+    def pending(self) -> int:
+        return self.journal.pending_batches
+
+    def peek(self, count: int) -> list[bytes]:
+        return self.journal.peek(count)
+
+    def items(self, entry: bytes) -> list[Item]:
+        return journal_items(entry, self._where)
+
+    def commit(self, count: int) -> None:
+        self.journal.commit(count)

@@ -30,12 +30,10 @@ Stored contents are kept: they are the sample store analysts look files up in by
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -45,6 +43,7 @@ import orjson
 
 from collectors.sample_registry import write_atomically
 from collectors.samples import FORMAT, Barrier, Digests, SampleSink, SampleSource, sample_event
+from collectors.spool_consumer import Item, SpoolConsumer
 from correlator.model import Event, EventOrigin, Rejected
 from correlator.store.spool import Spool
 from correlator.yara_scan import guess_filetype
@@ -225,7 +224,7 @@ class UploadInbox:
         return f"UploadInbox({str(self.directory)!r}, pending_records={self.pending_records})"
 
 
-class UploadConsumer:
+class UploadConsumer(SpoolConsumer):
     """Delivers the queued uploads to `sink` as events, in order, and commits them once the sink has taken them
     and `barrier()` (when given) returned; up to `records_per_commit` at a time (one content in memory at a
     time). Run `run()` as a task; it returns when `stop` is set, after committing what it delivered, and raises
@@ -233,40 +232,25 @@ class UploadConsumer:
 
     def __init__(self, inbox: UploadInbox, sink: SampleSink, *, barrier: Barrier | None = None,
                  records_per_commit: int = 8, poll_interval: float = 0.05) -> None:
-        if records_per_commit < 1:
-            raise ValueError(f"records_per_commit must be >= 1, got {records_per_commit}")
+        super().__init__(sink, per_commit=records_per_commit, poll_interval=poll_interval, barrier=barrier,
+                         thread_name="socctl-upload-consumer")
         self.inbox = inbox
-        self.sink = sink
-        self.barrier = barrier
-        self.records_per_commit = records_per_commit
-        self.poll_interval = poll_interval
-        self.delivered = 0
-        self._wakeup: asyncio.Event | None = None
 
-    def wake(self) -> None:
-        """An upload was queued: look now rather than at the next poll (call on the consumer's loop)."""
-        if self._wakeup is not None:
-            self._wakeup.set()
+    @property
+    def delivered(self) -> int:
+        return self.delivered_entries
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        stop = stop if stop is not None else asyncio.Event()
-        self._wakeup = wakeup = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        inbox = self.inbox
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="socctl-upload-consumer") as thread:
-            while not stop.is_set():
-                if inbox.pending_records == 0:
-                    wakeup.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wakeup.wait(), self.poll_interval)
-                    continue
-                encoded = await loop.run_in_executor(thread, inbox.peek, self.records_per_commit)
-                for record in encoded:
-                    await self.sink(await loop.run_in_executor(thread, inbox.item, record))
-                if self.barrier is not None:
-                    await self.barrier()
-                await loop.run_in_executor(thread, inbox.commit, len(encoded))
-                self.delivered += len(encoded)
+    def pending(self) -> int:
+        return self.inbox.pending_records
+
+    def peek(self, count: int) -> list[bytes]:
+        return self.inbox.peek(count)
+
+    def items(self, entry: bytes) -> list[Item]:
+        return [self.inbox.item(entry)]
+
+    def commit(self, count: int) -> None:
+        self.inbox.commit(count)
 
 
 def _is_sha256(text: str) -> bool:
