@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -38,9 +38,39 @@ def event_id_for(raw: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+_ISO_CACHED_BELOW: Final = 253_402_300_800_000  # 10000-01-01T00:00:00Z in epoch ms
+_ISO_CACHE_SIZE: Final = 4096  # entries of each cache below; a full cache starts again empty
+_ISO_SECONDS: dict[int, str] = {}  # epoch second -> "YYYY-MM-DDTHH:MM:SS."
+_ISO_DAYS: dict[int, str] = {}  # epoch day -> "YYYY-MM-DDT"
+
+
 def ms_to_iso(ms: int) -> str:
-    """Epoch milliseconds to an RFC 3339 UTC timestamp with millisecond precision."""
+    """Epoch milliseconds to an RFC 3339 UTC timestamp with millisecond precision.
+
+    Stores format one per document, and events come in bursts of the same second and day: each second's text
+    (and each day's date) is formatted once and kept in a small cache. UTC has no leap seconds in epoch time, so
+    the time of day is plain arithmetic; anything outside 0 <= ms < year 10000 goes through `datetime`."""
+    if type(ms) is int and 0 <= ms < _ISO_CACHED_BELOW:
+        second, milli = divmod(ms, 1000)
+        prefix = _ISO_SECONDS.get(second) or _iso_second(second)
+        return f"{prefix}{milli:03d}Z"
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _iso_second(second: int) -> str:
+    """`ms_to_iso`'s text up to the milliseconds for one epoch second (>= 0), now in the caches."""
+    day, second_of_day = divmod(second, 86_400)
+    date = _ISO_DAYS.get(day)
+    if date is None:
+        if len(_ISO_DAYS) >= _ISO_CACHE_SIZE:
+            _ISO_DAYS.clear()
+        date = _ISO_DAYS[day] = datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y-%m-%dT")
+    minute, sec = divmod(second_of_day, 60)
+    hour, minute = divmod(minute, 60)
+    if len(_ISO_SECONDS) >= _ISO_CACHE_SIZE:
+        _ISO_SECONDS.clear()
+    prefix = _ISO_SECONDS[second] = f"{date}{hour:02d}:{minute:02d}:{sec:02d}."
+    return prefix
 
 
 def flatten(doc: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:

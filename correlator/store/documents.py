@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import StrEnum
+from functools import cache
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple, TypeGuard, TypeVar
+from typing import Any, Final, NamedTuple, TypeGuard, TypeVar, cast
 
 import orjson
 
+from correlator.accel import native_available
 from correlator.model import Alert, Event, EventOrigin, Rejected, ms_to_iso
 from correlator.store.errors import InvalidRequestError, UnknownCollectionError
 
@@ -51,6 +53,7 @@ __all__ = [
     "document_text",
     "event_record",
     "iter_records",
+    "python_document_text",
     "refused_dead_letter",
     "searchable",
     "storable_text",
@@ -303,7 +306,27 @@ def searchable(collection: Collection, doc: dict[str, Any]) -> dict[str, Any]:
 def document_text(doc: Any) -> str:
     """The free text of a document: its string and number values (not booleans or keys), one per line, except
     ``event.original``: the raw record is stored verbatim but not word-indexed (its content is in the parsed
-    fields; indexing it twice would double the index and the cost of writing it)."""
+    fields; indexing it twice would double the index and the cost of writing it).
+
+    Walked natively (correlator/native) when the extension is available and not disabled (SOCCTL_NATIVE=0). The
+    native walk leaves unusual documents (subclasses of dict, list or tuple, deep nesting) to the Python one,
+    `python_document_text`, and gives the same text as it for every document."""
+    if native_available():
+        found = _native_document_text()(doc)
+        if found is not None:
+            return found
+    return python_document_text(doc)
+
+
+@cache
+def _native_document_text() -> Callable[[Any], str | None]:
+    from correlator._native import document_text as native
+
+    return cast(Callable[[Any], str | None], native)
+
+
+def python_document_text(doc: Any) -> str:
+    """`document_text` in Python: the reference the native walk is tested against."""
     parts: list[str] = []
     if isinstance(doc, dict) and isinstance(doc.get("event"), dict) and "original" in doc["event"]:
         for key, value in doc.items():

@@ -28,7 +28,7 @@ writer, and a writer waits up to `BUSY_TIMEOUT_MS` for another's transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from os import PathLike, fspath
 from typing import Any, Final
@@ -48,7 +48,7 @@ from correlator.store.base import (
     WriteResult,
     document_text,
 )
-from correlator.store.documents import RETENTION_FIELDS, agency_of, searchable
+from correlator.store.documents import NOT_SEARCHED, RETENTION_FIELDS, agency_of, searchable
 from correlator.store.errors import StoreError, VersionConflictError
 from correlator.store.retention import DEFAULT_AGENCY, Purge, RetentionPolicy, agency_slug, cutoff_ms
 from correlator.store.sqlite_sql import (
@@ -75,9 +75,18 @@ _PRAGMAS: Final = (
 )
 
 
+def _texts(table: Table) -> Callable[[dict[str, Any]], str]:
+    """The free text of documents of `table` (their searchable parts), as one function for a batch."""
+    text = document_text
+    collection = Collection(table.name)
+    if collection not in NOT_SEARCHED:
+        return text
+    return lambda doc: text(searchable(collection, doc))
+
+
 def _text(table: Table, doc: dict[str, Any]) -> str:
     """The free text of a document of `table`: its searchable parts."""
-    return document_text(searchable(Collection(table.name), doc))
+    return _texts(table)(doc)
 
 
 def _values(table: Table, record: Record, text: str | None = None) -> tuple[Any, ...]:
@@ -207,18 +216,28 @@ class SqliteStore(Store):
             conn.executemany(table.insert_sql, [_values(table, r) for r in records])
             written = conn.total_changes - before
             if written:
-                # New rows are exactly those past the old max(seq): this transaction holds the write lock.
-                first: dict[str, Record] = {}
-                for record in records:
-                    first.setdefault(record.id.lower(), record)
-                inserted = conn.execute(
-                    f"SELECT seq, id FROM {table.name} WHERE seq > ?", (last_seq,)  # noqa: S608
-                ).fetchall()
-                conn.executemany(
-                    f"INSERT INTO {table.fts} (rowid, text) VALUES (?, ?)",  # noqa: S608
-                    [(seq, _text(table, first[doc_id.lower()].doc)) for seq, doc_id in inserted],
-                )
+                conn.executemany(f"INSERT INTO {table.fts} (rowid, text) VALUES (?, ?)",  # noqa: S608
+                                 self._new_texts(conn, table, records, last_seq, written))
         return WriteResult(written=written, duplicates=len(records) - written)
+
+    @staticmethod
+    def _new_texts(conn: sqlite3.Connection, table: Table, records: Sequence[Record], last_seq: int,
+                   written: int) -> list[tuple[int, str]]:
+        """(seq, free text) of the rows just inserted from `records`: those past the old max(seq), `last_seq`
+        (the transaction holds the write lock)."""
+        text = _texts(table)
+        (max_seq,) = conn.execute(f"SELECT max(seq) FROM {table.name}").fetchone()  # noqa: S608
+        if written == len(records) and max_seq == last_seq + written:
+            # Every record is new, and each took the next seq in turn: a new rowid is one past the largest, unless
+            # the largest is 2**63 - 1, which the max(seq) test rules out.
+            return [(seq, text(record.doc)) for seq, record in enumerate(records, last_seq + 1)]
+        first: dict[str, Record] = {}
+        for record in records:
+            first.setdefault(record.id.lower(), record)
+        inserted = conn.execute(
+            f"SELECT seq, id FROM {table.name} WHERE seq > ?", (last_seq,)  # noqa: S608
+        ).fetchall()
+        return [(seq, text(first[doc_id.lower()].doc)) for seq, doc_id in inserted]
 
     def _put(self, collection: Collection, record: Record, expected_version: int | None) -> None:
         table = TABLES[collection]
@@ -263,7 +282,8 @@ class SqliteStore(Store):
     @classmethod
     def _forget_docs(cls, conn: sqlite3.Connection, table: Table, rows: Sequence[tuple[int, str]]) -> None:
         """Remove stored documents (seq, JSON text) from the contentless free-text index."""
-        cls._forget_texts(conn, table, [(seq, _text(table, orjson.loads(doc))) for seq, doc in rows])
+        text = _texts(table)
+        cls._forget_texts(conn, table, [(seq, text(orjson.loads(doc))) for seq, doc in rows])
 
     @staticmethod
     def _forget_texts(conn: sqlite3.Connection, table: Table, rows: Sequence[tuple[int, str]]) -> None:

@@ -1,7 +1,9 @@
-//! socctl's native extension: the literal prefilter of the Sigma engine and the EVTX reader.
+//! socctl's native extension: the literal prefilter of the Sigma engine, the EVTX reader and the free text of
+//! the documents stores write.
 
 use pyo3::prelude::*;
 
+mod document_text;
 mod evtx_records;
 mod haystack;
 mod json;
@@ -31,5 +33,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<evtx_records::EvtxRecords>()?;
     m.add_function(wrap_pyfunction!(system_time_ms, m)?)?;
     m.add_function(wrap_pyfunction!(normalise_record, m)?)?;
+    m.add_function(wrap_pyfunction!(document_text::document_text, m)?)?;
     Ok(())
 }
