@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -93,6 +94,7 @@ def build_runner(config: RunConfig, store: Store) -> tuple[Runner, list[str]]:
 
     runner = Runner(config, store, parts, clock=wall_clock_ms,
                     reloader=(lambda: read_store_inputs(store), rebuild))
+    gc.freeze()  # the compiled rules live as long as the process: the collector need not walk them again
     return runner, parts.warnings
 
 

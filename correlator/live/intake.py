@@ -6,6 +6,8 @@ resending) is the same event, while the same text from two hosts is two."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from collectors.syslog_file import to_event
 from collectors.syslog_parse import SyslogParseError, parse_syslog
 from collectors.syslog_server import SyslogFrame
@@ -16,11 +18,17 @@ __all__ = ["frame_to_event"]
 
 def frame_to_event(frame: SyslogFrame) -> Event | Rejected:
     raw = frame.data.decode("utf-8", "backslashreplace")
-    origin = EventOrigin(path=f"syslog+{frame.transport}://{frame.peer}", format="syslog")
+    origin = _origin(frame.transport, frame.peer)
     if frame.error is not None:
         return Rejected(frame.error, origin, raw=raw, stage="read")
     try:
-        message = parse_syslog(frame.data, received_ms=frame.received_ms, source_host=frame.peer)
+        message = parse_syslog(raw, received_ms=frame.received_ms, source_host=frame.peer)
     except SyslogParseError as exc:
         return Rejected(f"not a syslog message: {exc.reason}", origin, raw=raw, stage="normalise")
     return to_event(message, raw, origin, event_id_for(f"{frame.peer}\0{raw}"))
+
+
+@lru_cache(maxsize=4_096)
+def _origin(transport: str, peer: str) -> EventOrigin:
+    """One (immutable) origin per sender: senders send many messages."""
+    return EventOrigin(path=f"syslog+{transport}://{peer}", format="syslog")

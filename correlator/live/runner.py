@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import itertools
 import logging
 import time
@@ -373,6 +374,8 @@ class Runner:
         fresh.analyzer.restore(self.components.analyzer.snapshot())
         self.components = fresh
         self.analysis_metrics = fresh.analyzer.metrics()
+        gc.collect()  # the old rules, then keep the new ones out of the collector's walks
+        gc.freeze()
 
     # ------------------------------------------------------------------------------------------------ loop
 
