@@ -374,8 +374,9 @@ class Runner:
         fresh.analyzer.restore(self.components.analyzer.snapshot())
         self.components = fresh
         self.analysis_metrics = fresh.analyzer.metrics()
-        gc.collect()  # the old rules, then keep the new ones out of the collector's walks
-        gc.freeze()
+        gc.unfreeze()  # the old rules may hold reference cycles: let the collector free them
+        gc.collect()
+        gc.freeze()  # and keep the new ones out of its walks
 
     # ------------------------------------------------------------------------------------------------ loop
 
