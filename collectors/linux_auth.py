@@ -18,11 +18,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Any
+from functools import lru_cache
+from typing import Any, Final
 
+from collectors.generic import flat_fields
 from collectors.syslog_parse import SyslogMessage
+from correlator.model import EcsFactory, nest
 
-__all__ = ["ACCOUNT_PROGRAMS", "AUTH_PROGRAMS", "SSHD_PROGRAMS", "auth_fields", "is_auth_message", "to_ecs"]
+__all__ = ["ACCOUNT_PROGRAMS", "AUTH_PROGRAMS", "SSHD_PROGRAMS", "auth_fields", "ecs_document", "ecs_factory",
+           "is_auth_message", "to_ecs", "to_fields"]
 
 # OpenSSH 9.8 moved authentication into sshd-session (and 10.0 into sshd-auth); both log under their own name.
 SSHD_PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
@@ -100,12 +104,42 @@ def is_auth_message(message: SyslogMessage) -> bool:
 def to_ecs(message: SyslogMessage) -> dict[str, Any]:
     """The nested ECS document: `SyslogMessage.to_ecs()`, with event.dataset `system.auth` and the auth fields
     for an auth message."""
+    return ecs_document(message, auth_fields(message))
+
+
+def ecs_document(message: SyslogMessage, auth: Fields | None) -> dict[str, Any]:
+    """`to_ecs(message)` from the message's `auth_fields`, for a caller that has them already."""
     doc = message.to_ecs()
-    fields = auth_fields(message)
-    if fields is not None:
-        for name, value in fields.items():
+    if auth is not None:
+        for name, value in auth.items():
             _put(doc, name, value)
     return doc
+
+
+def to_fields(message: SyslogMessage, auth: Fields | None) -> Fields:
+    """`to_ecs(message)` as flat dotted fields (what rules read), in the order flattening it gives, without
+    building the document; `auth` is the message's `auth_fields`."""
+    if auth is None:
+        return message.to_fields()
+    layout = _layout(tuple(auth))
+    if layout is None:  # auth names that reach into the syslog part of the document: flatten it the long way
+        return flat_fields(ecs_document(message, auth))
+    event_names, other_names = layout
+    fields = message.to_fields({name: auth[name] for name in event_names})
+    fields.update({name: auth[name] for name in other_names})
+    return fields
+
+
+def ecs_factory(message: SyslogMessage, auth: Fields | None, fields: Fields) -> EcsFactory:
+    """The deferred document of an `Event` whose fields are `to_fields(message, auth)`: nested from the fields
+    by a function compiled once per field layout, or the long way for structured data (an element without
+    parameters, a parameter name with a dot: the flat fields do not tell its shape)."""
+    if not message.structured_data:
+        nester = _nester(tuple(fields))
+        if nester is not None:
+            values = tuple(fields.values())
+            return lambda: (nester(values), {})
+    return lambda: (ecs_document(message, auth), {})
 
 
 def auth_fields(message: SyslogMessage) -> Fields | None:
@@ -114,7 +148,7 @@ def auth_fields(message: SyslogMessage) -> Fields | None:
     if not is_auth_message(message):
         return None
     text = message.message
-    repeated = _REPEATED.fullmatch(text)
+    repeated = _REPEATED.fullmatch(text) if text.startswith("message repeated ") else None
     if repeated is not None:
         text = repeated.group("inner")
     program = message.appname or ""
@@ -129,7 +163,7 @@ def auth_fields(message: SyslogMessage) -> Fields | None:
 
 
 def _recognise(program: str, text: str) -> Fields | None:
-    pam = _PAM.fullmatch(text)
+    pam = _PAM.fullmatch(text) if text.startswith("pam_") else None
     if pam is not None:
         return _pam(pam.group("body"))
     if text.startswith("PAM "):  # sshd's `PAM 2 more authentication failures; ...`
@@ -195,13 +229,23 @@ def _ssh(event: str, ip: str, port: str | None, user: str | None) -> Fields:
 def _address(address: str, port: str | None = None) -> Fields:
     """`source.ip` for an IP address, `source.domain` for a name (as Filebeat does with IPORHOST)."""
     fields: Fields = {}
-    try:
-        fields["source.ip"] = str(ipaddress.ip_address(address))
-    except ValueError:
+    ip = _ip_text(address)
+    if ip is not None:
+        fields["source.ip"] = ip
+    else:
         fields["source.domain"] = address
     if port is not None:
         fields["source.port"] = int(port)
     return fields
+
+
+@lru_cache(maxsize=8_192)
+def _ip_text(address: str) -> str | None:
+    """The address in its canonical form, None when it is no IP address (attackers come back: cached)."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
 
 
 def _sudo(text: str) -> Fields | None:
@@ -369,8 +413,53 @@ def _add_related(fields: Fields) -> None:
         fields["related.ip"] = [fields["source.ip"]]
 
 
-def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
+_SYSLOG_TOP: Final = frozenset({"@timestamp", "event", "message", "log", "host", "process"})  # `SyslogMessage.to_ecs`
+_LAYOUTS_LIMIT: Final = 1_024
+
+
+@lru_cache(maxsize=_LAYOUTS_LIMIT)
+def _layout(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Where the auth fields `names` land among the syslog fields once `to_ecs` has nested them: the `event.*`
+    names in their order under `event` (which they give whole: event.module and event.dataset are among them),
+    and the others in theirs after `process`. None when one of them replaces or nests under another syslog
+    object than `event`, or event.module or event.dataset is missing."""
+    if "event.module" not in names or "event.dataset" not in names:
+        return None
+    if any(name.partition(".")[0] in _SYSLOG_TOP and not name.startswith("event.") for name in names):
+        return None
+    event = [name for name in names if name.startswith("event.")]
+    other = [name for name in names if not name.startswith("event.")]
+    skeleton = dict.fromkeys(("event.module", "event.dataset", *event), 0)
+    return tuple(flat_fields(nest(skeleton))), tuple(flat_fields(nest(dict.fromkeys(other, 0))))
+
+
+@lru_cache(maxsize=_LAYOUTS_LIMIT)
+def _nester(names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]] | None:
+    """A function that nests the values of flat fields named `names` (in that order) as `nest` would, compiled
+    to one dict display; None when nesting them loses or moves a name (`a` and `a.b`)."""
+    positions = dict(zip(names, range(len(names)), strict=True))
+    tree = nest(positions)
+    if list(flat_fields(tree).items()) != list(positions.items()):
+        return None
+    nester: Callable[[tuple[Any, ...]], dict[str, Any]] = eval(  # noqa: S307 -- keys are repr() literals
+        f"lambda v: {_display(tree)}", {"__builtins__": {}})
+    return nester
+
+
+def _display(node: dict[str, Any]) -> str:
+    """Python source of a dict display of `node`, its leaves (positions) read from `v`."""
+    items = (f"{key!r}: {_display(value) if isinstance(value, dict) else f'v[{value}]'}" for key, value in node.items())
+    return "{" + ", ".join(items) + "}"
+
+
+@lru_cache(maxsize=256)
+def _path(dotted: str) -> tuple[tuple[str, ...], str]:
     *parents, leaf = dotted.split(".")
+    return tuple(parents), leaf
+
+
+def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    parents, leaf = _path(dotted)
     node = doc
     for part in parents:
         child = node.get(part)

@@ -27,7 +27,6 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 
 from collectors import linux_auth
-from collectors.generic import flat_fields
 from collectors.syslog_parse import SyslogMessage, SyslogParseError, parse_syslog
 from correlator.model import Event, EventOrigin, Rejected, event_id_for
 
@@ -72,15 +71,20 @@ def sniff(head: bytes) -> bool:
 
 
 def to_event(message: SyslogMessage, raw: str, origin: EventOrigin, event_id: str | None = None) -> Event:
-    """An `Event` for a parsed message: ECS from `linux_auth.to_ecs`, id `event_id_for(raw)` unless given."""
-    ecs = linux_auth.to_ecs(message)
+    """An `Event` for a parsed message: ECS from `linux_auth.to_ecs`, id `event_id_for(raw)` unless given.
+
+    The flat fields (what rules read) are built directly; the nested document only when something reads `ecs`
+    (a store, an output)."""
+    auth = linux_auth.auth_fields(message)
+    fields = linux_auth.to_fields(message, auth)
     return Event(
         id=event_id if event_id is not None else event_id_for(raw),
         timestamp_ms=message.timestamp_ms,
         raw=raw,
-        ecs=ecs,
-        fields=flat_fields(ecs),
+        fields=fields,
         origin=origin,
+        ecs_factory=linux_auth.ecs_factory(message, auth, fields),
+        host_name=fields.get("host.name"),
     )
 
 

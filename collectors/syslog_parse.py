@@ -21,8 +21,10 @@ year's). Malformed input raises `SyslogParseError` naming what is wrong; the cal
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from collectors.errors import CollectorError
@@ -50,27 +52,36 @@ _MONTHS = {name: number for number, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+_ONE_US = timedelta(microseconds=1)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_US = 86_400_000_000
+_MAX_RECEIVED_MS = 253_402_041_600_000  # 9999-12-29: a receive time whose year `_bsd_ms_fixed` can work out
+_DAYS_CACHE = 4_096  # (year, month, day) -> epoch day, for BSD and RFC 3339 times
 _FUTURE_SLACK_MS = 31 * 24 * 3600 * 1000  # a BSD time may be at most this far after its receive time
 _NIL = "-"
 _BOM = "\ufeff"
 
 _PRI = re.compile(r"<(\d{1,3})>")
 _VERSION = re.compile(r"([1-9]\d{0,2}) ")
-_BSD_TIME = re.compile(
-    r"(?P<mon>[A-Za-z]{3}) +(?P<day>\d{1,2}) (?:(?P<year>\d{4}) )?"
-    r"(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?(?: |$)"
+_BSD_TIME = (
+    r"(?P<stamp>(?P<mon>[A-Za-z]{3}) +(?P<day>\d{1,2}) (?:(?P<year>\d{4}) )?"
+    r"(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?)(?: |$)"
 )
 _ISO_TIME = re.compile(
     r"(?P<Y>\d{4})-(?P<M>\d{2})-(?P<D>\d{2})T(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?"
     r"(?P<zone>Z|[+-]\d{2}:\d{2})?"
 )
 _ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}T")
-# `sshd[2211]:`, `sudo:`, `postfix/smtpd[12]:`, `(sd-pam)[3]:`; the colon ends the tag, then any spaces.
-_TAG = re.compile(r"(?P<name>[^\s\[\]:]+)(?:\[(?P<pid>[^\]\s]*)\])?: *")
-# A first word that is a tag (so the HOSTNAME is missing): its colon is followed by a space or the end, which
-# tells `sshd[1]: ...` from an IPv6 HOSTNAME such as `2001:db8::7`.
-_TAG_FIRST = re.compile(r"[^\s\[\]:]+(?:\[[^\]\s]*\])?:(?: |$)")
-_HOSTNAME = re.compile(r"(?P<host>\S+)(?: +|$)")
+# After the time, any spaces, then the HOSTNAME unless the first word is a tag (its colon followed by a space or
+# the end, which tells `sshd[1]: ...` from an IPv6 HOSTNAME such as `2001:db8::7`), then the TAG: `sshd[2211]:`,
+# `sudo:`, `postfix/smtpd[12]:`, `(sd-pam)[3]:`; the colon ends the tag, then any spaces. Host and tag are
+# optional, so the pattern always matches and each part is what matching it alone at that place would give.
+_AFTER_TIME = (
+    r" *(?:(?![^\s\[\]:]+(?:\[[^\]\s]*\])?:(?: |$))(?P<host>\S+)(?: +|$))?"
+    r"(?:(?P<name>[^\s\[\]:]+)(?:\[(?P<pid>[^\]\s]*)\])?: *)?"
+)
+_BSD_HEADER = re.compile(_BSD_TIME + _AFTER_TIME)
+_HOST_AND_TAG = re.compile(_AFTER_TIME)
 
 
 class SyslogParseError(CollectorError):
@@ -154,10 +165,7 @@ class SyslogMessage:
         if self.msgid is not None:
             syslog["msgid"] = self.msgid
         if self.structured_data:
-            data: dict[str, Any] = {}
-            for element in self.structured_data:
-                data.setdefault(element.id, {}).update(element.to_dict())
-            syslog["structured_data"] = data
+            syslog["structured_data"] = self._structured_data()
         doc: dict[str, Any] = {
             "@timestamp": ms_to_iso(self.timestamp_ms),
             "event": {"module": "system", "dataset": "system.syslog"},
@@ -183,6 +191,58 @@ class SyslogMessage:
             doc["process"] = process
         return doc
 
+    def to_fields(self, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """`to_ecs()` as flat dotted fields, in the order flattening the document gives, without building it.
+        `event`: the `event.*` fields in place of this document's (event.module and event.dataset), for a reader
+        that adds its own."""
+        fields: dict[str, Any] = {"@timestamp": ms_to_iso(self.timestamp_ms)}
+        if event is None:
+            fields["event.module"] = "system"
+            fields["event.dataset"] = "system.syslog"
+        else:
+            fields.update(event)
+        fields["message"] = self.message
+        facility, severity = self.facility, self.severity
+        if facility is not None and severity is not None:
+            fields["log.syslog.facility.code"] = facility
+            fields["log.syslog.facility.name"] = FACILITY_NAMES[facility]
+            fields["log.syslog.severity.code"] = severity
+            fields["log.syslog.severity.name"] = SEVERITY_NAMES[severity]
+            fields["log.syslog.priority"] = facility * 8 + severity
+        if self.version is not None:
+            fields["log.syslog.version"] = str(self.version)
+        if self.hostname is not None:
+            fields["log.syslog.hostname"] = self.hostname
+        if self.appname is not None:
+            fields["log.syslog.appname"] = self.appname
+        if self.procid is not None:
+            fields["log.syslog.procid"] = self.procid
+        if self.msgid is not None:
+            fields["log.syslog.msgid"] = self.msgid
+        if self.structured_data:
+            for sd_id, params in self._structured_data().items():
+                for name, value in params.items():  # an element without parameters has no leaf
+                    fields[f"log.syslog.structured_data.{sd_id}.{name}"] = value
+        if self.source_host is not None:
+            fields["log.source.address"] = self.source_host
+        host = self.host
+        if host is not None:
+            fields["host.hostname"] = host
+            fields["host.name"] = host
+        if self.appname is not None:
+            fields["process.name"] = self.appname
+        pid = self.pid
+        if pid is not None:
+            fields["process.pid"] = pid
+        return fields
+
+    def _structured_data(self) -> dict[str, dict[str, Any]]:
+        """Parameters by SD-ID; elements with one id merge."""
+        data: dict[str, dict[str, Any]] = {}
+        for element in self.structured_data:
+            data.setdefault(element.id, {}).update(element.to_dict())
+        return data
+
 
 def parse_syslog(
     line: str | bytes,
@@ -200,7 +260,7 @@ def parse_syslog(
     must not hide a failed logon."""
     text = line.decode("utf-8", "backslashreplace") if isinstance(line, bytes) else line
     text = text.removeprefix(_BOM).rstrip("\r\n\x00")
-    if not text.strip():
+    if not text or text.isspace():
         raise SyslogParseError("empty line")
     facility = severity = None
     pos = 0
@@ -345,10 +405,9 @@ def _parse_3164(
     text: str, pos: int, facility: int | None, severity: int | None, received_ms: int, source_host: str | None,
     year_hint: int | None, tz: tzinfo,
 ) -> SyslogMessage:
-    bsd = _BSD_TIME.match(text, pos)
-    if bsd is not None:
-        timestamp_ms = _bsd_ms(bsd, received_ms, year_hint, tz)
-        pos = bsd.end()
+    header = _BSD_HEADER.match(text, pos)
+    if header is not None:
+        timestamp_ms = _bsd_ms(header, received_ms, year_hint, tz)
     elif _ISO_START.match(text, pos):
         end = text.find(" ", pos)
         stamp = text[pos:] if end == -1 else text[pos:end]
@@ -356,7 +415,8 @@ def _parse_3164(
         if iso is None:
             raise SyslogParseError(f"invalid timestamp {_excerpt(stamp)}")
         timestamp_ms = _iso_ms(iso, tz)
-        pos = len(text) if end == -1 else end + 1
+        header = _HOST_AND_TAG.match(text, len(text) if end == -1 else end + 1)
+        assert header is not None  # everything in it is optional
     elif facility is not None:  # `<PRI>` and free text: a message without header, timed on receipt
         if pos == len(text):
             raise SyslogParseError("nothing after PRI")
@@ -365,22 +425,10 @@ def _parse_3164(
     else:
         raise SyslogParseError(f"no syslog timestamp ('Mmm dd hh:mm:ss' or RFC 3339) at the start of "
                                f"{_excerpt(text)}")
-    while pos < len(text) and text[pos] == " ":
-        pos += 1
-    hostname: str | None = None
-    if _TAG_FIRST.match(text, pos) is None:  # the first word is no `tag:`: it is the HOSTNAME
-        host = _HOSTNAME.match(text, pos)
-        if host is not None:
-            hostname = host.group("host")
-            pos = host.end()
-    appname = procid = None
-    tag = _TAG.match(text, pos)
-    if tag is not None:
-        appname, procid = tag.group("name"), tag.group("pid")
-        pos = tag.end()
+    hostname, appname, procid = header.group("host", "name", "pid")
     return SyslogMessage(
         timestamp_ms=timestamp_ms,
-        message=text[pos:],
+        message=text[header.end():],
         hostname=hostname,
         appname=appname,
         procid=procid or None,
@@ -391,8 +439,66 @@ def _parse_3164(
 
 
 def _bsd_ms(match: re.Match[str], received_ms: int, year_hint: int | None, tz: tzinfo) -> int:
+    """A BSD time's epoch ms: the year given, `year_hint`, or the latest year that puts it no more than
+    `_FUTURE_SLACK_MS` after `received_ms`. UTC and fixed offsets by arithmetic over cached days; other zones
+    (daylight saving time) and anything invalid through `datetime` (which words the errors)."""
+    if type(tz) is timezone:
+        ms = _bsd_ms_fixed(match, received_ms, year_hint, tz)
+        if ms is not None:
+            return ms
+    return _bsd_ms_zoned(match, received_ms, year_hint, tz)
+
+
+def _bsd_ms_fixed(match: re.Match[str], received_ms: int, year_hint: int | None, tz: timezone) -> int | None:
+    """`_bsd_ms_zoned` for a fixed-offset zone, or None where it would raise or its figures are out of range."""
+    mon, day_text, hour_text, minute_text, second_text, frac, given = match.group(
+        "mon", "day", "h", "m", "s", "frac", "year")
+    month = _MONTHS.get(mon.lower())
+    day, hour, minute, second = int(day_text), int(hour_text), int(minute_text), int(second_text)
+    if month is None or hour > 23 or minute > 59 or second > 59:
+        return None
+    offset_us = 0 if tz is UTC else tz.utcoffset(None) // _ONE_US
+    clock_us = ((hour * 60 + minute) * 60 + second) * 1_000_000 + _micro(frac) - offset_us
+    year = int(given) if given is not None else year_hint
+    if year is not None:
+        days = _epoch_day(year, month, day)
+        return None if days is None else (days * _DAY_US + clock_us) // 1000
+    if not 0 <= received_ms <= _MAX_RECEIVED_MS:
+        return None
+    limit = received_ms + _FUTURE_SLACK_MS
+    for days in _candidate_days(_year_of((received_ms * 1000 + offset_us) // _DAY_US), month, day):
+        ms = (days * _DAY_US + clock_us) // 1000
+        if ms <= limit:
+            return ms
+    return None
+
+
+@lru_cache(maxsize=_DAYS_CACHE)
+def _candidate_days(received_year: int, month: int, day: int) -> tuple[int, ...]:
+    """The date in the years a BSD time may be in, latest first: next year (a January line received on
+    31 December), then back to eight years before (Feb 29); years without the date left out."""
+    found = (_epoch_day(year, month, day) for year in range(received_year + 1, received_year - 9, -1))
+    return tuple(days for days in found if days is not None)
+
+
+@lru_cache(maxsize=_DAYS_CACHE)
+def _epoch_day(year: int, month: int, day: int) -> int | None:
+    """Days from 1970-01-01 to the date; None for no such date."""
+    try:
+        return date(year, month, day).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=64)
+def _year_of(epoch_day: int) -> int:
+    """The calendar year of a day (days from 1970-01-01)."""
+    return (_EPOCH + timedelta(days=epoch_day)).year
+
+
+def _bsd_ms_zoned(match: re.Match[str], received_ms: int, year_hint: int | None, tz: tzinfo) -> int:
     month = _MONTHS.get(match.group("mon").lower())
-    stamp = match.group(0).strip()
+    stamp = match.group("stamp")
     if month is None:
         raise SyslogParseError(f"invalid month {match.group('mon')!r} in timestamp {stamp!r}")
     day, hour, minute, second = (int(match.group(k)) for k in ("day", "h", "m", "s"))
@@ -435,9 +541,15 @@ def _iso_ms(match: re.Match[str], tz: tzinfo) -> int:
             raise SyslogParseError(f"invalid time zone offset {zone_text!r} in {match.group(0)!r}")
         offset = timedelta(hours=hours, minutes=minutes)
         zone = timezone(-offset if zone_text[0] == "-" else offset)
-    year, month, day, hour, minute, second = (int(match.group(k)) for k in ("Y", "M", "D", "h", "m", "s"))
+    year, month, day, hour, minute, second = map(int, match.group("Y", "M", "D", "h", "m", "s"))
+    micro = _micro(match.group("frac"))
+    if type(zone) is timezone and hour <= 23 and minute <= 59 and second <= 59:
+        days = _epoch_day(year, month, day)
+        if days is not None:
+            clock_us = ((hour * 60 + minute) * 60 + second) * 1_000_000 + micro - zone.utcoffset(None) // _ONE_US
+            return (days * _DAY_US + clock_us) // 1000
     try:
-        moment = datetime(year, month, day, hour, minute, second, _micro(match.group("frac")), tzinfo=zone)
+        moment = datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
     except ValueError as exc:
         raise SyslogParseError(f"invalid timestamp {match.group(0)!r}: {exc}") from None
     return _to_ms(moment)

@@ -1,10 +1,10 @@
 """The shell after the analysis stage: scored alerts and suppression updates into the store, alerts into cases.
 
 `AlertSink.deliver(outcome)` writes the new alerts (create, idempotent by alert id), overwrites representatives
-whose suppressed count grew, and puts every new alert into a case through the `CaseRepository` (which keeps
-cases consistent with concurrent analysts by version checks). It returns what happened, for summaries and
-metrics. A store error propagates: the caller stops (the input can be replayed: every write is idempotent and an
-alert already in a case does not join it twice).
+whose suppressed count grew, and puts the new alerts into cases through the `CaseRepository` in one batch (each
+case changed is saved once, its version checked against concurrent analysts). It returns what happened, for
+summaries and metrics. A store error propagates: the caller stops (the input can be replayed: every write is
+idempotent and an alert already in a case does not join it twice).
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ class AlertSink:
             done.updated = self.store.write_alerts(list(latest.values()), replace=True)
         if self.cases is None:
             return done
+        incoming = [IncomingAlert(item.alert, item.risk, item.verdict) for item in outcome.alerts]
         touched: set[str] = set()
-        for item in outcome.alerts:
-            result = self.cases.add_alert(IncomingAlert(item.alert, item.risk, item.verdict), self.clock())
+        for result in self.cases.add_alerts(incoming, self.clock()):
             case = result.case
             if case is None:
                 continue

@@ -12,10 +12,11 @@ case, apply the change again and retry, up to `MAX_ATTEMPTS` times, then raise `
 lost: the second writer's change is recomputed from the first one's result. A command that no longer applies to
 the reloaded case raises its `CommandError` (an analyst closing a case that was closed meanwhile).
 
-The streaming path (`add_alert`, one writer adding many alerts) keeps the open cases of recently seen grouping keys
-in memory (at most `CACHE_KEYS` keys); the cache is only a guess of the stored state: a stale entry costs one
-version conflict and a reload. Cases opened by another process for a key already cached are seen when that key is
-next reloaded (after a conflict, or `forget_cache()`).
+The streaming path (`add_alerts`, one writer adding many alerts, a batch at a time) keeps the open cases of recently
+seen grouping keys in memory (at most `CACHE_KEYS` keys); the cache is only a guess of the stored state: a stale
+entry costs one version conflict and a reload. A batch saves each case it changed once, with all its new entries.
+Cases opened by another process for a key already cached are seen when that key is next reloaded (after a
+conflict, or `forget_cache()`).
 
 Merge and split write two cases, which no store can do atomically: merge closes the source first (after which its
 alerts cannot change), then puts them into the target; split takes the alerts out of the case first, then opens
@@ -27,7 +28,8 @@ from __future__ import annotations
 import builtins
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
 
 from correlator.cases.commands import Command, Merge, MergedInto, SplitOut
 from correlator.cases.definitions import OPEN_STATUSES, CaseStatus
@@ -55,7 +57,7 @@ __all__ = [
 CASES: Final = "cases"
 AUDIT: Final = "audit"
 MAX_ATTEMPTS: Final = 5  # tries of one change against concurrent writers
-CACHE_KEYS: Final = 1_024  # grouping keys whose open cases `add_alert` keeps in memory
+CACHE_KEYS: Final = 1_024  # grouping keys whose open cases `add_alerts` keeps in memory
 OPEN_CASES_LIMIT: Final = 1_000  # open cases read for one grouping key
 RULE_HISTORY_RULES: Final = 10_000  # rules `rule_history` reports
 
@@ -120,6 +122,21 @@ def _of(entries: Sequence[TimelineEntry], case_id: str) -> tuple[TimelineEntry, 
     return tuple(entry for entry in entries if entry.case_id == case_id)
 
 
+@dataclass(slots=True)
+class _CaseChange:
+    """A case changed by a batch of alerts: as it is now, the version it was read at (None: new) and its entries
+    since."""
+
+    case: Case
+    previous: int | None
+    entries: list[TimelineEntry] = field(default_factory=list)
+
+
+def _settled(result: GroupResult | None, saved: set[str]) -> bool:
+    """Whether an alert's result stands after a conflict: no case to save (skipped) or its case saved."""
+    return result is not None and (result.case is None or result.case.id in saved)
+
+
 class CaseRepository:
     """Cases in `store`, grouped by `grouper`; `clock` (epoch ms) stamps analysts' changes."""
 
@@ -177,30 +194,73 @@ class CaseRepository:
     def add_alert(self, incoming: IncomingAlert, at_ms: int) -> GroupResult:
         """Put one scored alert into a case (`CaseGrouper.add` over the open cases of its key) and save it. An
         alert already in its case (a replay) changes nothing: `GroupResult.duplicate`."""
-        alert = incoming.alert
-        key = self.grouper.key_of(alert)
+        return self.add_alerts((incoming,), at_ms)[0]
+
+    def add_alerts(self, incoming: Sequence[IncomingAlert], at_ms: int) -> builtins.list[GroupResult]:
+        """Put scored alerts into cases as `add_alert` one after the other would, saving each changed case once.
+
+        The alerts of one grouping key go through `CaseGrouper.add` in their order over the key's open cases, each
+        result a candidate for the next alert; then every case they changed is saved once, from the version read,
+        with all its new timeline entries. On a `VersionConflictError` the key's cases are read again and its
+        alerts not saved yet added again (an alert that made it into its case meanwhile is a duplicate). The
+        results are in the order of `incoming`, with the flags `add_alert` gives (`opened`, `duplicate`)."""
+        results: builtins.list[GroupResult | None] = [None] * len(incoming)
+        by_key: dict[str | None, builtins.list[int]] = {}
+        for index, item in enumerate(incoming):
+            by_key.setdefault(self.grouper.key_of(item.alert), []).append(index)
+        for key, indexes in by_key.items():
+            self._add_to_key(key, [(index, incoming[index]) for index in indexes], at_ms, results)
+        return cast("builtins.list[GroupResult]", results)  # `_add_to_key` fills every place of its key, or raises
+
+    def _add_to_key(self, key: str | None, items: builtins.list[tuple[int, IncomingAlert]], at_ms: int,
+                    results: builtins.list[GroupResult | None]) -> None:
+        """`add_alerts` for the alerts of one key (with their places in the batch); fills `results`."""
+        pending = items
         last: VersionConflictError | None = None
-        case_id = "(new)"
         for _ in range(self.max_attempts):
-            candidates = self._candidates(key)
-            result = self.grouper.add(incoming, candidates, at_ms)
-            if result.case is None or result.duplicate:
-                return result
-            case_id = result.case.id
-            previous = None
-            if result.opened:  # its id comes from the key and the alert: a replay finds the case it opened
-                existing = self.get(case_id)
-                if existing is not None and alert.id in existing.alert_ids:
-                    return GroupResult(existing, duplicate=True)
-            else:
-                previous = next(c.version for c in candidates if c.id == case_id)
+            changes = self._group(key, pending, at_ms, results)
+            saved: set[str] = set()
             try:
-                self.save(result.case, result.entries, previous)
+                for change in changes.values():
+                    self.save(change.case, change.entries, change.previous)
+                    saved.add(change.case.id)
             except VersionConflictError as exc:
                 last = exc
+                pending = [(index, item) for index, item in pending if not _settled(results[index], saved)]
                 continue
-            return result
-        raise CaseConflictError(case_id, f"add_alert {alert.id}", self.max_attempts, last)
+            return
+        first = pending[0][1].alert.id
+        action = f"add_alert {first}" if len(pending) == 1 else f"add_alerts {first} and {len(pending) - 1} more"
+        raise CaseConflictError(last.doc_id if last is not None else "(new)", action, self.max_attempts, last)
+
+    def _group(self, key: str | None, items: builtins.list[tuple[int, IncomingAlert]], at_ms: int,
+               results: builtins.list[GroupResult | None]) -> dict[str, _CaseChange]:
+        """Group the alerts of one key over its open cases in memory: their results into `results`, and what is to
+        be saved, by case id in the order of the first change."""
+        cases = {case.id: case for case in self._candidates(key)}  # as this batch leaves them
+        changes: dict[str, _CaseChange] = {}
+        for index, item in items:
+            result = self.grouper.add(item, cases.values(), at_ms)
+            case = result.case
+            if case is not None and not result.duplicate:
+                change = changes.get(case.id)
+                if result.opened:  # its id comes from the key and the alert: a replay finds the case it opened
+                    existing = change.case if change is not None else self.get(case.id)
+                    if existing is not None and item.alert.id in existing.alert_ids:
+                        results[index] = GroupResult(existing, duplicate=True)
+                        continue
+                if change is None:
+                    previous = None if result.opened else cases[case.id].version
+                    change = changes[case.id] = _CaseChange(case, previous)
+                change.case = case
+                change.entries.extend(result.entries)
+                if key is not None:  # keyless alerts are never candidates of each other (as in `_candidates`)
+                    if case.is_open:
+                        cases[case.id] = case
+                    else:
+                        cases.pop(case.id, None)
+            results[index] = result
+        return changes
 
     def apply(self, case_id: str, command: Command, actor: str) -> Case:
         """Apply an analyst's `command` at the clock's time and save the case; `CaseNotFoundError` and
@@ -285,7 +345,7 @@ class CaseRepository:
             return changed
         raise CaseConflictError(case_id, action, self.max_attempts, last)
 
-    # -- the cache of open cases (add_alert)
+    # -- the cache of open cases (add_alerts)
 
     def forget_cache(self) -> None:
         self._open.clear()
