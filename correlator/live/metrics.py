@@ -36,6 +36,9 @@ def render(runner: Runner) -> str:
            or [_line("rejected_total", 0, {"collector": "none"})])
     metric("events_processed_total", "counter", "Events through detection.",
            [_line("events_processed_total", c.events_processed)])
+    metric("events_out_total", "counter", "Events through detection, by collector.",
+           [_line("events_out_total", n, {"collector": k}) for k, n in sorted(c.events_out.items())]
+           or [_line("events_out_total", 0, {"collector": "none"})])
     metric("queue_depth", "gauge", "Events waiting between intake and detection.",
            [_line("queue_depth", runner.queue.qsize())])
     metric("queue_capacity", "gauge", "Size of the intake queue.", [_line("queue_capacity", runner.queue.maxsize)])

@@ -91,6 +91,7 @@ Reloader = tuple[Callable[[], Any], Callable[[Any], Callable[[], Components]]]
 class Counters:
     events_in: Counter[str] = field(default_factory=Counter)  # by collector
     rejected: Counter[str] = field(default_factory=Counter)  # by collector
+    events_out: Counter[str] = field(default_factory=Counter)  # events through detection, by collector
     events_processed: int = 0
     alerts: int = 0
     correlation_alerts: int = 0
@@ -295,6 +296,8 @@ class Runner:
         for collector, item, _ in batch:
             if isinstance(item, Rejected):
                 counters.rejected[collector] += 1
+            else:
+                counters.events_out[collector] += 1
         keep = self.config.store_events
         result = FileResult("live", stored_events=[] if keep else None)
         detection = dataclasses.replace(self.components.detection, now_ms=self.clock())

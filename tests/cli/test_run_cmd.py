@@ -105,6 +105,8 @@ def test_syslog_in_alerts_and_cases_out_then_a_clean_restart(tmp_path: Path) -> 
         assert figures['socctl_rejected_total{collector="syslog_udp"}'] == 1
         assert figures['socctl_events_in_total{collector="http"}'] == 2
         assert figures['socctl_rejected_total{collector="http"}'] == 1
+        assert figures['socctl_events_out_total{collector="syslog_tcp"}'] == 12
+        assert figures['socctl_events_out_total{collector="http"}'] == 1
         assert figures["socctl_queue_capacity"] == 10_000
     finally:
         output = _stop(process)
