@@ -28,6 +28,8 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
       - {path: /var/log/auth.log}
       - {path: "/var/log/nginx/*.log", format: web-access, server: nginx}
     tail_poll: 250ms
+    watch:                                        # directories files are dropped into whole: each file read once
+      - {path: /srv/drop/evtx, pattern: "*.evtx"}   # (any offline format; `format` forces one)
     samples: {paths: [/var/quarantine], max_bytes: 32MiB, poll: 2s}   # files scanned with YARA once each
     uploads: {enabled: true, max_bytes: 32MiB}    # POST /v1/files on the HTTP intake (stored under state_dir/samples)
     yara: {enabled: true, rules: [rules/yara], timeout: 10s, max_bytes: 32MiB}   # payloads: carved bodies, files
@@ -57,13 +59,13 @@ from correlator.runtime import RuntimeOptions
 from correlator.settings import default_state_dir
 from correlator.timespec import TimeSpecError, parse_duration_ms
 
-__all__ = ["ENV_PREFIX", "Capture", "Listen", "RunConfig", "RunConfigError", "Samples", "Uploads",
+__all__ = ["ENV_PREFIX", "Capture", "Listen", "RunConfig", "RunConfigError", "Samples", "Uploads", "Watch",
            "environment_overrides", "load_run_config", "parse_run_config"]
 
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
                 "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
                 "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll", "http",
-                "http_tokens", "samples", "uploads", "yara", "capture")
+                "http_tokens", "samples", "uploads", "yara", "capture", "watch")
 ENV_PREFIX: Final = "SOCCTL_RUN_"
 DEFAULT_SAMPLE_BYTES: Final = 32 << 20
 _SIZE: Final = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
@@ -81,6 +83,15 @@ class Listen:
     udp: int | None = None
     tcp: int | None = None
     port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A drop directory: each complete file matching `pattern` is read once (in `format`, else detected)."""
+
+    path: Path
+    pattern: str = "*.evtx"
+    format: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +141,7 @@ class RunConfig:
     replay: tuple[Path, ...] = ()
     tail: tuple[TailSpec, ...] = ()
     tail_poll_ms: int = 250
+    watch: tuple[Watch, ...] = ()
     samples: Samples = Samples()
     uploads: Uploads = Uploads()
     capture: Capture = Capture()
@@ -197,7 +209,8 @@ def parse_run_config(text: str, source: str = "<run config>", environ: Mapping[s
         queue=reader.count("queue", 10_000), batch=reader.count("batch", 1_000),
         batch_wait_ms=reader.duration("batch_wait", 200), store_events=reader.flag("store_events", True),
         replay=reader.paths("replay"), tail=reader.tail_specs("tail"),
-        tail_poll_ms=reader.duration("tail_poll", 250), samples=reader.samples("samples"),
+        tail_poll_ms=reader.duration("tail_poll", 250), watch=reader.watches("watch"),
+        samples=reader.samples("samples"),
         uploads=reader.uploads("uploads"), capture=reader.capture("capture"), source=source,
     )
 
@@ -248,6 +261,29 @@ class _Reader:
             if name not in allowed:
                 raise self.fail(f"{key}.{name}", f"unknown setting (expected one of {', '.join(allowed)})")
         return value
+
+    def watches(self, key: str) -> tuple[Watch, ...]:
+        from collectors.files import FORMATS
+
+        value = self.doc.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list of {{path, pattern, format}}, not {value!r}")
+        out = []
+        for index, item in enumerate(value):
+            entry = {"path": item} if isinstance(item, str) else item
+            where = f"{key}[{index}]"
+            if not isinstance(entry, Mapping) or set(entry) - {"path", "pattern", "format"} or "path" not in entry:
+                raise self.fail(where, f"expected a path or {{path, pattern, format}}, not {item!r}")
+            fmt = entry.get("format")
+            if fmt is not None and fmt not in FORMATS:
+                raise self.fail(f"{where}.format", f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+            pattern = entry.get("pattern", "*.evtx")
+            if not isinstance(pattern, str) or not pattern:
+                raise self.fail(f"{where}.pattern", f"expected a glob such as *.evtx, not {pattern!r}")
+            out.append(Watch(Path(str(entry["path"])), pattern, fmt))
+        return tuple(out)
 
     def samples(self, key: str) -> Samples:
         section = self._section(key, ("paths", "max_bytes", "poll"))

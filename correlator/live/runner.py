@@ -243,6 +243,31 @@ class Runner:
 
         await self.capture.run(stop, sink)
 
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """The drop directories: each complete new file read once, in chunks off the loop, and recorded (in
+        `<state_dir>/watch-registry.json`) only once all of it is stored."""
+        from collectors.files import read_path
+        from collectors.tail_state import Registry
+        from collectors.tail_watch import DirectoryWatch, DroppedFile
+
+        registry = Registry.load(self.config.state_dir / "watch-registry.json")
+        loop = asyncio.get_running_loop()
+
+        def sink_for(fmt: str | None) -> Callable[[DroppedFile], Any]:
+            async def sink(dropped: DroppedFile) -> None:
+                items = read_path(dropped.path, fmt)
+                while chunk := await loop.run_in_executor(None, _take, items, _REPLAY_CHUNK):
+                    for item in chunk:
+                        await self.put("watch", item)
+                await self.barrier()
+
+            return sink
+
+        watches = [DirectoryWatch(spec.path, spec.pattern, sink_for(spec.format), registry,
+                                  poll_interval=self.config.tail_poll_ms / 1000 * 4)
+                   for spec in self.config.watch]
+        await asyncio.gather(*(watch.run(stop) for watch in watches))
+
     async def _samples(self, stop: asyncio.Event) -> None:
         """Watch the sample directories: each new file once, as an event carrying its bytes (scanned with YARA)."""
         from collectors.samples import SampleWatch
@@ -497,6 +522,8 @@ class Runner:
             collector("replay", lambda _stop: self._replay(config.replay))
         if config.tail:
             collector("tail", self._tail)
+        if config.watch:
+            collector("watch", self._watch)
         if config.samples.paths:
             collector("samples", self._samples)
         if self.capture is not None:

@@ -142,3 +142,15 @@ def test_yara_settings_become_runtime_options() -> None:
     assert (default.yara, default.yara_rules, default.yara_max_size) == (True, None, 32 << 20)
     with pytest.raises(RunConfigError, match=r"run.yml:1: yara.timeout: expected at least 1s"):
         parse_run_config("yara: {timeout: 10ms}\n", "run.yml", environ={})
+
+
+def test_watched_directories() -> None:
+    from correlator.live.config import Watch
+
+    config = parse_run_config("watch: [/srv/drop/evtx, {path: /srv/drop/eve, pattern: '*.json', format: "
+                              "suricata-eve}]\n", "run.yml", environ={})
+    assert config.watch == (Watch(Path("/srv/drop/evtx")), Watch(Path("/srv/drop/eve"), "*.json", "suricata-eve"))
+    with pytest.raises(RunConfigError, match=r"run.yml:1: watch\[0\].format: unknown format 'evtxx'"):
+        parse_run_config("watch: [{path: /d, format: evtxx}]\n", "run.yml", environ={})
+    with pytest.raises(RunConfigError, match=r"run.yml:1: watch\[0\]: expected a path or"):
+        parse_run_config("watch: [{dir: /d}]\n", "run.yml", environ={})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from collectors.files import read_path
 from correlator.live.app import build_runner
 from correlator.live.config import Listen, RunConfig
 from correlator.live.runner import Runner
@@ -101,3 +102,29 @@ def test_a_tailed_file_is_followed_across_a_restart_without_loss_or_repeat(tmp_p
         assert second.counters.events_in["tail"] == 2  # only the new lines
         assert store.count("events") == 5
         assert store.count("events", "event.dataset:system.auth") == 5
+
+
+def test_a_file_dropped_into_a_watched_directory_is_read_once_across_a_restart(tmp_path: Path) -> None:
+    import shutil
+
+    from correlator.live.config import Watch
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
+                       syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), http=Listen(port=None),
+                       batch_wait_ms=20, tail_poll_ms=20, watch=(Watch(drop, "*.json"),))
+    shutil.copy(SAMPLES / "windows" / "security_sample.json", drop / "dc01-security.json")
+    (drop / "notes.txt").write_text("not matched by the pattern\n", encoding="utf-8")
+    with open_store(config.store) as store:
+        first, _ = build_runner(config, store)
+        expected = sum(1 for _ in read_path(drop / "dc01-security.json"))
+        _serve_until_drained(first, expected)
+        assert first.counters.events_in["watch"] == expected > 0
+        events = store.count("events")
+        second, _ = build_runner(config, store)  # a restart: the file is known
+        shutil.copy(SAMPLES / "windows" / "sysmon_sample.json", drop / "ws01-sysmon.json")
+        more = sum(1 for _ in read_path(drop / "ws01-sysmon.json"))
+        _serve_until_drained(second, more)
+        assert second.counters.events_in["watch"] == more  # only the new file
+        assert store.count("events") > events
