@@ -4,7 +4,7 @@
     replayed files ─┴─> intake queue (bounded) ─> batches ─> detection ─> analysis ─> store + cases
                                                              (one worker thread, in order)
 
-Stages are the ones `socctl ingest` uses (`correlator.pipeline.detect_events`, `correlator.analysis.Analyzer`,
+Collectors are in `correlator.live.inputs`. Stages are the ones `socctl ingest` uses (`correlator.pipeline.detect_events`, `correlator.analysis.Analyzer`,
 `correlator.sink.AlertSink`), so correlation behaves the same on a replay and live. The boundary between intake
 and detection is a queue of `Event | Rejected`: a message broker can take its place later, keyed by host.
 
@@ -34,11 +34,10 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Any
 
 from collectors.syslog_server import SyslogFrame, SyslogServer
 from correlator.analysis import Analyzer, load_state, save_state
+from correlator.live import inputs
 from correlator.live.config import RunConfig
 from correlator.live.intake import frame_to_event
 from correlator.live.latency import LatencyWindow
@@ -106,13 +106,6 @@ class Counters:
     reload_failures: int = 0
 
 
-_REPLAY_CHUNK = 1_000
-
-
-def _take(items: Iterator[Item], count: int) -> list[Item]:
-    return list(itertools.islice(items, count))
-
-
 class Runner:
     def __init__(self, config: RunConfig, store: Store, components: Components, *, clock: Callable[[], int],
                  reloader: Reloader | None = None) -> None:
@@ -170,139 +163,6 @@ class Runner:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self.queue.put(_Checkpoint(done))
         await done
-
-    async def _replay(self, paths: tuple[Path, ...]) -> None:
-        from collectors.files import iter_files, read_path
-
-        loop = asyncio.get_running_loop()
-        for path in iter_files(paths):
-            items = read_path(path)
-            while True:  # read in chunks off the loop: a large file does not sit in memory whole
-                chunk: list[Item] = await loop.run_in_executor(None, _take, items, _REPLAY_CHUNK)
-                for item in chunk:
-                    await self.put("replay", item)
-                if len(chunk) < _REPLAY_CHUNK:
-                    break
-        await self.barrier()  # all of it stored: say what came of it
-        c = self.counters
-        log.info("replay of %s done: %d events, %d alerts, %d cases opened, %d updated (socctl cases list)",
-                 ", ".join(str(path) for path in paths), c.events_in["replay"], c.alerts, c.cases_opened,
-                 c.cases_updated)
-
-    async def _start_http(self, collector: Callable[[str, Callable[[asyncio.Event], Any]], None]) -> Any:
-        """The HTTP intake (when configured): batches are journaled before the agent gets its 200, then a consumer
-        hands them to the intake queue and commits them once stored. Returns the journal (None when off)."""
-        listen = self.config.http
-        if listen.port is None:
-            return None
-        from collectors.http_intake import HttpIntakeServer
-        from collectors.intake_journal import IntakeConsumer, IntakeJournal
-        from correlator.live.agents import load_agent_tokens
-
-        tokens, self.http_tokens_file = load_agent_tokens(self.config.http_tokens, self.config.state_dir)
-        journal = IntakeJournal(self.config.state_dir / "http-intake")
-
-        async def sink(item: Item) -> None:
-            await self.put("http", item)
-
-        consumer = IntakeConsumer(journal, sink, barrier=self.barrier)
-        uploads = self.config.uploads
-        self.http = HttpIntakeServer(journal, tokens, host=listen.host, port=listen.port, on_journaled=consumer.wake,
-                                     samples_dir=self.config.state_dir / "samples" if uploads.enabled else None,
-                                     max_file_bytes=uploads.max_bytes)
-        await self.http.start()
-        collector("http", consumer.run)
-        if self.http.uploads is not None:
-            from collectors.upload_queue import UploadConsumer
-
-            async def upload_sink(item: Item) -> None:
-                await self.put("upload", item)
-
-            receiver = UploadConsumer(self.http.uploads, upload_sink, barrier=self.barrier)
-            self.http.on_uploaded = receiver.wake
-            collector("upload", receiver.run)
-        return journal
-
-    def _capture(self) -> Any:
-        """The live capture of the configuration (validated here: an unknown interface or a bad BPF filter
-        stops the start with its reason)."""
-        from collectors.pcap_live import LiveCapture
-        from collectors.pcap_sensor import SensorConfig
-
-        capture = self.config.capture
-        assert capture.interface is not None
-        options: dict[str, Any] = {"idle_timeout_s": capture.idle_timeout_ms / 1000,
-                                   "carve_bodies": capture.carve and self.components.detection.yara is not None}
-        if capture.internal_networks is not None:
-            options["internal_networks"] = capture.internal_networks
-        return LiveCapture(capture.interface, capture.bpf, SensorConfig(**options))
-
-    async def _run_capture(self, stop: asyncio.Event) -> None:
-        async def sink(item: Item) -> None:
-            await self.put("capture", item)
-
-        await self.capture.run(stop, sink)
-
-    async def _watch(self, stop: asyncio.Event) -> None:
-        """The drop directories: each complete new file read once, in chunks off the loop, and recorded (in
-        `<state_dir>/watch-registry.json`) only once all of it is stored."""
-        from collectors.files import read_path
-        from collectors.tail_state import Registry
-        from collectors.tail_watch import DirectoryWatch, DroppedFile
-
-        registry = Registry.load(self.config.state_dir / "watch-registry.json")
-        loop = asyncio.get_running_loop()
-
-        def sink_for(fmt: str | None) -> Callable[[DroppedFile], Any]:
-            async def sink(dropped: DroppedFile) -> None:
-                items = read_path(dropped.path, fmt)
-                while chunk := await loop.run_in_executor(None, _take, items, _REPLAY_CHUNK):
-                    for item in chunk:
-                        await self.put("watch", item)
-                await self.barrier()
-
-            return sink
-
-        watches = [DirectoryWatch(spec.path, spec.pattern, sink_for(spec.format), registry,
-                                  poll_interval=self.config.tail_poll_ms / 1000 * 4)
-                   for spec in self.config.watch]
-        await asyncio.gather(*(watch.run(stop) for watch in watches))
-
-    async def _samples(self, stop: asyncio.Event) -> None:
-        """Watch the sample directories: each new file once, as an event carrying its bytes (scanned with YARA)."""
-        from collectors.samples import SampleWatch
-
-        samples = self.config.samples
-
-        async def sink(item: Item) -> None:
-            await self.put("samples", item)
-
-        watch = SampleWatch(samples.paths, self.config.state_dir / "samples-registry.json",
-                            max_bytes=samples.max_bytes, poll_interval=samples.poll_ms / 1000, barrier=self.barrier)
-        await watch.run(stop, sink)
-
-    async def _tail(self, stop: asyncio.Event) -> None:
-        """Follow the configured files: each new line is decoded in its file's format and queued; offsets are
-        kept in `<state_dir>/tail-registry.json`."""
-        from collectors.tail import Tailer
-        from collectors.tail_format import TailFormats
-        from collectors.tail_lines import FileOrigin
-        from collectors.tail_state import Registry
-
-        formats = TailFormats(self.config.tail)
-
-        async def sink(line: bytes, origin: FileOrigin) -> None:
-            item = formats.decode(line, origin)
-            if item is not None:
-                await self.put("tail", item)
-
-        registry = Registry.load(self.config.state_dir / "tail-registry.json")
-        tailer = Tailer([spec.path for spec in self.config.tail], sink, registry,
-                        poll_interval=self.config.tail_poll_ms / 1000, barrier=self.barrier)
-        try:
-            await tailer.run(stop)
-        finally:
-            tailer.close()
 
     # ------------------------------------------------------------------------------------------------ stages
 
@@ -494,7 +354,7 @@ class Runner:
 
         config = self.config
         if config.capture.interface is not None:
-            self.capture = self._capture()
+            self.capture = inputs.make_capture(self)
         listen = config.syslog
         if listen.udp is not None or listen.tcp is not None:
             self.syslog = SyslogServer(self._take_frame, host=listen.host, udp_port=listen.udp, tcp_port=listen.tcp,
@@ -510,7 +370,7 @@ class Runner:
             own_stop = asyncio.Event()
             collectors.append((name, own_stop, asyncio.create_task(run(own_stop), name=f"socctl-{name}")))
 
-        journal = await self._start_http(collector)
+        journal = await inputs.start_http(self, collector)
         ports = dict(self.syslog.ports) if self.syslog is not None else {}
         if self.http is not None:
             ports["http"] = self.http.port
@@ -519,15 +379,15 @@ class Runner:
         drain = asyncio.Event()
         worker = asyncio.create_task(self._batches(drain))
         if config.replay:
-            collector("replay", lambda _stop: self._replay(config.replay))
+            collector("replay", lambda _stop: inputs.replay(self, config.replay))
         if config.tail:
-            collector("tail", self._tail)
+            collector("tail", lambda stop: inputs.tail(self, stop))
         if config.watch:
-            collector("watch", self._watch)
+            collector("watch", lambda stop: inputs.watch(self, stop))
         if config.samples.paths:
-            collector("samples", self._samples)
+            collector("samples", lambda stop: inputs.samples(self, stop))
         if self.capture is not None:
-            collector("capture", self._run_capture)
+            collector("capture", lambda stop: inputs.run_capture(self, stop))
         await asyncio.sleep(0)  # the collectors' first step: the capture opens its socket before we say ready
         broken = [task for _, _, task in collectors if task.done() and not task.cancelled() and task.exception()]
         stopping = asyncio.create_task(stop.wait())
