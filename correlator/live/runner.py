@@ -1,10 +1,11 @@
-"""`socctl run`: the long-running engine. One asyncio process:
+"""`socctl run`: the long-running engine. One asyncio process (see docs/running.md):
 
-    syslog UDP/TCP ─┐
-    replayed files ─┴─> intake queue (bounded) ─> batches ─> detection ─> analysis ─> store + cases
-                                                             (one worker thread, in order)
+    syslog, HTTP intake and uploads, tailed files, drop and sample directories, live capture, replays
+      (collectors: `correlator.live.inputs`)
+        ─> intake queue (bounded) ─> batches ─> detection ─> analysis ─> store + cases
+                                                (one pipeline thread, in order)
 
-Collectors are in `correlator.live.inputs`. Stages are the ones `socctl ingest` uses (`correlator.pipeline.detect_events`, `correlator.analysis.Analyzer`,
+The stages are the ones `socctl ingest` uses (`correlator.pipeline.detect_events`, `correlator.analysis.Analyzer`,
 `correlator.sink.AlertSink`), so correlation behaves the same on a replay and live. The boundary between intake
 and detection is a queue of `Event | Rejected`: a message broker can take its place later, keyed by host.
 
