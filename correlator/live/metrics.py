@@ -60,6 +60,11 @@ def render(runner: Runner) -> str:
               for q, value in latency.quantiles().items()),
             _line("pipeline_latency_seconds_sum", round(latency.total, 6)),
             _line("pipeline_latency_seconds_count", latency.count)])
+    metric("payloads_scanned_total", "counter", "Payloads (carved bodies, files) scanned with YARA.",
+           [_line("payloads_scanned_total", c.payloads_scanned)])
+    metric("payload_cache_hits_total", "counter", "Payloads answered from the YARA hit cache (same sha256).",
+           [_line("payload_cache_hits_total", c.payload_cache_hits)])
+    metric("yara_alerts_total", "counter", "YARA alerts on payloads.", [_line("yara_alerts_total", c.yara_alerts)])
     metric("rules_loaded", "gauge", "Sigma rules loaded.", [_line("rules_loaded", runner.components.rules)])
     metric("reloads_total", "counter", "Reloads of rules and configuration done.", [_line("reloads_total", c.reloads)])
     metric("reload_failures_total", "counter", "Reloads that failed (the running rules stayed).",

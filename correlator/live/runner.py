@@ -103,6 +103,9 @@ class Counters:
     batches: int = 0
     last_batch_seconds: float = 0.0
     store_errors: int = 0
+    payloads_scanned: int = 0
+    payload_cache_hits: int = 0
+    yara_alerts: int = 0
     reloads: int = 0
     reload_failures: int = 0
 
@@ -189,6 +192,9 @@ class Runner:
         detection = dataclasses.replace(self.components.detection, now_ms=self.clock())
         detect_events(iter(item for _, item, _ in batch), detection, result)
         counters.events_processed += result.events
+        counters.payloads_scanned += result.payloads
+        counters.payload_cache_hits += result.payload_cache_hits
+        counters.yara_alerts += result.yara_alerts
         counters.excepted += sum(result.excepted.values())
         if result.rejected:
             self.store.write_rejected(result.rejected)

@@ -62,6 +62,7 @@ def test_uploaded_and_dropped_files_are_scanned_with_yara(tmp_path: Path) -> Non
         figures = _metrics(ports["metrics"])
         assert figures['socctl_events_in_total{collector="upload"}'] == 1
         assert figures['socctl_events_in_total{collector="samples"}'] == 2
+        assert (figures["socctl_payloads_scanned_total"], figures["socctl_yara_alerts_total"]) == (3, 2)
     finally:
         _stop(process)
     with open_store(f"sqlite:///{db}") as store:
