@@ -19,6 +19,7 @@ DNS is read from UDP on ports 53, 5353 (mDNS) and 5355 (LLMNR) and from TCP on p
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import re
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class SensorConfig:
     fin_linger_s: float = 1.0  # a flow closed by FINs ends this long after its last packet
     carve_bodies: bool = False  # keep HTTP response bodies (for YARA), not only their hash and size
     max_body_bytes: int = 8 << 20  # per carved body
+    max_held_body_bytes: int = 256 << 20  # carved bodies waiting in the reorder buffer, all together
     max_stream_gap_bytes: int = 4 << 20  # bytes waiting behind a sequence gap before reassembly gives up
     max_reorder_records: int = 100_000
     dns_ports: frozenset[int] = field(default_factory=lambda: frozenset({53, 5353, 5355}))
@@ -61,7 +63,7 @@ class SensorConfig:
             raise ValueError(f"fin_linger_s must be between 0 and idle_timeout_s, got {self.fin_linger_s}")
         if not 0 <= self.community_id_seed <= 0xFFFF:
             raise ValueError(f"community_id_seed must be 0..65535, got {self.community_id_seed}")
-        for name in ("max_body_bytes", "max_stream_gap_bytes", "max_reorder_records"):
+        for name in ("max_body_bytes", "max_held_body_bytes", "max_stream_gap_bytes", "max_reorder_records"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         NetworkZones(self.internal_networks)  # every entry an address or CIDR
@@ -90,6 +92,7 @@ class SensorStats:
     malformed: int = 0  # DNS messages, ClientHellos and HTTP streams that did not parse
     unsupported_linktypes: dict[int, int] = field(default_factory=dict)  # link type -> frames not decoded
     bad_timestamps: int = 0  # frames dropped for a capture time before 1970 or after 9999 (a corrupt record)
+    bodies_dropped: int = 0  # carved bodies let go because `max_held_body_bytes` were waiting (hash and size kept)
 
 
 class _TcpApp:
@@ -119,6 +122,7 @@ class NetworkSensor:
                                 zones=NetworkZones(config.internal_networks), seed=config.community_id_seed)
         self._held: list[tuple[int, int, NetworkRecord]] = []
         self._pushed = 0
+        self._held_body_bytes = 0  # of the carved bodies in `_held`
 
     def feed(self, frame: Frame) -> list[NetworkRecord]:
         self.stats.frames += 1
@@ -181,7 +185,10 @@ class NetworkSensor:
         out = []
         while held and (watermark is None or held[0][0] <= watermark
                         or len(held) > self.config.max_reorder_records):
-            out.append(heapq.heappop(held)[2])
+            record = heapq.heappop(held)[2]
+            if isinstance(record.detail, HttpTransaction) and record.detail.response is not None:
+                self._held_body_bytes -= len(record.detail.response.body)
+            out.append(record)
         self.stats.records += len(out)
         return out
 
@@ -211,6 +218,16 @@ class NetworkSensor:
     def _http(self, flow: Flow, transaction: HttpTransaction) -> None:
         message = transaction.request or transaction.response
         assert message is not None
+        response = transaction.response
+        if response is not None and response.body:
+            if self._held_body_bytes + len(response.body) > self.config.max_held_body_bytes:
+                # The buffer holds enough bodies already: this one goes on without its bytes (its hash and size
+                # stay; `body_truncated` tells YARA it did not see it), rather than memory growing without bound.
+                self.stats.bodies_dropped += 1
+                transaction = dataclasses.replace(
+                    transaction, response=dataclasses.replace(response, body=b"", body_truncated=True))
+            else:
+                self._held_body_bytes += len(response.body)
         self._push(flow, "http", message.timestamp_us, message.packet_number, transaction)
 
     def _tcp(self, flow: Flow, packet: Packet, forward: bool) -> None:

@@ -22,7 +22,7 @@ from scapy.utils import EDecimal, wrpcap, wrpcapng
 
 from collectors.pcap import FORMAT, CaptureFile, read_capture, read_file, read_http_bodies, sniff
 from collectors.pcap_packets import Frame
-from collectors.pcap_sensor import SensorConfig
+from collectors.pcap_sensor import NetworkSensor, SensorConfig
 from correlator.model import Event, Rejected
 from correlator.sigma.engine import SigmaEngine
 from correlator.sigma.loader import load_rules
@@ -613,3 +613,28 @@ detection:
     assert sum(len(engine.match(event)) for event in dns) == 8
     assert sum(len(engine.match(event)) for event in of_kind(found, "flow")) == 0
     assert engine.stats.unknown_sources == {}
+
+
+def test_carved_bodies_held_for_time_order_are_bounded_in_total(capture_file: Callable[..., Path]) -> None:
+    def three_downloads(capture: Capture) -> None:  # one keep-alive connection: its records wait for its end
+        tcp = TcpConnection(capture, WEB_CLIENT, WEB_SERVER)
+        tcp.handshake()
+        for number in range(3):
+            tcp.send(True, f"GET /part{number} HTTP/1.1\r\nHost: a.test\r\n\r\n".encode())
+            tcp.send(False, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + bytes([65 + number]) * 1000)
+        tcp.close()
+
+    path = capture_file(three_downloads)
+    found = of_kind(list(read_file(path, SensorConfig(max_held_body_bytes=2500), carve=True)), "http")
+    assert [(e.fields["url.original"], len(e.payload or b"")) for e in found] == [
+        ("/part0", 1000), ("/part1", 1000), ("/part2", 0)]
+    assert pick(found[2], "file.size", "file.hash.sha256", "pcap.http.body_truncated") == {
+        "file.size": 1000, "file.hash.sha256": hashlib.sha256(b"C" * 1000).hexdigest(),
+        "pcap.http.body_truncated": True}  # the body went, its hash and size stayed
+    sensor = NetworkSensor(SensorConfig(carve_bodies=True, max_held_body_bytes=2500))
+    for frame in CaptureFile(path).frames():
+        sensor.feed(frame)
+    sensor.finish()
+    assert sensor.stats.bodies_dropped == 1
+    everything = of_kind(list(read_file(path, carve=True)), "http")
+    assert [len(e.payload or b"") for e in everything] == [1000, 1000, 1000]
