@@ -14,7 +14,8 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     lateness: 30s                                 # allowed lateness of events for correlation windows
     state_dir: /var/lib/socctl/state              # correlation and suppression state across restarts
     snapshot_every: 60s
-    syslog: {host: 127.0.0.1, udp: 5514, tcp: 5514}   # a port null turns that listener off
+    syslog: {host: 127.0.0.1, udp: 5514, tcp: 5514}   # a port null turns that listener off; TLS (RFC 5425):
+                                                  # add tls: 6514, cert: F.pem, key: F.pem[, client_ca: F.pem]
     metrics: {host: 127.0.0.1, port: 9464}            # Prometheus text at /metrics; port null: off
     http: {host: 127.0.0.1, port: 8088}               # NDJSON intake for agents (POST /v1/events); null: off
     http_tokens: /etc/socctl/agents.yml           # [{name, token, organization}]; default: a local token made
@@ -59,7 +60,7 @@ from correlator.runtime import RuntimeOptions
 from correlator.settings import default_state_dir
 from correlator.timespec import TimeSpecError, parse_duration_ms
 
-__all__ = ["ENV_PREFIX", "Capture", "Listen", "RunConfig", "RunConfigError", "Samples", "Uploads", "Watch",
+__all__ = ["ENV_PREFIX", "Capture", "Listen", "RunConfig", "RunConfigError", "Samples", "TlsFiles", "Uploads", "Watch",
            "environment_overrides", "load_run_config", "parse_run_config"]
 
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
@@ -78,11 +79,22 @@ class RunConfigError(LocatedError):
 
 
 @dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The syslog TLS listener's certificate chain and key (PEM) and, to require client certificates, the CA."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Listen:
     host: str = "127.0.0.1"
     udp: int | None = None
     tcp: int | None = None
     port: int | None = None
+    tls: int | None = None
+    tls_files: TlsFiles | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +215,7 @@ def parse_run_config(text: str, source: str = "<run config>", environ: Mapping[s
         no_default_rules=reader.flag("no_default_rules", False),
         runtime=runtime, state_dir=reader.path("state_dir") or default_state_dir(),
         snapshot_every_ms=reader.duration("snapshot_every", 60_000),
-        syslog=reader.listen("syslog", ("host", "udp", "tcp"), Listen(udp=5514, tcp=5514)),
+        syslog=reader.syslog("syslog"),
         metrics=reader.listen("metrics", ("host", "port"), Listen(port=9464)),
         http=reader.listen("http", ("host", "port"), Listen(port=8088)), http_tokens=reader.path("http_tokens"),
         queue=reader.count("queue", 10_000), batch=reader.count("batch", 1_000),
@@ -399,7 +411,22 @@ class _Reader:
                 raise self.fail(f"{key}[{index}]", str(exc)) from exc
         return tuple(specs)
 
-    def listen(self, key: str, allowed: tuple[str, ...], default: Listen) -> Listen:
+    def syslog(self, key: str) -> Listen:
+        """The syslog listeners: host, udp, tcp, and tls with cert, key and client_ca."""
+        files = ("cert", "key", "client_ca")
+        plain = self.listen(key, ("host", "udp", "tcp", "tls", *files), Listen(udp=5514, tcp=5514), skip=files)
+        section = self.doc.get(key) or {}
+        nested = _Reader(section, self.source)
+        cert, tls_key, ca = (nested.path(name) for name in files)
+        if plain.tls is None:
+            if cert or tls_key or ca:
+                raise self.fail(f"{key}.tls", "cert, key and client_ca are for a TLS port: give tls: 6514")
+            return plain
+        if cert is None or tls_key is None:
+            raise self.fail(f"{key}.tls", "a TLS port needs cert and key (PEM files)")
+        return Listen(plain.host, plain.udp, plain.tcp, plain.port, plain.tls, TlsFiles(cert, tls_key, ca))
+
+    def listen(self, key: str, allowed: tuple[str, ...], default: Listen, skip: tuple[str, ...] = ()) -> Listen:
         value = self.doc.get(key)
         if value is None:
             return default
@@ -410,7 +437,7 @@ class _Reader:
                 raise self.fail(f"{key}.{name}", f"unknown setting (expected one of {', '.join(allowed)})")
         ports: dict[str, int | None] = {}
         for name in allowed:
-            if name == "host":
+            if name == "host" or name in skip:
                 continue
             port = value.get(name, getattr(default, name))
             if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535):
@@ -419,4 +446,5 @@ class _Reader:
         host = value.get("host", default.host)
         if not isinstance(host, str) or not host:
             raise self.fail(f"{key}.host", f"expected an address, not {host!r}")
-        return Listen(host=host, **ports)
+        return Listen(host=host, udp=ports.get("udp"), tcp=ports.get("tcp"), port=ports.get("port"),
+                      tls=ports.get("tls"))

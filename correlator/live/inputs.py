@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 from correlator.model import Event, Rejected
 
 if TYPE_CHECKING:
+    import ssl
+
+    from correlator.live.config import TlsFiles
     from correlator.live.runner import Runner
 
-__all__ = ["make_capture", "replay", "run_capture", "samples", "start_http", "tail", "watch"]
+__all__ = ["make_capture", "replay", "run_capture", "samples", "start_http", "syslog_tls_context", "tail", "watch"]
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +169,27 @@ async def tail(runner: Runner, stop: asyncio.Event) -> None:
         await tailer.run(stop)
     finally:
         tailer.close()
+
+
+def syslog_tls_context(files: TlsFiles) -> ssl.SSLContext:
+    """The server context of the syslog TLS listener (TLS 1.2 at least; client certificates required when a
+    client CA is given). A file that cannot be loaded is a `RunConfigError` naming it."""
+    import ssl
+
+    from correlator.live.config import RunConfigError
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(files.cert, files.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise RunConfigError(f"cannot load the syslog TLS certificate and key: {exc}", source=str(files.cert),
+                             key="syslog.cert") from None
+    if files.client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=files.client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise RunConfigError(f"cannot load the client CA: {exc}", source=str(files.client_ca),
+                                 key="syslog.client_ca") from None
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context

@@ -363,9 +363,10 @@ class Runner:
         if config.capture.interface is not None:
             self.capture = inputs.make_capture(self)
         listen = config.syslog
-        if listen.udp is not None or listen.tcp is not None:
+        if listen.udp is not None or listen.tcp is not None or listen.tls is not None:
+            tls = inputs.syslog_tls_context(listen.tls_files) if listen.tls_files is not None else None
             self.syslog = SyslogServer(self._take_frame, host=listen.host, udp_port=listen.udp, tcp_port=listen.tcp,
-                                       try_sink=self._try_frame)
+                                       tls_port=listen.tls, tls=tls, try_sink=self._try_frame)
             await self.syslog.start()
         metrics = None
         if config.metrics.port is not None:

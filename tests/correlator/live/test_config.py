@@ -71,13 +71,16 @@ def test_every_setting() -> None:
     ("queue: 0\n", "run.yml:1: queue: expected a whole number >= 1, not 0"),
     ("lateness: soon\n", "run.yml:1: lateness: invalid duration 'soon'"),
     ("syslog: {udp: 70000}\n", "run.yml:1: syslog.udp: expected a port 0-65535 or null, not 70000"),
-    ("syslog: {tls: 1}\n", "run.yml:1: syslog.tls: unknown setting (expected one of host, udp, tcp)"),
+    ("syslog: {dtls: 1}\n", "run.yml:1: syslog.dtls: unknown setting (expected one of host, udp, tcp, tls, cert"),
+    ("syslog: {tls: 6514}\n", "run.yml:1: syslog.tls: a TLS port needs cert and key (PEM files)"),
+    ("syslog: {cert: c.pem}\n", "run.yml:1: syslog.tls: cert, key and client_ca are for a TLS port"),
     ("store_events: yes please\n", "run.yml:1: store_events: expected true or false, not 'yes please'"),
     ("rules: 5\n", "run.yml:1: rules: expected a path or a list of paths, not 5"),
     ("- a\n- b\n", "run.yml:1: expected a mapping of settings"),
     ("tail: [{file: x}]\n", "run.yml:1: tail[0]: expected a path or {path, format, server}"),
     ("store: [\n", "run.yml:2: invalid YAML"),
-], ids=["unknown", "queue", "duration", "port", "listen-key", "flag", "paths", "not-a-mapping", "tail", "yaml"])
+], ids=["unknown", "queue", "duration", "port", "listen-key", "tls-port", "tls-files", "flag", "paths",
+        "not-a-mapping", "tail", "yaml"])
 def test_errors_name_file_line_and_key(text: str, message: str) -> None:
     with pytest.raises(RunConfigError) as caught:
         parse_run_config(text, "run.yml")

@@ -128,3 +128,44 @@ def test_a_file_dropped_into_a_watched_directory_is_read_once_across_a_restart(t
         _serve_until_drained(second, more)
         assert second.counters.events_in["watch"] == more  # only the new file
         assert store.count("events") > events
+
+
+def test_syslog_over_tls_with_a_configured_certificate(tmp_path: Path) -> None:
+    import ssl
+    import subprocess
+
+    from correlator.live.config import TlsFiles
+    from tests.conftest import require_tool
+
+    require_tool("openssl", "openssl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
+                       syslog=Listen(udp=None, tcp=None, tls=0, tls_files=TlsFiles(cert, key)),
+                       metrics=Listen(port=None), http=Listen(port=None), batch_wait_ms=20)
+    message = b"<38>1 2026-11-20T01:02:03Z web01 sshd 77 - - Accepted publickey for deploy from 10.0.0.7 port 2 ssh2"
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            ports: dict[str, int] = {}
+            serving = asyncio.create_task(runner.serve(stop, ready=ports.update))
+            while "tls" not in ports:
+                await asyncio.sleep(0.01)
+            client = ssl.create_default_context(cafile=str(cert))
+            _, writer = await asyncio.open_connection("127.0.0.1", ports["tls"], ssl=client)
+            writer.write(f"{len(message)} ".encode() + message)
+            await writer.drain()
+            while runner.counters.events_processed < 1:
+                await asyncio.sleep(0.02)
+            writer.close()
+            stop.set()
+            await serving
+
+        asyncio.run(main())
+        assert runner.counters.events_in["syslog_tls"] == 1
+        [event] = store.search("events", "", limit=5).hits
+        assert (event["host"]["name"], event["user"]["name"]) == ("web01", "deploy")
