@@ -200,6 +200,10 @@ class LiveCapture:
         from scapy.error import Scapy_Exception
 
         kind = L2Socket if self._loopback else L2ListenSocket  # L2Socket skips outgoing packets
+        scapy_log = logging.getLogger("scapy.runtime")
+        level = scapy_log.level
+        # scapy warns that it cannot guess lo's link layer (ARPHRD_LOOPBACK): we read raw bytes, our link type.
+        scapy_log.setLevel(logging.ERROR)
         try:
             sock = kind(iface=self.interface, filter=self.bpf)
         except PermissionError as exc:
@@ -209,6 +213,8 @@ class LiveCapture:
             raise LiveCaptureError(f"cannot open a packet socket: {exc.strerror or exc}", path=self.name) from None
         except (Scapy_Exception, ValueError) as exc:
             raise LiveCaptureError(f"cannot start the capture: {exc}", path=self.name) from None
+        finally:
+            scapy_log.setLevel(level)
         try:
             sock.ins.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, self._buffer_bytes)
         except PermissionError:
