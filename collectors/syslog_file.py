@@ -6,9 +6,11 @@
 
 One event per non-blank line: `raw` is the line as written (without its line ending), `origin.offset` its line
 number (1-based), `origin.format` "syslog". The ECS document is `linux_auth.to_ecs`: sshd, sudo, su, PAM and
-account changes become `system.auth` events, other programs `system.syslog`. A line that is not syslog becomes
-a `Rejected` ("line N: ...") and reading goes on. BSD timestamps get their year from the file's mtime (the file
-was last written after its last line) and the zone `tz` (UTC unless given).
+account changes become `system.auth` events, firewall lines (`firewall.firewall_fields`: netfilter/UFW,
+filterlog, Cisco ASA, FortiGate) network connection events, other programs `system.syslog`. A line that is not
+syslog, or a firewall line that cannot be read, becomes a `Rejected` ("line N: ...") and reading goes on. BSD
+timestamps get their year from the file's mtime (the file was last written after its last line) and the zone
+`tz` (UTC unless given).
 
 Event ids: the same line read from a rotated copy (auth.log, then auth.log.1) must keep its id, so the id is a
 hash of the line's content, not of the path or line number. Identical lines are real in auth logs (the same
@@ -26,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, tzinfo
 from pathlib import Path
 
-from collectors import linux_auth
+from collectors import firewall, linux_auth
 from collectors.syslog_parse import SyslogMessage, SyslogParseError, parse_syslog
 from correlator.model import Event, EventOrigin, Rejected, event_id_for
 
@@ -70,12 +72,23 @@ def sniff(head: bytes) -> bool:
     return parsed * 2 > len(sample)
 
 
-def to_event(message: SyslogMessage, raw: str, origin: EventOrigin, event_id: str | None = None) -> Event:
-    """An `Event` for a parsed message: ECS from `linux_auth.to_ecs`, id `event_id_for(raw)` unless given.
+def to_event(
+    message: SyslogMessage, raw: str, origin: EventOrigin, event_id: str | None = None
+) -> Event | Rejected:
+    """An `Event` for a parsed message: ECS from `linux_auth.to_ecs`, or the connection fields of
+    `firewall.firewall_fields` for a firewall message; id `event_id_for(raw)` unless given. A firewall message
+    that cannot be read is a `Rejected` (stage "normalise") with the reason, "line N: " first for a file line.
 
     The flat fields (what rules read) are built directly; the nested document only when something reads `ecs`
     (a store, an output)."""
+    # Auth first: an attacker's user name such as `IN=x OUT=` must not turn an sshd failure into a dead letter.
     auth = linux_auth.auth_fields(message)
+    if auth is None:
+        try:
+            auth = firewall.firewall_fields(message)
+        except firewall.FirewallParseError as exc:
+            line = f"line {origin.offset}: " if origin.offset is not None else ""
+            return Rejected(f"{line}{exc.reason}", origin, raw, stage="normalise")
     fields = linux_auth.to_fields(message, auth)
     return Event(
         id=event_id if event_id is not None else event_id_for(raw),
