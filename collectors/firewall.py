@@ -25,12 +25,11 @@ caller makes a dead letter of it.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from functools import lru_cache
 from typing import Any, Final
 
 from collectors.errors import CollectorError
+from collectors.linux_auth import canonical_ip
 from collectors.syslog_parse import SyslogMessage
 
 __all__ = ["DATASETS", "FirewallParseError", "firewall_fields"]
@@ -157,16 +156,8 @@ def _verdict(action: str) -> bool | None:
     return None
 
 
-@lru_cache(maxsize=8_192)
-def _ip_text(address: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return None
-
-
 def _ip(address: str, role: str) -> str:
-    ip = _ip_text(address)
+    ip = canonical_ip(address)
     if ip is None:
         raise FirewallParseError(f"{role} address {address!r} is not an IP address")
     return ip

@@ -25,8 +25,8 @@ from collectors.generic import flat_fields
 from collectors.syslog_parse import SyslogMessage
 from correlator.model import EcsFactory, nest
 
-__all__ = ["ACCOUNT_PROGRAMS", "AUTH_PROGRAMS", "SSHD_PROGRAMS", "auth_fields", "ecs_document", "ecs_factory",
-           "is_auth_message", "to_ecs", "to_fields"]
+__all__ = ["ACCOUNT_PROGRAMS", "AUTH_PROGRAMS", "SSHD_PROGRAMS", "auth_fields", "canonical_ip", "ecs_document",
+           "ecs_factory", "is_auth_message", "to_ecs", "to_fields"]
 
 # OpenSSH 9.8 moved authentication into sshd-session (and 10.0 into sshd-auth); both log under their own name.
 SSHD_PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
@@ -229,7 +229,7 @@ def _ssh(event: str, ip: str, port: str | None, user: str | None) -> Fields:
 def _address(address: str, port: str | None = None) -> Fields:
     """`source.ip` for an IP address, `source.domain` for a name (as Filebeat does with IPORHOST)."""
     fields: Fields = {}
-    ip = _ip_text(address)
+    ip = canonical_ip(address)
     if ip is not None:
         fields["source.ip"] = ip
     else:
@@ -240,7 +240,7 @@ def _address(address: str, port: str | None = None) -> Fields:
 
 
 @lru_cache(maxsize=8_192)
-def _ip_text(address: str) -> str | None:
+def canonical_ip(address: str) -> str | None:
     """The address in its canonical form, None when it is no IP address (attackers come back: cached)."""
     try:
         return str(ipaddress.ip_address(address))
