@@ -8,7 +8,8 @@ that format's pure per-line function.
 Per-line formats (`LINE_FORMATS`): syslog (`syslog_parse.parse_syslog` + `syslog_file.to_event`, the received
 time is the time the line is read), web-access (`web_access.parse_line`), and the JSON-lines formats json,
 evtx-json, winlogbeat (`json_reader.normalise_record`: Windows records by `normalise_windows`, the rest by
-`generic.normalise_json`) and suricata-eve (`suricata.normalise_record`). The other formats (evtx, zeek, auditd)
+`generic.normalise_json`), suricata-eve (`suricata.normalise_record`) and zeek (TSV under its `#` header, kept per
+file and read from the file's start when tailing resumes inside it, or JSON lines). The other formats (evtx, auditd)
 need the whole file (a binary layout, a header, records assembled across lines): watch their directory with
 `collectors.tail_watch.DirectoryWatch` and read each complete file with `collectors.files.read_path`; their lines,
 if tailed anyway, become dead letters that say so.
@@ -33,7 +34,7 @@ from typing import Any, Final
 
 import orjson
 
-from collectors import suricata, syslog_file, web_access
+from collectors import suricata, syslog_file, web_access, zeek
 from collectors.errors import CollectorError, UnsupportedFormatError
 from collectors.files import FORMATS, detect_format
 from collectors.json_reader import normalise_record
@@ -45,7 +46,8 @@ __all__ = ["LINE_FORMATS", "LineDecoder", "TailFormats", "TailSpec"]
 
 log = logging.getLogger(__name__)
 
-LINE_FORMATS: Final = ("syslog", "web-access", "json", "evtx-json", "winlogbeat", "suricata-eve")
+LINE_FORMATS: Final = ("syslog", "web-access", "json", "evtx-json", "winlogbeat", "suricata-eve", "zeek")
+_ZEEK_HEAD_BYTES: Final = 64 * 1024  # where a Zeek log's header lines are looked for when tailing starts mid-file
 DETECT_ATTEMPTS: Final = 20  # lines a file's format may stay unrecognised before its lines are rejected for good
 _MAX_DECODERS: Final = 4096
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
@@ -92,6 +94,7 @@ class LineDecoder:
         self.tz = tz
         self.clock_ms = clock_ms
         self._repeats: OrderedDict[str, int] = OrderedDict()
+        self._zeek: zeek.ZeekLineReader | None = None
 
     def decode(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
         if origin.line == 1:
@@ -104,6 +107,8 @@ class LineDecoder:
             return None
         if self.format == "syslog":
             return self._syslog(line, where)
+        if self.format == "zeek":
+            return self._zeek_line(line, origin)
         if self.format == "web-access":
             raw = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
             try:
@@ -119,6 +124,20 @@ class LineDecoder:
         except SyslogParseError as exc:
             return Rejected(f"line {where.offset}: {exc.reason}", where, raw)
         return syslog_file.to_event(message, raw, where, self._repeat_id(raw))
+
+    def _zeek_line(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
+        """A Zeek log line: `#` lines are its header (kept per file); a tailer that starts inside the file (after
+        a restart) first reads the header lines at the file's start."""
+        reader = self._zeek
+        if reader is None:
+            reader = self._zeek = zeek.ZeekLineReader(origin.path, zeek.path_from_name(Path(origin.path)))
+            if origin.line > 1 and not line.startswith(b"#"):
+                try:
+                    with Path(origin.path).open("rb") as handle:
+                        reader.header_from(handle.read(_ZEEK_HEAD_BYTES))
+                except OSError as exc:
+                    log.warning("%s: cannot read the Zeek header at the file's start: %s", origin.path, exc)
+        return reader.line(origin.line, line.rstrip(b"\r"))
 
     def _repeat_id(self, raw: str) -> str:
         """`syslog_file`'s ids: the n-th repeat of a line among the recent distinct lines hashes with its count."""

@@ -14,6 +14,7 @@ the ECS fields, and the record again under `zeek.<path>.*`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
@@ -29,7 +30,8 @@ from collectors.generic import flat_fields, to_epoch_ms
 from collectors.suricata import add_ip, is_ip, iso_utc, json_kind, tls_version, url_parts
 from correlator.model import Event, EventOrigin, Rejected, event_id_for, ms_to_iso, nest
 
-__all__ = ["FORMAT", "ZeekHeader", "ZeekLogError", "normalise_record", "parse_row", "read_file", "sniff"]
+__all__ = ["FORMAT", "ZeekHeader", "ZeekLineReader", "ZeekLogError", "normalise_record", "parse_row",
+           "path_from_name", "read_file", "sniff"]
 
 FORMAT = "zeek"
 
@@ -186,54 +188,75 @@ def read_file(path: Path) -> Iterator[Event | Rejected]:
     where = str(path)
     try:
         with Path(path).open("rb") as handle:
-            yield from _read(handle, where, _path_from_name(Path(path)))
+            yield from _read(handle, where, path_from_name(Path(path)))
     except OSError as exc:
         yield Rejected(f"cannot read file: {exc.strerror or exc}", EventOrigin(path=where, format=FORMAT))
 
 
-def _path_from_name(path: Path) -> str | None:
+def path_from_name(path: Path) -> str | None:
     stem = path.name.split(".", 1)[0]
     return stem if stem in _KNOWN_PATHS else None
 
 
 def _read(handle: BinaryIO, where: str, default_path: str | None) -> Iterator[Event | Rejected]:
-    header = ZeekHeader()
-    json_lines: bool | None = None
+    reader = ZeekLineReader(where, default_path)
     for number, data in enumerate(handle, 1):
-        data = data.rstrip(b"\r\n")
+        item = reader.line(number, data.rstrip(b"\r\n"))
+        if item is not None:
+            yield item
+
+
+class ZeekLineReader:
+    """The lines of one Zeek log, in order: `#` header lines update the header, data rows (TSV under the header,
+    or JSON lines) become events. Used by `read_file` and by the tailer (`collectors.tail_format`), which may
+    start inside a file (after a restart): `header_from` then reads the header lines at the file's start."""
+
+    def __init__(self, where: str, default_path: str | None) -> None:
+        self.where = where
+        self.default_path = default_path
+        self.header = ZeekHeader()
+        self.json_lines: bool | None = None
+
+    def header_from(self, head: bytes) -> None:
+        """Take the header of a file from its first bytes (the `#` lines before the first data row)."""
+        for data in head.removeprefix(_UTF8_BOM).split(b"\n"):
+            text = data.rstrip(b"\r").decode("utf-8", "replace")
+            if not text.startswith("#"):
+                break
+            with contextlib.suppress(ZeekLogError):
+                self.header = self.header.with_line(text)
+
+    def line(self, number: int, data: bytes) -> Event | Rejected | None:
+        """The item of line `number` (without its line ending); None for a header or blank line."""
         if number == 1:
             data = data.removeprefix(_UTF8_BOM)
         if not data.strip():
-            continue
-        origin = EventOrigin(path=where, offset=number, format=FORMAT)
+            return None
+        origin = EventOrigin(path=self.where, offset=number, format=FORMAT)
         try:
             line = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield Rejected(f"line {number}: not UTF-8: {exc.reason} at column {exc.start + 1}", origin,
-                           data.decode("utf-8", "replace"))
-            continue
+            return Rejected(f"line {number}: not UTF-8: {exc.reason} at column {exc.start + 1}", origin,
+                            data.decode("utf-8", "replace"))
+        header = self.header
         if line.startswith("#"):
             try:
-                header = header.with_line(line)
+                self.header = header.with_line(line)
             except ZeekLogError as exc:
-                header = dataclasses.replace(header, types=())
-                yield Rejected(f"line {number}: {exc.reason}", origin, line)
-            continue
+                self.header = dataclasses.replace(header, types=())
+                return Rejected(f"line {number}: {exc.reason}", origin, line)
+            return None
         if not header.fields:
-            if json_lines is None:  # the first record decides: JSON lines, or TSV rows missing their header
-                json_lines = line.lstrip().startswith("{")
-            if json_lines:
-                yield _json_event(line, origin, default_path)
-                continue
-            yield Rejected(f"line {number}: data row before a #fields header", origin, line)
-            continue
-        item: Event | Rejected
+            if self.json_lines is None:  # the first record decides: JSON lines, or TSV rows missing their header
+                self.json_lines = line.lstrip().startswith("{")
+            if self.json_lines:
+                return _json_event(line, origin, self.default_path)
+            return Rejected(f"line {number}: data row before a #fields header", origin, line)
         try:
-            item = normalise_record(parse_row(line, header), line, origin, log_path=header.path or default_path)
+            return normalise_record(parse_row(line, header), line, origin, log_path=header.path or self.default_path)
         except CollectorError as exc:
             stage = "read" if isinstance(exc, ZeekLogError) else "normalise"
-            item = Rejected(f"line {number}: {exc.reason}", origin, line, stage=stage)
-        yield item
+            return Rejected(f"line {number}: {exc.reason}", origin, line, stage=stage)
 
 
 def _json_event(line: str, origin: EventOrigin, default_path: str | None) -> Event | Rejected:

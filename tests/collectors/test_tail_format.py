@@ -17,6 +17,7 @@ from collectors.tail_format import DETECT_ATTEMPTS, LineDecoder, TailFormats, Ta
 from collectors.tail_lines import FileOrigin
 from collectors.tail_state import Registry
 from correlator.model import Event, Rejected
+from tests.collectors.test_zeek import CONN_FIELDS, CONN_JSON, CONN_ROW, CONN_TYPES, PREAMBLE, tab
 
 AUTH_LOG = """\
 Nov 20 01:00:00 web01 sshd[4001]: Invalid user oracle from 198.51.100.23 port 40010
@@ -38,6 +39,9 @@ EVE = "".join(orjson.dumps(record).decode() + "\n" for record in [
      "dest_ip": "198.51.100.20", "proto": "TCP", "alert": {"signature_id": 1, "signature": "test", "severity": 2}},
 ])
 NDJSON = '{"@timestamp": "2026-11-20T01:00:00Z", "event": {"action": "a"}}\n[1]\n{"@timestamp": 5, "x": 1}\n'
+ZEEK_CONN = "\n".join([*PREAMBLE, "#path\tconn", "#fields\t" + tab(CONN_FIELDS), "#types\t" + tab(CONN_TYPES),
+                       tab(CONN_ROW), tab(CONN_ROW.replace("55213", "55214")), "not\ta\trow"]) + "\n"
+ZEEK_JSON = orjson.dumps(CONN_JSON).decode() + "\n"
 
 
 def tail(path: Path, formats: TailFormats) -> list[Event | Rejected]:
@@ -69,7 +73,9 @@ def summary(item: Event | Rejected) -> tuple[object, ...]:
     ("access.log", ACCESS_LOG, "web-access"),
     ("eve.log", EVE, "suricata-eve"),
     ("events.log", NDJSON, "json"),
-], ids=["syslog", "web-access", "suricata-eve", "json-lines"])
+    ("conn.log", ZEEK_CONN, "zeek"),
+    ("conn-json.log", ZEEK_JSON, "zeek"),
+], ids=["syslog", "web-access", "suricata-eve", "json-lines", "zeek-tsv", "zeek-json"])
 def test_tailing_gives_the_events_reading_the_whole_file_gives(tmp_path: Path, name: str, content: str,
                                                                fmt: str) -> None:
     path = tmp_path / name
@@ -124,6 +130,19 @@ def test_an_unrecognised_file_is_retried_then_refused(caplog: pytest.LogCaptureF
                                 items[0].origin, "some words")  # type: ignore[union-attr]
     assert caplog.text.count("its lines are dead letters (configure its format)") == 1
     assert formats.format_of(origins[0]) == "unknown"
+
+
+def test_a_zeek_log_tailed_from_inside_takes_its_header_from_the_file_start(tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    path.write_text(ZEEK_CONN)
+    whole = [item for item in read_path(path) if isinstance(item, Event)]
+    lines = ZEEK_CONN.encode().split(b"\n")
+    number = len(PREAMBLE) + 5  # the second data row: as after a restart that had handed on the first
+    info = path.stat()
+    resumed = TailFormats().decode(lines[number - 1], FileOrigin(str(path), info.st_dev, info.st_ino, 0, 0, number))
+    assert isinstance(resumed, Event)
+    assert summary(resumed) == summary(whole[1])
+    assert resumed.fields["source.port"] == 55214
 
 
 def test_a_whole_file_format_is_refused_line_by_line(tmp_path: Path) -> None:
