@@ -21,6 +21,7 @@ from collectors.generic import flat_fields
 from collectors.syslog_parse import SyslogParseError, parse_syslog
 from correlator.model import Event
 from tests.collectors import syslog_golden
+from tests.conftest import _missing
 
 GOLDEN = syslog_golden.load_golden()
 
@@ -61,7 +62,7 @@ def test_readers_give_the_golden_events(record: dict[str, Any], tmp_path: Path) 
 def test_the_corpus_is_the_golden_corpus() -> None:
     """The golden file was made from this corpus (else regenerate it: see `syslog_golden`)."""
     if not syslog_golden.OTRF_SYSLOG.is_dir():
-        pytest.skip(f"{syslog_golden.OTRF_SYSLOG} is missing: the corpus lacks its lines (the golden file has them)")
+        _missing(f"{syslog_golden.OTRF_SYSLOG} is missing: the corpus lacks its lines (the golden file has them)")
     assert [record["case"] for record in GOLDEN] == orjson.loads(orjson.dumps(syslog_golden.corpus()))
 
 
