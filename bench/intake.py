@@ -17,7 +17,7 @@ Then the network sensor: packets/s of `collectors.pcap.read_file` over a capture
 DNS, scans), against scapy's raw pcap reader over the same file.
 
     python bench/intake.py [--events 200000] [--rate 20000] [--seconds 10] [--no-sigmahq] [--batch 2000]
-                           [--no-store-events] [--no-pcap]
+                           [--no-store-events] [--no-pcap] [--routine]
 """
 
 from __future__ import annotations
@@ -55,11 +55,16 @@ _MESSAGES = (
 )
 
 
-def messages(count: int, offset: int = 0) -> list[bytes]:
-    """`count` distinct octet-counted RFC 3164 frames (distinct text: each is its own event id)."""
+_ROUTINE = (1, 2, 3, 4, 5)  # accepted logins, sudo, cron, PAM sessions, systemd: what a quiet day is made of
+
+
+def messages(count: int, offset: int = 0, *, routine: bool = False) -> list[bytes]:
+    """`count` distinct octet-counted RFC 3164 frames (distinct text: each is its own event id); `routine`: only
+    the everyday kinds (no failed logins, no new accounts)."""
+    kinds = [_MESSAGES[k] for k in _ROUTINE] if routine else list(_MESSAGES)
     out = []
     for i in range(offset, offset + count):
-        text = _MESSAGES[i % len(_MESSAGES)].format(pid=1000 + i % 30000, n=i, a=i % 250, b=(i // 250) % 250,
+        text = kinds[i % len(kinds)].format(pid=1000 + i % 30000, n=i, a=i % 250, b=(i // 250) % 250,
                                                     port=1024 + i % 60000, uid=2000 + i % 50000)
         frame = f"<38>Nov 24 0{i // 3_600_000 % 10}:{i // 60_000 % 60:02d}:{i // 1000 % 60:02d} " \
                 f"host{i % 41:02d} {text}".encode()
@@ -225,14 +230,16 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=20_000)
     parser.add_argument("--no-sigmahq", action="store_true", help="Only the repository's rules.")
     parser.add_argument("--no-pcap", action="store_true")
+    parser.add_argument("--routine", action="store_true",
+                        help="Only everyday messages (no failed logins or new accounts): few alerts.")
     parser.add_argument("--no-store-events", action="store_true",
                         help="Store alerts, cases and dead letters but not every event.")
     args = parser.parse_args()
     rules = [] if args.no_sigmahq or not SIGMAHQ.is_dir() else [SIGMAHQ]
     print(f"rules: repository{' + SigmaHQ ' + str(SIGMAHQ) if rules else ''}; events "
           f"{'not ' if args.no_store_events else ''}stored; cpus {os.cpu_count()}; load {os.getloadavg()[0]:.2f}")
-    saturation_frames = messages(args.events)
-    paced_frames = messages(int(args.rate * args.seconds), offset=args.events)
+    saturation_frames = messages(args.events, routine=args.routine)
+    paced_frames = messages(int(args.rate * args.seconds), offset=args.events, routine=args.routine)
     with tempfile.TemporaryDirectory(prefix="socctl-bench-intake-") as tmp:
         base = _baseline(saturation_frames)
         print(f"baseline: sender -> byte-counting TCP sink: {base:,.0f} frames/s")
