@@ -167,3 +167,21 @@ def test_specs_and_decoders_are_validated(spec: object, message: str) -> None:
     with pytest.raises(UnsupportedFormatError) as caught:
         spec()  # type: ignore[operator]
     assert str(caught.value).startswith(message)
+
+
+def test_real_zeek_logs_tail_as_they_read_whole(shared_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    logs = sorted((shared_data / "otrf").rglob("*.log"))
+    assert logs, "the OTRF corpus has Zeek logs"
+    checked = 0
+    for source in logs:
+        folder = tmp_path / str(checked)
+        folder.mkdir()
+        path = folder / source.name
+        shutil.copy(source, path)
+        tailed = tail(path, TailFormats())
+        assert [summary(item) for item in tailed] == [summary(item) for item in read_path(path)], source
+        assert {item.origin.format for item in tailed} == {"zeek"}, source
+        checked += 1
+    assert checked >= 10
