@@ -95,6 +95,20 @@ def _log_to(console: Console) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
 
 
+def _check_engine(pid: int) -> None:
+    """`ValueError` unless process `pid` is a `socctl run` (a pid file left by a killed engine may name another
+    process by now, which a SIGHUP would end). Where /proc cannot be read the pid is taken as it is."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        raise ValueError(f"process {pid} is not running (a stale pid file)") from None
+    except OSError:
+        return
+    words = {Path(part.decode(errors="replace")).name for part in command}
+    if "run" not in words or not ({"socctl", "correlator.cli"} & words):
+        raise ValueError(f"process {pid} is not socctl run (a stale pid file)")
+
+
 def reload(
     state_dir: Annotated[Path | None, typer.Option(
         "--state-dir", help="The running engine's state directory (default: the configured or default one).")] = None,
@@ -117,6 +131,7 @@ def reload(
     path = pid_file(directory)
     try:
         pid = int(path.read_text(encoding="utf-8").strip())
+        _check_engine(pid)
         os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError) as exc:
         console.print(f"[red]no running engine found through {escape(str(path))}: {escape(str(exc))}[/red]")

@@ -126,3 +126,17 @@ def test_socctl_reload_makes_the_running_engine_read_new_rules(tmp_path: Path) -
         hits = store.search("alerts", "", limit=10).hits
     assert [hit["rule"]["title"] for hit in hits] == ["Reloaded Marker Rule"]  # the event after the reload only
     assert not (state / "socctl-run.pid").exists()
+
+
+def test_socctl_reload_does_not_signal_a_process_a_stale_pid_file_names(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "socctl-run.pid").write_text(f"{sleeper.pid}\n", encoding="utf-8")
+        result = subprocess.run([sys.executable, "-m", "correlator.cli", "reload", "--state-dir", str(tmp_path)],
+                                check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert "is not socctl run (a stale pid file)" in " ".join(result.stderr.split())
+        assert sleeper.poll() is None  # not signalled
+    finally:
+        sleeper.kill()
+        sleeper.wait()
