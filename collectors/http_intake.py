@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH: Final = "/v1/events"
 FILES_PATH: Final = "/v1/files"
+UPLOADS_IN_FLIGHT: Final = 4  # uploads read and stored at a time (each held in memory while it is)
 HEALTH_PATH: Final = "/healthz"
 _MEDIA_TYPES: Final = frozenset({
     "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines",
@@ -168,6 +169,9 @@ class HttpIntakeServer:
         self._server: asyncio.Server | None = None
         self._worker: ThreadPoolExecutor | None = None
         self._upload_worker: ThreadPoolExecutor | None = None  # its own thread: a large file does not hold batches
+        # Uploads in flight are held in memory (up to max_file_bytes each): at most this many are read at a time;
+        # the others wait for a slot (their agents wait; nothing is refused for it).
+        self._upload_slots = asyncio.Semaphore(UPLOADS_IN_FLIGHT)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: set[asyncio.Task[Any]] = set()  # between a request's head and its response
         self._closing = False
@@ -316,7 +320,8 @@ class HttpIntakeServer:
                 return await self._events(head, reader, writer, peer)
             if uploads:
                 _allow(head, "POST")
-                return await self._files(head, reader, writer, peer)
+                async with self._upload_slots:
+                    return await self._files(head, reader, writer, peer)
             if head.path == HEALTH_PATH:
                 _allow(head, "GET")
                 return self._health()

@@ -470,3 +470,31 @@ def test_every_acknowledged_upload_is_delivered_after_kill_9(tmp_path: Path) -> 
         _finish(process)
     seen = set(delivered.read_text(encoding="utf-8").split())
     assert [digest for digest in acknowledged if digest not in seen] == []
+
+
+def test_concurrent_uploads_wait_for_a_slot_and_all_land(intake: FileIntake) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from collectors.http_intake import UPLOADS_IN_FLIGHT
+
+    in_flight: list[int] = []
+    peak = 0
+    files = intake.server._files
+
+    async def counted(*args: Any) -> Any:
+        nonlocal peak
+        in_flight.append(1)
+        peak = max(peak, len(in_flight))
+        try:
+            await asyncio.sleep(0.05)  # long enough for the others to queue up behind the slots
+            return await files(*args)
+        finally:
+            in_flight.pop()
+
+    intake.server._files = counted  # type: ignore[method-assign]
+    bodies = [b"MZ sample %d " % n + bytes([n]) * 100 for n in range(3 * UPLOADS_IN_FLIGHT)]
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        replies = list(pool.map(lambda body: intake.post(body, name=f"C:\\drop\\{sha256(body)[:8]}.exe"), bodies))
+    assert [reply.status for reply in replies] == [201] * len(bodies)
+    assert 1 < peak <= UPLOADS_IN_FLIGHT
+    assert len(intake.consume()) == len(bodies)
