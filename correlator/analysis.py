@@ -219,12 +219,15 @@ class Analyzer:
         self._emit(alerts, out)
 
     def _emit(self, alerts: list[Alert], out: Outcome) -> None:
-        """Alerts of one event (or correlation alerts that closed together): scores (written into each alert, so
-        a representative keeps its own), then suppression; only alerts that stand alone count as related."""
+        """Alerts of one event (or correlation alerts that closed together): suppression, then the scores of the
+        alerts that stand (written into each, so a representative keeps its own; an alert counted into a
+        representative is not scored); only alerts that stand alone count as related. Intel and YARA hits count
+        every alert of the group, suppressed or not."""
         intel_hits = sum(1 for a in alerts if a.rule.kind == "intel")
         yara_hits = sum(1 for a in alerts if a.rule.kind == "yara")
         scored: dict[str, tuple[RiskScore, SeriousIncidentVerdict | None]] = {}
-        for alert in alerts:
+
+        def score_one(alert: Alert) -> None:
             kind = alert.rule.kind
             context = ScoreContext(
                 system=self._system(alert),
@@ -240,12 +243,15 @@ class Analyzer:
             if verdict is not None:
                 alert.extra["serious_incident"] = verdict.to_dict()
             scored[alert.id] = (risk, verdict)
+
         if self.suppressor is not None:
-            fresh, updated = self.suppressor.process_many(alerts)
+            fresh, updated = self.suppressor.process_many(alerts, standing=score_one)
             out.suppressed += len(alerts) - len(fresh)
             out.updated.extend(updated)
         else:
             fresh = alerts
+            for alert in fresh:
+                score_one(alert)
         for alert in fresh:
             self._related.add(alert)
             risk, verdict = scored[alert.id]

@@ -56,6 +56,11 @@ class AlertSink:
     clock: Callable[[], int]
 
     def deliver(self, outcome: Outcome) -> Delivery:
+        """Alerts, representative updates and cases of `outcome`, written as one unit (`Store.batch`)."""
+        with self.store.batch():
+            return self._deliver(outcome)
+
+    def _deliver(self, outcome: Outcome) -> Delivery:
         done = Delivery()
         if outcome.alerts:
             done.alerts = self.store.write_alerts([item.alert for item in outcome.alerts])

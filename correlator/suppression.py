@@ -43,7 +43,7 @@ representative. `snapshot` and `restore` keep the representatives across a resta
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Final
@@ -225,65 +225,80 @@ class Suppressor:
 
     def process(self, alert: Alert) -> Decision:
         """Count `alert` into its key's representative, or make it one (see the module doc for the rule)."""
-        return self._decide(alert)[0]
+        action, rep, reason = self._decide(alert, explain=True)
+        if rep is None:
+            return Decision(action, alert, reason)
+        reason = f"{reason} (count {rep.count})" if action is Action.SUPPRESSED else reason
+        return Decision(action, rep.render(), reason, rep.alert.id)
 
-    def _decide(self, alert: Alert) -> tuple[Decision, _Representative | None]:
+    def _decide(self, alert: Alert, *, explain: bool) -> tuple[Action, _Representative | None, str]:
+        """(action, the representative it opened or was counted into, why in words when `explain`)."""
         key, window_ms, why_not = self._key(alert)
         if key is None:
             self._passed += 1
-            return Decision(Action.NEW, alert, why_not), None
+            return Action.NEW, None, why_not
         t = alert.timestamp_ms
         reps = self._live.get(key, ())
         inside = [r for r in reps if r.start_ms <= t <= r.end_ms]
         if inside:
             rep = max(inside, key=lambda r: r.start_ms)
-            return self._count(rep, alert, f"within the window of representative {rep.alert.id}"), rep
+            self._count(rep, alert)
+            return Action.SUPPRESSED, rep, f"within the window of representative {rep.alert.id}" if explain else ""
         earlier = [r for r in reps if r.accepts(t)]
         if earlier:
             rep = min(earlier, key=lambda r: r.start_ms)
-            reason = f"out of order: before representative {rep.alert.id}, within one window of its start"
-            return self._count(rep, alert, reason), rep
-        if not reps:
+            self._count(rep, alert)
+            reason = (f"out of order: before representative {rep.alert.id}, within one window of its start"
+                      if explain else "")
+            return Action.SUPPRESSED, rep, reason
+        reason = ""
+        if explain and not reps:
             reason = "first alert of its key"
-        else:
+        elif explain:
             last = max(reps, key=lambda r: r.end_ms)
             reason = (f"the window of representative {last.alert.id} ended at {ms_to_iso(last.end_ms)}"
                       if t > last.end_ms else "more than one window before the key's representatives")
         rep = _Representative(alert, key, window_ms, self._seq)
         self._add(rep)
         self._new += 1
-        return Decision(Action.NEW, rep.render(), reason, rep.alert.id), rep
+        return Action.NEW, rep, reason
 
     def _add(self, rep: _Representative) -> None:
         self._seq = max(self._seq, rep.seq + 1)
         self._live.setdefault(rep.key, []).append(rep)
         heapq.heappush(self._ends, (rep.end_ms, rep.seq, rep))
 
-    def _count(self, rep: _Representative, alert: Alert, reason: str) -> Decision:
+    def _count(self, rep: _Representative, alert: Alert) -> None:
         rep.count += 1
         rep.first_ms = min(rep.first_ms, alert.timestamp_ms)
         rep.last_ms = max(rep.last_ms, alert.timestamp_ms)
         if len(rep.ids) < self._policy.max_ids:
             rep.ids.append(alert.id)
         self._suppressed += 1
-        return Decision(Action.SUPPRESSED, rep.render(), f"{reason} (count {rep.count})", rep.alert.id)
 
-    def process_many(self, alerts: Iterable[Alert]) -> tuple[list[Alert], list[Alert]]:
+    def process_many(self, alerts: Iterable[Alert],
+                     standing: Callable[[Alert], None] | None = None) -> tuple[list[Alert], list[Alert]]:
         """A batch: (new, updated). `new`: the alerts to create in input order, each representative opened in the
         batch with its final count; `updated`: the representatives from before the batch that it changed, each
-        once with its latest count, in order of first change."""
+        once with its latest count, in order of first change. `standing` is called with each alert that is
+        created (not counted into another) before it is rendered: what it writes into the alert's `extra`
+        (a score) is in the alert returned and stays with a representative. Each representative is rendered
+        once, after the whole batch."""
         new: list[Alert | _Representative] = []
         opened: set[int] = set()
         updated: dict[int, _Representative] = {}
         for alert in alerts:
-            decision, rep = self._decide(alert)
+            action, rep, _ = self._decide(alert, explain=False)
             if rep is None:
-                new.append(decision.alert)
-            elif decision.action is Action.NEW:
+                new.append(alert)
+            elif action is Action.NEW:
                 opened.add(id(rep))
                 new.append(rep)
             elif id(rep) not in opened:
                 updated.setdefault(id(rep), rep)
+        if standing is not None:
+            for item in new:
+                standing(item.alert if isinstance(item, _Representative) else item)
         return ([item.render() if isinstance(item, _Representative) else item for item in new],
                 [rep.render() for rep in updated.values()])
 

@@ -196,17 +196,18 @@ class Runner:
         counters.payload_cache_hits += result.payload_cache_hits
         counters.yara_alerts += result.yara_alerts
         counters.excepted += sum(result.excepted.values())
-        if result.rejected:
-            self.store.write_rejected(result.rejected)
-        if result.stored_events:
-            self.store.write_events(result.stored_events)
         newest: int | None = max((i.timestamp_ms for _, i, _ in batch if isinstance(i, Event)), default=None)
         if newest is not None and (self.max_event_ms is None or newest > self.max_event_ms):
             self.max_event_ms = newest
         outcome = self.analyzer.run(result.alerts, result.matches)
         if self.max_event_ms is not None:
             outcome.extend(self.analyzer.advance(self.max_event_ms))
-        self._deliver(outcome)
+        with self.store.batch():  # the batch's dead letters, events, alerts and cases: stored together or not
+            if result.rejected:
+                self.store.write_rejected(result.rejected)
+            if result.stored_events:
+                self.store.write_events(result.stored_events)
+            self._deliver(outcome)
         self.analysis_metrics = self.analyzer.metrics()
         counters.batches += 1
         counters.last_batch_seconds = time.perf_counter() - started

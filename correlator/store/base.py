@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias, TypeVar
@@ -371,6 +372,15 @@ class Store(ABC):
     def pending(self) -> int:
         """Documents accepted by writes but not yet delivered to the backend (spooled)."""
         return 0
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make the writes inside one unit where the backend can: on SQLite one transaction (one commit, one
+        flush of the free-text index, instead of one per call), undone as a whole when the block raises; each
+        call inside still succeeds or fails as without it (a version conflict undoes only its own put). A backend
+        that cannot (Elasticsearch) writes as it goes. Nested blocks join the outer one. While a unit is open
+        other writers of the same database wait (up to the backend's busy timeout): keep it short."""
+        yield
 
     @abstractmethod
     def close(self) -> None:

@@ -19,6 +19,7 @@ paths: ``a.b`` is ``{"a": {"b": ...}}``; a key that itself contains a dot cannot
 
 A versioned document (`Store.put`) is written in one ``BEGIN IMMEDIATE`` transaction that reads the stored
 version and inserts, or updates ``WHERE seq = ? AND version = ?``: no other writer can come in between.
+Inside `Store.batch` every call is a savepoint of the batch's one ``BEGIN IMMEDIATE`` transaction instead.
 
 Thread-safety: a `SqliteStore` owns one connection and must be used from the thread that opened it (other
 threads get a `StoreError`). Open one store per thread or process; WAL lets readers run beside the single
@@ -105,6 +106,7 @@ class SqliteStore(Store):
     def __init__(self, path: str | PathLike[str], *, clock: Clock | None = None) -> None:
         super().__init__(clock=clock)
         self.path = fspath(path)
+        self._in_batch = False  # inside `batch`: one open transaction, calls use savepoints
         try:
             self._conn: sqlite3.Connection | None = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False)  # used by one thread at a time
@@ -155,8 +157,40 @@ class SqliteStore(Store):
             raise StoreError(f"{self.path}: {action}: {exc}") from exc
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        if self._in_batch:
+            yield
+            return
+        conn = self._connection()
+        with self._errors("begin a batch of writes"):
+            conn.execute("BEGIN IMMEDIATE")
+        self._in_batch = True
+        try:
+            yield
+        except BaseException:
+            self._in_batch = False
+            if conn.in_transaction:
+                with self._errors("undo a batch of writes"):
+                    conn.execute("ROLLBACK")
+            raise
+        self._in_batch = False
+        with self._errors("commit a batch of writes"):
+            conn.execute("COMMIT")
+
+    @contextmanager
     def _transaction(self, action: str, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
         conn = self._connection()
+        if self._in_batch:  # inside `batch`: a savepoint, so a failing call undoes only its own writes
+            with self._errors(action):
+                conn.execute("SAVEPOINT call")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK TO call")
+                    conn.execute("RELEASE call")
+                    raise
+                conn.execute("RELEASE call")
+            return
         with self._errors(action):
             conn.execute(begin)
             try:

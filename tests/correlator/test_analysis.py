@@ -156,6 +156,20 @@ def test_suppression_counts_repeats_and_keeps_the_first_score() -> None:
     assert latest.id == out.alerts[0].alert.id
     assert latest.extra["suppression"]["count"] == 6
     assert latest.extra["risk"] == out.alerts[0].alert.extra["risk"]
+    assert all("risk" not in a.extra for a in alerts[1:])  # counted into the representative: never scored
+
+
+def test_suppression_in_one_batch_scores_what_stands_as_scoring_every_alert_would() -> None:
+    rule = _rule("55555555-5555-4555-8555-555555555555")
+    alerts = [_alert(rule, f"e{i}", i * 1_000) for i in range(4)]
+    alone = _analyzer().run(alerts[:1])
+    together = _analyzer(suppress=True).run(alerts)
+    assert [a.alert.id for a in together.alerts] == [alerts[0].id]
+    assert together.suppressed == 3
+    assert together.alerts[0].risk == alone.alerts[0].risk
+    (latest,) = {a.id: a for a in together.updated}.values()  # each event's alerts are one group: updates follow
+    assert latest.extra["suppression"]["count"] == 4
+    assert latest.extra["risk"] == alone.alerts[0].alert.extra["risk"]
 
 
 def test_inventory_enriches_correlation_alerts_and_decides_serious_incidents() -> None:

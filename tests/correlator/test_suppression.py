@@ -396,6 +396,27 @@ def test_process_many_returns_new_and_updated_once_each(make_alert: MakeAlert) -
     assert block(updated[0])["end"] == ms_to_iso(T0 + 6)
 
 
+def test_process_many_prepares_each_alert_that_stands_before_rendering_it(make_alert: MakeAlert) -> None:
+    suppressor = Suppressor(policy())
+    existing = make_alert(ts=T0, host="ws01")
+    suppressor.process_many([existing])
+    fresh = make_alert(ts=T0 + 1, host="ws02")
+    passing = make_alert("c1", kind="correlation", ts=T0 + 2)
+    counted = [make_alert(ts=T0 + 5, host="ws01", n=1), make_alert(ts=T0 + 7, host="ws02", n=3)]
+    seen: list[str] = []
+
+    def standing(alert: Alert) -> None:
+        seen.append(alert.id)
+        alert.extra["risk"] = {"score": len(seen)}
+
+    new, updated = suppressor.process_many([counted[0], fresh, passing, counted[1]], standing=standing)
+    assert seen == [fresh.id, passing.id]  # once each, in order; never an alert counted into another
+    assert [a.extra["risk"] for a in new] == [{"score": 1}, {"score": 2}]
+    assert block(new[0])["count"] == 2  # rendered after the whole batch, with what `standing` wrote
+    assert all("risk" not in a.extra for a in counted)
+    assert [a.id for a in updated] == [existing.id]
+
+
 # -- the policy
 
 
