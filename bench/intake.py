@@ -17,7 +17,7 @@ Then the network sensor: packets/s of `collectors.pcap.read_file` over a capture
 DNS, scans), against scapy's raw pcap reader over the same file.
 
     python bench/intake.py [--events 200000] [--rate 20000] [--seconds 10] [--no-sigmahq] [--batch 2000]
-                           [--no-store-events] [--no-pcap] [--routine]
+                           [--no-store-events] [--no-pcap] [--routine] [--workers N [N ...]]
 """
 
 from __future__ import annotations
@@ -101,14 +101,16 @@ def _metrics(port: int) -> dict[str, float]:
 
 
 class Engine:
-    def __init__(self, workdir: Path, rules: list[Path], batch: int, queue: int, store_events: bool) -> None:
+    def __init__(self, workdir: Path, rules: list[Path], batch: int, queue: int, store_events: bool,
+                 workers: int | str = 0) -> None:
         self.workdir = workdir
         config = workdir / "run.yml"
         config.write_text(json.dumps({
             "store": f"sqlite:///{workdir / 'socctl.db'}", "state_dir": str(workdir / "state"),
             "rules": [str(path) for path in rules], "syslog": {"host": "127.0.0.1", "udp": None, "tcp": 0},
             "metrics": {"host": "127.0.0.1", "port": 0}, "http": {"host": "127.0.0.1", "port": None},
-            "batch": batch, "queue": queue, "batch_wait": "50ms", "store_events": store_events}), encoding="utf-8")
+            "batch": batch, "queue": queue, "batch_wait": "50ms", "store_events": store_events,
+            "workers": workers}), encoding="utf-8")
         ports_file = workdir / "ports.json"
         started = time.perf_counter()
         self.process = subprocess.Popen(
@@ -234,7 +236,11 @@ def main() -> None:
                         help="Only everyday messages (no failed logins or new accounts): few alerts.")
     parser.add_argument("--no-store-events", action="store_true",
                         help="Store alerts, cases and dead letters but not every event.")
+    parser.add_argument("--workers", nargs="+", default=["0"], metavar="N",
+                        help="Detection worker processes (`workers:`; a number or auto). Several values: one "
+                             "saturation run each, in the same run; the paced run uses the last.")
     args = parser.parse_args()
+    workers = [value if value == "auto" else int(value) for value in args.workers]
     rules = [] if args.no_sigmahq or not SIGMAHQ.is_dir() else [SIGMAHQ]
     print(f"rules: repository{' + SigmaHQ ' + str(SIGMAHQ) if rules else ''}; events "
           f"{'not ' if args.no_store_events else ''}stored; cpus {os.cpu_count()}; load {os.getloadavg()[0]:.2f}")
@@ -243,11 +249,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="socctl-bench-intake-") as tmp:
         base = _baseline(saturation_frames)
         print(f"baseline: sender -> byte-counting TCP sink: {base:,.0f} frames/s")
-        for name, frames, rate in (("saturation", saturation_frames, None),
-                                   (f"paced {args.rate:,.0f}/s", paced_frames, args.rate)):
-            workdir = Path(tmp) / name.split()[0]
+        phases: list[tuple[str, list[bytes], float | None, int | str]] = [
+            (f"saturation, workers {count}", saturation_frames, None, count) for count in workers]
+        phases.append((f"paced {args.rate:,.0f}/s, workers {workers[-1]}", paced_frames, args.rate, workers[-1]))
+        for index, (name, frames, rate, count) in enumerate(phases):
+            workdir = Path(tmp) / f"phase{index}"
             workdir.mkdir()
-            engine = Engine(workdir, rules, args.batch, args.queue, not args.no_store_events)
+            engine = Engine(workdir, rules, args.batch, args.queue, not args.no_store_events, count)
             try:
                 figures = _run_phase(engine, frames, rate)
             finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
 import logging
 import os
@@ -26,6 +27,7 @@ from correlator.store.base import Store, wall_clock_ms
 
 if TYPE_CHECKING:
     from correlator.allowlist import AllowlistEntry
+    from correlator.pipeline import Detection
     from correlator.runtime import Runtime
     from correlator.scoring import RuleHistory
     from correlator.sigma.engine import SigmaEngine
@@ -92,10 +94,24 @@ def build_runner(config: RunConfig, store: Store) -> tuple[Runner, list[str]]:
         loaded = load_parts(config, inputs)  # files: off the pipeline thread
         return lambda: assemble(loaded, inputs, store)  # run in the pipeline thread
 
-    runner = Runner(config, store, parts, clock=wall_clock_ms,
-                    reloader=(lambda: read_store_inputs(store), rebuild))
     gc.freeze()  # the compiled rules live as long as the process: the collector need not walk them again
+    workers = None
+    if config.workers > 0:  # forked now, before any thread: they share the compiled rules
+        from correlator.live.workers import DetectionWorkers
+
+        workers = DetectionWorkers(config.workers, parts.detection, functools.partial(worker_detection, config))
+    runner = Runner(config, store, parts, clock=wall_clock_ms,
+                    reloader=(lambda: read_store_inputs(store), rebuild), workers=workers)
     return runner, parts.warnings
+
+
+def worker_detection(config: RunConfig, inputs: StoreInputs) -> Detection:
+    """A detection worker's stage after a reload: the rules and files loaded again, in the worker."""
+    loaded = load_parts(config, inputs)
+    runtime = loaded.runtime
+    detection = runtime.detection(loaded.engine, runtime.correlation_engine(), wall_clock_ms())
+    gc.freeze()
+    return detection
 
 
 def pid_file(state_dir: Path) -> Path:

@@ -23,6 +23,9 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     queue: 10000                                  # events waiting between intake and detection
     batch: 1000                                   # events per detection batch (at most)
     batch_wait: 200ms                             # how long a batch waits to fill
+    workers: 0                                    # detection worker processes (syslog parsing, rules, YARA,
+                                                  # event documents); 0: in the engine's pipeline thread;
+                                                  # auto: one per core
     store_events: true                            # keep every event in the store (alerts point to them)
     replay: [samples/]                            # files read once at start (offline formats)
     tail:                                         # files followed as they grow (rotation and restarts survived)
@@ -66,8 +69,9 @@ __all__ = ["ENV_PREFIX", "Capture", "Listen", "RunConfig", "RunConfigError", "Sa
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
                 "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
                 "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll", "http",
-                "http_tokens", "samples", "uploads", "yara", "capture", "watch")
+                "http_tokens", "samples", "uploads", "yara", "capture", "watch", "workers")
 ENV_PREFIX: Final = "SOCCTL_RUN_"
+MAX_WORKERS: Final = 64
 DEFAULT_SAMPLE_BYTES: Final = 32 << 20
 _SIZE: Final = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
 _UNITS: Final = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 10**3, "MB": 10**6,
@@ -149,6 +153,7 @@ class RunConfig:
     queue: int = 10_000
     batch: int = 1_000
     batch_wait_ms: int = 200
+    workers: int = 0  # detection worker processes; 0: detection in the pipeline thread
     store_events: bool = True
     replay: tuple[Path, ...] = ()
     tail: tuple[TailSpec, ...] = ()
@@ -219,7 +224,8 @@ def parse_run_config(text: str, source: str = "<run config>", environ: Mapping[s
         metrics=reader.listen("metrics", ("host", "port"), Listen(port=9464)),
         http=reader.listen("http", ("host", "port"), Listen(port=8088)), http_tokens=reader.path("http_tokens"),
         queue=reader.count("queue", 10_000), batch=reader.count("batch", 1_000),
-        batch_wait_ms=reader.duration("batch_wait", 200), store_events=reader.flag("store_events", True),
+        batch_wait_ms=reader.duration("batch_wait", 200), workers=reader.workers("workers"),
+        store_events=reader.flag("store_events", True),
         replay=reader.paths("replay"), tail=reader.tail_specs("tail"),
         tail_poll_ms=reader.duration("tail_poll", 250), watch=reader.watches("watch"),
         samples=reader.samples("samples"),
@@ -375,6 +381,16 @@ class _Reader:
         value = self.doc.get(key, default)
         if not isinstance(value, bool):
             raise self.fail(key, f"expected true or false, not {value!r}")
+        return value
+
+    def workers(self, key: str) -> int:
+        value = self.doc.get(key, 0)
+        if value == "auto":
+            from correlator.live.workers import default_count
+
+            return default_count()
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_WORKERS:
+            raise self.fail(key, f"expected auto or a whole number from 0 to {MAX_WORKERS}, not {value!r}")
         return value
 
     def count(self, key: str, default: int) -> int:

@@ -32,8 +32,9 @@ the last event is added to the newest event time), so windows close in a quiet n
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-import dataclasses
+import functools
 import gc
 import logging
 import time
@@ -48,10 +49,11 @@ from collectors.syslog_server import SyslogFrame, SyslogServer
 from correlator.analysis import Analyzer, load_state, save_state
 from correlator.live import inputs
 from correlator.live.config import RunConfig
-from correlator.live.intake import frame_to_event
+from correlator.live.detect import Detected, Intake, detect_batch
 from correlator.live.latency import LatencyWindow
+from correlator.live.workers import DetectionWorkers
 from correlator.model import Event, Rejected
-from correlator.pipeline import Detection, FileResult, detect_events
+from correlator.pipeline import Detection
 from correlator.runtime import Runtime
 from correlator.sink import AlertSink
 from correlator.store.base import Store
@@ -61,7 +63,7 @@ __all__ = ["Components", "Counters", "Runner"]
 log = logging.getLogger(__name__)
 
 Item = Event | Rejected
-Queued = tuple[str, Item, float]  # collector, item, time taken in (monotonic)
+Queued = tuple[str, Intake, float]  # collector, item (a syslog frame is parsed by detection), time taken in
 
 
 @dataclass
@@ -81,6 +83,16 @@ class _Checkpoint:
     """A marker in the intake queue: resolved once everything queued before it is processed and stored."""
 
     done: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch handed to a detection worker: its checkpoints resolve once it is finished and stored."""
+
+    batch: list[Queued]
+    checkpoints: list[_Checkpoint]
+    detected: asyncio.Future[Detected] | None  # None: no events, only checkpoints
+    started: float
 
 
 # Reload in two steps: read what the store holds (in the pipeline thread), then load files (in another thread),
@@ -112,8 +124,12 @@ class Counters:
 
 class Runner:
     def __init__(self, config: RunConfig, store: Store, components: Components, *, clock: Callable[[], int],
-                 reloader: Reloader | None = None) -> None:
+                 reloader: Reloader | None = None, workers: DetectionWorkers | None = None) -> None:
         self.config = config
+        self.workers = workers  # detection in worker processes; None: in the pipeline thread
+        # Threads that wait on the workers' answers (one request in flight per worker, plus the next one queued).
+        self._dispatch = (ThreadPoolExecutor(max_workers=len(workers) + 1, thread_name_prefix="socctl-dispatch")
+                          if workers is not None else None)
         self.store = store
         self.components = components
         self.clock = clock
@@ -152,7 +168,7 @@ class Runner:
     def _collected(self, frame: SyslogFrame) -> Queued:
         collector = f"syslog_{frame.transport}"
         self.counters.events_in[collector] += 1
-        return collector, frame_to_event(frame), time.monotonic()
+        return collector, frame, time.monotonic()
 
     async def put(self, collector: str, item: Item) -> None:
         """Queue an item from `collector` (waits while the queue is full: backpressure)."""
@@ -179,34 +195,35 @@ class Runner:
         return self.components.runtime
 
     def process(self, batch: list[Queued]) -> None:
-        """One batch through detection, analysis, the store and cases (runs in the worker thread)."""
+        """One batch through detection, analysis, the store and cases, here (the pipeline thread)."""
         started = time.perf_counter()
+        detected = detect_batch([(collector, item) for collector, item, _ in batch], self.components.detection,
+                                self.clock(), store_events=self.config.store_events)
+        self.finish(batch, detected, started)
+
+    def finish(self, batch: list[Queued], detected: Detected, started: float) -> None:
+        """The rest of a batch after detection (pipeline thread, batches in order): analysis, then the batch's
+        dead letters, events, alerts and cases stored as one unit (`Store.batch`)."""
         counters = self.counters
-        for collector, item, _ in batch:
-            if isinstance(item, Rejected):
-                counters.rejected[collector] += 1
-            else:
-                counters.events_out[collector] += 1
-        keep = self.config.store_events
-        result = FileResult("live", stored_events=[] if keep else None)
-        detection = dataclasses.replace(self.components.detection, now_ms=self.clock())
-        detect_events(iter(item for _, item, _ in batch), detection, result)
+        result = detected.result
+        counters.rejected.update(detected.rejected)
+        counters.events_out.update(detected.events)
         counters.events_processed += result.events
         counters.payloads_scanned += result.payloads
         counters.payload_cache_hits += result.payload_cache_hits
         counters.yara_alerts += result.yara_alerts
         counters.excepted += sum(result.excepted.values())
-        newest: int | None = max((i.timestamp_ms for _, i, _ in batch if isinstance(i, Event)), default=None)
+        newest = detected.newest_ms
         if newest is not None and (self.max_event_ms is None or newest > self.max_event_ms):
             self.max_event_ms = newest
         outcome = self.analyzer.run(result.alerts, result.matches)
         if self.max_event_ms is not None:
             outcome.extend(self.analyzer.advance(self.max_event_ms))
-        with self.store.batch():  # the batch's dead letters, events, alerts and cases: stored together or not
+        with self.store.batch():  # stored together or not at all
             if result.rejected:
                 self.store.write_rejected(result.rejected)
-            if result.stored_events:
-                self.store.write_events(result.stored_events)
+            if detected.prepared:
+                self.store.write_prepared("events", detected.prepared)
             self._deliver(outcome)
         self.analysis_metrics = self.analyzer.metrics()
         counters.batches += 1
@@ -251,6 +268,8 @@ class Runner:
             try:
                 inputs = await self._in_pipeline(read_store)
                 build = await asyncio.get_running_loop().run_in_executor(None, load_files, inputs)
+                if self.workers is not None:  # each worker loads the same files itself (they are valid: just read)
+                    await asyncio.get_running_loop().run_in_executor(None, self.workers.load, inputs)
                 await self._in_pipeline(self._switch, build)
             except Exception as exc:  # a broken file must not stop the engine: keep what runs
                 self.counters.reload_failures += 1
@@ -297,6 +316,7 @@ class Runner:
     async def _batch_loop(self, drain: asyncio.Event) -> None:
         config = self.config
         wait = config.batch_wait_ms / 1000
+        inflight: collections.deque[_InFlight] = collections.deque()
         while True:
             try:
                 first = await asyncio.wait_for(self.queue.get(), timeout=max(wait, 1.0))
@@ -321,6 +341,15 @@ class Runner:
                 entry = await self._next(deadline)
             if batch:
                 self._last_arrival = time.monotonic()
+            if self.workers is not None:
+                inflight.append(self._detect_remote(batch, checkpoints))
+                # Up to one batch more than there are workers: the oldest is finished here while the workers
+                # detect the next ones. Nothing more queued: finish everything (latency).
+                while inflight and (len(inflight) > len(self.workers) or self.queue.empty()):
+                    await self._complete(inflight)
+                await self._maybe_snapshot()
+                continue
+            if batch:
                 try:
                     await self._in_pipeline(self.process, batch)
                 except BaseException as exc:
@@ -331,6 +360,37 @@ class Runner:
                 if not checkpoint.done.done():
                     checkpoint.done.set_result(None)
             await self._maybe_snapshot()
+
+    def _detect_remote(self, batch: list[Queued], checkpoints: list[_Checkpoint]) -> _InFlight:
+        """Hand `batch` to the next detection worker (the answer is awaited in a dispatch thread)."""
+        if not batch:
+            return _InFlight(batch, checkpoints, None, time.perf_counter())
+        assert self.workers is not None
+        assert self._dispatch is not None
+        index = self.workers.assign()
+        items = [(collector, item) for collector, item, _ in batch]
+        future = asyncio.get_running_loop().run_in_executor(
+            self._dispatch, functools.partial(self.workers.detect, index, items, self.clock(),
+                                              store_events=self.config.store_events))
+        return _InFlight(batch, checkpoints, future, time.perf_counter())
+
+    async def _complete(self, inflight: collections.deque[_InFlight]) -> None:
+        """Finish the oldest batch in flight (its detection awaited, then `finish` in the pipeline thread) and
+        resolve its checkpoints; on failure, every checkpoint still in flight fails."""
+        entry = inflight.popleft()
+        try:
+            if entry.detected is not None:
+                detected = await entry.detected
+                await self._in_pipeline(self.finish, entry.batch, detected, entry.started)
+        except BaseException as exc:
+            for failed in (entry, *inflight):
+                for checkpoint in failed.checkpoints:
+                    if not checkpoint.done.done():
+                        checkpoint.done.set_exception(RuntimeError(f"not stored: {exc}"))
+            raise
+        for checkpoint in entry.checkpoints:
+            if not checkpoint.done.done():
+                checkpoint.done.set_result(None)
 
     async def _next(self, deadline: float) -> Queued | _Checkpoint | None:
         """The next queue entry if one comes before `deadline`."""
@@ -430,6 +490,10 @@ class Runner:
         await self._in_pipeline(self.snapshot)
         await self._in_pipeline(self._flush)
         self._pipeline.shutdown()
+        if self.workers is not None:
+            self.workers.close()
+        if self._dispatch is not None:
+            self._dispatch.shutdown()
         if self.failure is not None:
             raise self.failure
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias, TypeVar
 
+import orjson
+
 from correlator.model import Alert, Event, EventOrigin, Rejected
 from correlator.store.documents import (
     ID_FIELDS,
@@ -37,6 +39,7 @@ from correlator.store.documents import (
     TIMESTAMP_FIELD,
     VERSIONED,
     Collection,
+    PreparedRecord,
     Record,
     alert_record,
     audit_record,
@@ -172,6 +175,23 @@ class Store(ABC):
             lambda event, doc_id, reason: refused_dead_letter(Collection.EVENTS, doc_id, reason, event.origin,
                                                               event.raw),
         )
+
+    def write_prepared(self, collection: str, records: Sequence[PreparedRecord]) -> WriteResult:
+        """Create-only batch write of records prepared elsewhere (`prepare_event`): stored as the items they were
+        prepared from would be (their documents come back from the JSON source). Refused items were turned into
+        dead letters where they were prepared."""
+        name = check_collection(collection)
+        if name in VERSIONED:
+            raise InvalidRequestError(f"write_prepared {name.value}: a versioned collection is written by put")
+        if not records:
+            return WriteResult()
+        return self._write_prepared(name, records)
+
+    def _write_prepared(self, collection: Collection, records: Sequence[PreparedRecord]) -> WriteResult:
+        """Backends that can store a prepared record without its document override this."""
+        loads = orjson.loads
+        return self._write(collection, [Record(r.id, r.timestamp_ms, loads(r.source), r.source, r.keys)
+                                        for r in records])
 
     def write_alerts(self, alerts: Sequence[Alert], *, replace: bool = False) -> WriteResult:
         """Create-only batch write. A refused alert is reported in `failed` and stored as a dead letter. With

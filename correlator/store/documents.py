@@ -42,6 +42,7 @@ __all__ = [
     "TIME_FIELDS",
     "VERSIONED",
     "Collection",
+    "PreparedRecord",
     "Record",
     "RefusedDocumentError",
     "agency_of",
@@ -53,6 +54,7 @@ __all__ = [
     "document_text",
     "event_record",
     "iter_records",
+    "prepare_event",
     "python_document_text",
     "refused_dead_letter",
     "searchable",
@@ -128,6 +130,18 @@ class Record(NamedTuple):
     keys: tuple[str | None, ...]
 
 
+class PreparedRecord(NamedTuple):
+    """A create-only record built where the event was (a detection worker process), to cross to the process that
+    stores it: everything of a `Record` but the document itself (its JSON `source` holds it), plus its free
+    `text`. It pickles as a few strings; `Store.write_prepared` stores it as the event's `Record` would be."""
+
+    id: str
+    timestamp_ms: int
+    source: str
+    keys: tuple[str | None, ...]
+    text: str
+
+
 class RefusedDocumentError(Exception):
     """A document the store cannot keep (not JSON, too large, an indexed field that is not a scalar)."""
 
@@ -173,6 +187,12 @@ def _record(collection: Collection, doc_id: str, timestamp_ms: int, doc: dict[st
 
 def event_record(event: Event) -> Record:
     return _record(Collection.EVENTS, event.id, event.timestamp_ms, event.to_document())
+
+
+def prepare_event(event: Event) -> PreparedRecord:
+    """`event_record` of `event`, prepared (`RefusedDocumentError` for an event the store cannot keep)."""
+    record = event_record(event)
+    return PreparedRecord(record.id, record.timestamp_ms, record.source, record.keys, document_text(record.doc))
 
 
 def alert_record(alert: Alert) -> Record:

@@ -49,7 +49,7 @@ from correlator.store.base import (
     WriteResult,
     document_text,
 )
-from correlator.store.documents import NOT_SEARCHED, RETENTION_FIELDS, agency_of, searchable
+from correlator.store.documents import NOT_SEARCHED, RETENTION_FIELDS, PreparedRecord, agency_of, searchable
 from correlator.store.errors import StoreError, VersionConflictError
 from correlator.store.retention import DEFAULT_AGENCY, Purge, RetentionPolicy, agency_slug, cutoff_ms
 from correlator.store.sqlite_sql import (
@@ -244,34 +244,46 @@ class SqliteStore(Store):
                 for record in records:
                     self._overwrite(conn, table, record)
             return WriteResult(written=len(records))
+        text = _texts(table)
+        return self._insert(collection, table, [_values(table, r) for r in records],
+                            [r.id for r in records], lambda i: text(records[i].doc))
+
+    def _write_prepared(self, collection: Collection, records: Sequence[PreparedRecord]) -> WriteResult:
+        table = TABLES[collection]
+        return self._insert(collection, table, [(r.id, r.timestamp_ms, *r.keys, r.source) for r in records],
+                            [r.id for r in records], lambda i: records[i].text)
+
+    def _insert(self, collection: Collection, table: Table, rows: list[tuple[Any, ...]], ids: list[str],
+                text_of: Callable[[int], str]) -> WriteResult:
+        """Create-only insert of `rows` (values of `table.value_columns`) with the free text of the new ones
+        (`text_of(index)`)."""
         with self._transaction(f"write {collection}", "BEGIN IMMEDIATE") as conn:
             (last_seq,) = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table.name}").fetchone()  # noqa: S608
             before = conn.total_changes
-            conn.executemany(table.insert_sql, [_values(table, r) for r in records])
+            conn.executemany(table.insert_sql, rows)
             written = conn.total_changes - before
             if written:
                 conn.executemany(f"INSERT INTO {table.fts} (rowid, text) VALUES (?, ?)",  # noqa: S608
-                                 self._new_texts(conn, table, records, last_seq, written))
-        return WriteResult(written=written, duplicates=len(records) - written)
+                                 self._new_texts(conn, table, ids, text_of, last_seq, written))
+        return WriteResult(written=written, duplicates=len(rows) - written)
 
     @staticmethod
-    def _new_texts(conn: sqlite3.Connection, table: Table, records: Sequence[Record], last_seq: int,
-                   written: int) -> list[tuple[int, str]]:
-        """(seq, free text) of the rows just inserted from `records`: those past the old max(seq), `last_seq`
-        (the transaction holds the write lock)."""
-        text = _texts(table)
+    def _new_texts(conn: sqlite3.Connection, table: Table, ids: list[str], text_of: Callable[[int], str],
+                   last_seq: int, written: int) -> list[tuple[int, str]]:
+        """(seq, free text) of the rows just inserted (documents `ids`, in order): those past the old max(seq),
+        `last_seq` (the transaction holds the write lock)."""
         (max_seq,) = conn.execute(f"SELECT max(seq) FROM {table.name}").fetchone()  # noqa: S608
-        if written == len(records) and max_seq == last_seq + written:
+        if written == len(ids) and max_seq == last_seq + written:
             # Every record is new, and each took the next seq in turn: a new rowid is one past the largest, unless
             # the largest is 2**63 - 1, which the max(seq) test rules out.
-            return [(seq, text(record.doc)) for seq, record in enumerate(records, last_seq + 1)]
-        first: dict[str, Record] = {}
-        for record in records:
-            first.setdefault(record.id.lower(), record)
+            return [(seq, text_of(i)) for i, seq in enumerate(range(last_seq + 1, last_seq + 1 + written))]
+        first: dict[str, int] = {}
+        for i, doc_id in enumerate(ids):
+            first.setdefault(doc_id.lower(), i)
         inserted = conn.execute(
             f"SELECT seq, id FROM {table.name} WHERE seq > ?", (last_seq,)  # noqa: S608
         ).fetchall()
-        return [(seq, text(first[doc_id.lower()].doc)) for seq, doc_id in inserted]
+        return [(seq, text_of(first[doc_id.lower()])) for seq, doc_id in inserted]
 
     def _put(self, collection: Collection, record: Record, expected_version: int | None) -> None:
         table = TABLES[collection]

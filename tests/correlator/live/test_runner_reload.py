@@ -59,11 +59,15 @@ def _rules(directory: Path, *names: str) -> Path:
     return directory
 
 
-def _config(tmp_path: Path, rules: Path, **runtime: object) -> RunConfig:
+def _config(tmp_path: Path, rules: Path, workers: int = 0, **runtime: object) -> RunConfig:
     return RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state", rules=(rules,),
                      no_default_rules=True, runtime=RuntimeOptions(suppress=False, **runtime),  # type: ignore[arg-type]
                      syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), http=Listen(port=None),
-                     batch_wait_ms=20)
+                     batch_wait_ms=20, workers=workers)
+
+
+# Detection in the pipeline thread, and in two worker processes: the same behaviour.
+WORKERS = pytest.mark.parametrize("workers", [0, 2], ids=["in-thread", "2-workers"])
 
 
 def _event(marker: str, number: int, host: str = "web01") -> Event:
@@ -89,8 +93,9 @@ def _rule_ids(store: Store) -> list[str]:
     return sorted(str(hit.get("rule", {}).get("id")) for hit in store.search("alerts", limit=100).hits)
 
 
-def test_a_barrier_returns_once_everything_before_it_is_stored(tmp_path: Path) -> None:
-    config = _config(tmp_path, _rules(tmp_path / "rules", "a"))
+@WORKERS
+def test_a_barrier_returns_once_everything_before_it_is_stored(tmp_path: Path, workers: int) -> None:
+    config = _config(tmp_path, _rules(tmp_path / "rules", "a"), workers)
     with open_store(config.store) as store:
         runner, warnings = build_runner(config, store)
         assert warnings == []
@@ -120,9 +125,10 @@ def test_a_barrier_fails_once_the_pipeline_has_ended(tmp_path: Path) -> None:
             asyncio.run(late())
 
 
-def test_a_reload_adds_new_rules_and_keeps_open_windows(tmp_path: Path) -> None:
+@WORKERS
+def test_a_reload_adds_new_rules_and_keeps_open_windows(tmp_path: Path, workers: int) -> None:
     rules = _rules(tmp_path / "rules", "a")
-    config = _config(tmp_path, rules)
+    config = _config(tmp_path, rules, workers)
     with open_store(config.store) as store:
         runner, _ = build_runner(config, store)
         outcomes: list[bool] = []
@@ -145,11 +151,12 @@ def test_a_reload_adds_new_rules_and_keeps_open_windows(tmp_path: Path) -> None:
         assert _rule_ids(store) == ["5a0f3f4e-1c1e-4a51-9a0e-0d5b2f1f3c01", IDS["b"]]  # and only the b after it
 
 
-def test_a_reload_that_cannot_load_keeps_the_running_rules(tmp_path: Path) -> None:
+@WORKERS
+def test_a_reload_that_cannot_load_keeps_the_running_rules(tmp_path: Path, workers: int) -> None:
     assets = tmp_path / "assets.yml"
     assets.write_text("systems: []\n", encoding="utf-8")
     rules = _rules(tmp_path / "rules", "a")
-    config = _config(tmp_path, rules, assets=assets)
+    config = _config(tmp_path, rules, workers, assets=assets)
     with open_store(config.store) as store:
         runner, _ = build_runner(config, store)
         outcomes: list[bool] = []

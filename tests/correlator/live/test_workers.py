@@ -1,0 +1,186 @@
+"""Detection in worker processes (`workers: N`): the store ends with what detection in the pipeline thread gives
+(events, dead letters, alerts, cases), syslog frames are parsed in the workers, a worker that dies fails its
+batch without acknowledging it, and the worker pool itself: answers, a load that fails, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+from collectors.syslog_server import SyslogFrame
+from correlator.live.app import build_runner
+from correlator.live.config import Listen, RunConfig, RunConfigError, parse_run_config
+from correlator.live.detect import detect_batch
+from correlator.live.metrics import render
+from correlator.live.runner import Runner
+from correlator.live.workers import DetectionWorkers, WorkerError
+from correlator.pipeline import Detection
+from correlator.store.base import Store
+from correlator.store.config import open_store
+from tests.conftest import REPO_ROOT
+from tests.correlator.live.test_runner import _serve_until_drained
+from tests.correlator.live.test_runner_reload import _config as _marker_config
+from tests.correlator.live.test_runner_reload import _event, _rules, _serve
+
+SAMPLES = REPO_ROOT / "samples"
+
+
+def _replay_config(tmp_path: Path, workers: int) -> RunConfig:
+    return RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
+                     syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), http=Listen(port=None),
+                     batch=5, batch_wait_ms=20, replay=(SAMPLES,), workers=workers)
+
+
+def _stored(store: Store) -> dict[str, object]:
+    alerts = store.search("alerts", limit=500).hits
+    return {
+        "events": sorted(hit["event"]["id"] for hit in store.search("events", limit=500).hits),
+        "deadletter": sorted(hit["reason"] for hit in store.search("deadletter", limit=50).hits),
+        "alerts": sorted((a["rule"]["id"], a["event"]["id"], a["risk"]["score"]) for a in alerts),
+        "cases": sorted((c["group_key"], len(c["alert_ids"])) for c in store.search("cases", limit=50).hits),
+    }
+
+
+def test_workers_store_what_the_pipeline_thread_stores(tmp_path: Path) -> None:
+    results = {}
+    for workers in (0, 2):
+        config = _replay_config(tmp_path / f"w{workers}", workers)
+        with open_store(config.store) as store:
+            runner, warnings = build_runner(config, store)
+            assert warnings == []
+            assert (runner.workers is not None) == (workers > 0)
+            _serve_until_drained(runner, 25)
+            assert runner.counters.events_out["replay"] == 23
+            assert runner.counters.rejected["replay"] == 2
+            results[workers] = _stored(store)
+    assert len(results[0]["events"]) == 23  # type: ignore[arg-type]
+    assert results[0]["alerts"]
+    assert results[2] == results[0]
+
+
+def test_syslog_frames_are_parsed_in_the_workers(tmp_path: Path) -> None:
+    config = dataclasses.replace(_replay_config(tmp_path, 1), replay=(), syslog=Listen(tcp=0, udp=None))
+    lines = [b"<38>Nov 24 08:00:01 web01 sshd[100]: Failed password for root from 203.0.113.7 port 4000 ssh2",
+             b"<38>Nov 24 08:00:02 web01 sshd[101]: Accepted password for alice from 10.0.0.5 port 4001 ssh2",
+             b"<not syslog at all"]
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            ports: dict[str, int] = {}
+            serving = asyncio.create_task(runner.serve(stop, ready=ports.update))
+            while "tcp" not in ports:
+                await asyncio.sleep(0.01)
+            with socket.create_connection(("127.0.0.1", ports["tcp"])) as sock:
+                sock.sendall(b"".join(b"%d %s" % (len(line), line) for line in lines))
+            while runner.counters.events_out["syslog_tcp"] + runner.counters.rejected["syslog_tcp"] < 3:
+                await asyncio.sleep(0.02)
+            stop.set()
+            await serving
+
+        asyncio.run(main())
+        assert "socctl_detection_workers 1\n" in render(runner)
+        assert runner.counters.events_out["syslog_tcp"] == 2
+        assert runner.counters.rejected["syslog_tcp"] == 1
+        assert store.count("events", "event.dataset:system.auth") == 2
+        (dead,) = store.search("deadletter").hits
+        assert dead["reason"].startswith("not a syslog message")
+    pids = runner.workers.pids  # type: ignore[union-attr]
+    assert len(pids) == 1
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)  # stopped with the engine
+
+
+def test_a_worker_that_dies_fails_its_batch_and_nothing_is_acknowledged(tmp_path: Path) -> None:
+    config = _marker_config(tmp_path, _rules(tmp_path / "rules", "a"), 1)
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+        assert runner.workers is not None
+        (pid,) = runner.workers.pids
+        assert pid is not None
+        failures: list[str] = []
+
+        async def scenario(runner: Runner) -> None:
+            os.kill(pid, signal.SIGKILL)
+            await runner.put("test", _event("a", 1))
+            try:
+                await runner.barrier()
+            except RuntimeError as exc:
+                failures.append(str(exc))
+
+        with pytest.raises(WorkerError, match=f"detection worker {pid} went away"):
+            _serve(runner, scenario)
+        assert len(failures) == 1
+        assert failures[0].startswith("not stored: detection worker")
+        assert store.count("events") == 0
+
+
+def _detection(tmp_path: Path) -> tuple[Detection, RunConfig]:
+    config = _marker_config(tmp_path, _rules(tmp_path / "rules", "a", "b"))
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+    return runner.components.detection, config
+
+
+def test_a_worker_answers_what_detection_here_gives(tmp_path: Path) -> None:
+    detection, _ = _detection(tmp_path)
+    batch = [("test", _event("b", 1)), ("test", _event("a", 2)),
+             ("syslog_udp", SyslogFrame(b"<13>Nov 24 08:00:00 host1 app: hello", "10.0.0.9", "udp", 0))]
+    here = detect_batch(batch, detection, 5, store_events=True)
+    workers = DetectionWorkers(1, detection, lambda _payload: detection)
+    try:
+        there = workers.detect(workers.assign(), batch, 5, store_events=True)
+    finally:
+        workers.close()
+    assert there.prepared == here.prepared
+    assert len(there.prepared) == 3
+    assert [(a.rule.id, a.event_id) for a in there.result.alerts] == [(a.rule.id, a.event_id)
+                                                                      for a in here.result.alerts]
+    assert [(m.rule_id, m.event_id) for m in there.result.matches] == [(m.rule_id, m.event_id)
+                                                                       for m in here.result.matches]
+    assert (there.events, there.rejected, there.newest_ms) == (here.events, here.rejected, here.newest_ms)
+
+
+def test_a_load_that_fails_keeps_what_the_worker_runs(tmp_path: Path) -> None:
+    detection, _ = _detection(tmp_path)
+
+    def loader(payload: object) -> Detection:
+        raise ValueError(f"cannot load {payload}")
+
+    workers = DetectionWorkers(2, detection, loader)
+    try:
+        assert workers.assign() == 0
+        assert workers.assign() == 1
+        assert workers.assign() == 0
+        with pytest.raises(WorkerError, match="ValueError: cannot load rules-v2"):
+            workers.load("rules-v2")
+        done = workers.detect(1, [("test", _event("b", 1))], 0, store_events=False)
+        assert [a.rule.title for a in done.result.alerts] == ["Marker b"]
+        assert done.prepared == []
+        pids = workers.pids
+    finally:
+        workers.close()
+    assert len(pids) == 2
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+    with pytest.raises(ValueError, match="at least 1"):
+        DetectionWorkers(0, detection, loader)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("workers: 3", 3), ("workers: 0", 0), ("workers: auto", os.cpu_count() or 1), ("{}", 0),
+], ids=["number", "zero", "auto", "default"])
+def test_workers_setting(text: str, expected: int) -> None:
+    assert parse_run_config(text).workers == expected
+
+
+@pytest.mark.parametrize("text", ["workers: -1", "workers: many", "workers: 65", "workers: true"],
+                         ids=["negative", "word", "too-many", "bool"])
+def test_bad_workers_setting_names_the_key(text: str) -> None:
+    with pytest.raises(RunConfigError, match="workers: expected auto or a whole number from 0 to 64"):
+        parse_run_config(text)
