@@ -23,9 +23,9 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     queue: 10000                                  # events waiting between intake and detection
     batch: 1000                                   # events per detection batch (at most)
     batch_wait: 200ms                             # how long a batch waits to fill
-    workers: 0                                    # detection worker processes (syslog parsing, rules, YARA,
-                                                  # event documents); 0: in the engine's pipeline thread;
-                                                  # auto: one per core
+    workers: auto                                 # detection worker processes (syslog parsing, rules, YARA,
+                                                  # event documents): auto (the default) one per core; 0: in
+                                                  # the engine's pipeline thread
     store_events: true                            # keep every event in the store (alerts point to them)
     replay: [samples/]                            # files read once at start (offline formats)
     tail:                                         # files followed as they grow (rotation and restarts survived)
@@ -153,7 +153,7 @@ class RunConfig:
     queue: int = 10_000
     batch: int = 1_000
     batch_wait_ms: int = 200
-    workers: int = 0  # detection worker processes; 0: detection in the pipeline thread
+    workers: int = 0  # detection worker processes; 0: in the pipeline thread (a configuration's default: auto)
     store_events: bool = True
     replay: tuple[Path, ...] = ()
     tail: tuple[TailSpec, ...] = ()
@@ -384,7 +384,7 @@ class _Reader:
         return value
 
     def workers(self, key: str) -> int:
-        value = self.doc.get(key, 0)
+        value = self.doc.get(key, "auto")
         if value == "auto":
             from correlator.live.workers import default_count
 

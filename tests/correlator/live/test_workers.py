@@ -173,7 +173,7 @@ def test_a_load_that_fails_keeps_what_the_worker_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("workers: 3", 3), ("workers: 0", 0), ("workers: auto", os.cpu_count() or 1), ("{}", 0),
+    ("workers: 3", 3), ("workers: 0", 0), ("workers: auto", os.cpu_count() or 1), ("{}", os.cpu_count() or 1),
 ], ids=["number", "zero", "auto", "default"])
 def test_workers_setting(text: str, expected: int) -> None:
     assert parse_run_config(text).workers == expected
