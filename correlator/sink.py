@@ -55,6 +55,11 @@ class AlertSink:
     cases: CaseRepository | None
     clock: Callable[[], int]
 
+    def __post_init__(self) -> None:
+        if self.cases is not None and self.cases.store is not self.store:
+            raise ValueError("AlertSink: the case repository must write to the sink's own store (a delivery is "
+                             "one unit of writes: alerts and cases together)")
+
     def deliver(self, outcome: Outcome) -> Delivery:
         """Alerts, representative updates and cases of `outcome`, written as one unit (`Store.batch`)."""
         with self.store.batch():

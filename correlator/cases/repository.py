@@ -26,6 +26,7 @@ the new case. A failure between the two writes is reported with `IncompleteChang
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -174,22 +175,33 @@ class CaseRepository:
 
     # -- writing
 
-    def save(self, case: Case, entries: Sequence[TimelineEntry], previous_version: int | None) -> None:
+    def save(self, case: Case, entries: Sequence[TimelineEntry], previous_version: int | None, *,
+             audit: builtins.list[tuple[Case, TimelineEntry]] | None = None) -> None:
         """Store `case` if the stored one is still at `previous_version` (None: a new case), then mirror `entries`
-        (the changes from that version) to the audit collection. A `VersionConflictError` propagates: nothing was
-        written; reload and reapply. An error writing the audit entries after the case was saved propagates too
-        (the case's own timeline has them)."""
+        (the changes from that version) to the audit collection (or, given `audit`, add them to it for the
+        caller to write with others: `_write_audit`). A `VersionConflictError` propagates: nothing was written;
+        reload and reapply. An error writing the audit entries after the case was saved propagates too (the
+        case's own timeline has them)."""
         try:
             self.store.put(CASES, case_document(case), expected_version=previous_version)
         except VersionConflictError:
             self._forget(case.group_key)
             raise
         self._remember(case)
-        if entries:
-            result = self.store.write_audit([audit_entry(entry) for entry in entries])
-            if result.failed:
-                raise CaseError(f"case {case.id}: saved at version {case.version}, but the audit refused "
-                                f"{len(result.failed)} of its timeline entries: {result.failed[:3]}")
+        if audit is not None:
+            audit.extend((case, entry) for entry in entries)
+        elif entries:
+            self._write_audit([(case, entry) for entry in entries])
+
+    def _write_audit(self, entries: Sequence[tuple[Case, TimelineEntry]]) -> None:
+        """The timeline entries of saved cases, in one write to the audit collection."""
+        if not entries:
+            return
+        result = self.store.write_audit([audit_entry(entry) for _, entry in entries])
+        if result.failed:
+            cases = sorted({f"{case.id} (version {case.version})" for case, _ in entries})
+            raise CaseError(f"case {cases[0]}: saved, but the audit refused {len(result.failed)} of the timeline "
+                            f"entries of {', '.join(cases)}: {result.failed[:3]}")
 
     def add_alert(self, incoming: IncomingAlert, at_ms: int) -> GroupResult:
         """Put one scored alert into a case (`CaseGrouper.add` over the open cases of its key) and save it. An
@@ -208,13 +220,22 @@ class CaseRepository:
         by_key: dict[str | None, builtins.list[int]] = {}
         for index, item in enumerate(incoming):
             by_key.setdefault(self.grouper.key_of(item.alert), []).append(index)
-        for key, indexes in by_key.items():
-            self._add_to_key(key, [(index, incoming[index]) for index in indexes], at_ms, results)
+        audit: builtins.list[tuple[Case, TimelineEntry]] = []
+        try:
+            for key, indexes in by_key.items():
+                self._add_to_key(key, [(index, incoming[index]) for index in indexes], at_ms, results, audit)
+        except BaseException:  # what was saved is audited, also when a later key failed (its error wins)
+            with contextlib.suppress(StoreError, CaseError):
+                self._write_audit(audit)
+            raise
+        self._write_audit(audit)
         return cast("builtins.list[GroupResult]", results)  # `_add_to_key` fills every place of its key, or raises
 
     def _add_to_key(self, key: str | None, items: builtins.list[tuple[int, IncomingAlert]], at_ms: int,
-                    results: builtins.list[GroupResult | None]) -> None:
-        """`add_alerts` for the alerts of one key (with their places in the batch); fills `results`."""
+                    results: builtins.list[GroupResult | None],
+                    audit: builtins.list[tuple[Case, TimelineEntry]]) -> None:
+        """`add_alerts` for the alerts of one key (with their places in the batch); fills `results`, adds the
+        saved cases' timeline entries to `audit`."""
         pending = items
         last: VersionConflictError | None = None
         for _ in range(self.max_attempts):
@@ -222,7 +243,7 @@ class CaseRepository:
             saved: set[str] = set()
             try:
                 for change in changes.values():
-                    self.save(change.case, change.entries, change.previous)
+                    self.save(change.case, change.entries, change.previous, audit=audit)
                     saved.add(change.case.id)
             except VersionConflictError as exc:
                 last = exc
