@@ -70,8 +70,8 @@ def _config(tmp_path: Path, rules: Path, workers: int = 0, **runtime: object) ->
 WORKERS = pytest.mark.parametrize("workers", [0, 2], ids=["in-thread", "2-workers"])
 
 
-def _event(marker: str, number: int, host: str = "web01") -> Event:
-    record = {"@timestamp": f"2026-11-20T01:00:{number:02d}Z", "marker": marker, "host": {"name": host},
+def _event(marker: str, number: int, host: str = "web01", minute: int = 0) -> Event:
+    record = {"@timestamp": f"2026-11-20T01:{minute:02d}:{number:02d}Z", "marker": marker, "host": {"name": host},
               "n": number}
     return normalise_record(record, orjson.dumps(record).decode(), EventOrigin(path="test", offset=number))
 
@@ -140,8 +140,11 @@ def test_a_reload_adds_new_rules_and_keeps_open_windows(tmp_path: Path, workers:
             await runner.barrier()
             _rules(rules, "b")
             outcomes.append(await runner.reload())
-            await runner.put("test", _event("a", 4))  # third a: the window opened before the reload completes
-            await runner.put("test", _event("b", 5))
+            await asyncio.sleep(1.5)  # a slow reload: the idle engine moves event time on meanwhile
+            # Event time moves on with the wall clock while the engine is idle (during the reload too): the events
+            # after it come 30 minutes later in event time, so a slow reload cannot make them late.
+            await runner.put("test", _event("a", 4, minute=30))  # third a: the window opened before the reload
+            await runner.put("test", _event("b", 5, minute=30))
             await runner.barrier()
 
         _serve(runner, scenario)
