@@ -130,6 +130,25 @@ class Engine:
         self.process.terminate()
         self.process.wait(timeout=300)
 
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU time used so far (user + system) by the engine's own process and by its detection workers."""
+        return _cpu(self.process.pid), sum(_cpu(pid) for pid in _children(self.process.pid))
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
 
 def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[str, float]:
     started = mp.Value("d", 0.0)
@@ -137,6 +156,7 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
     sender.start()
     total, depth = len(frames), 0.0
     done_at = None
+    cpu_before = engine.cpu_seconds()
     while True:
         figures = engine.metrics()
         depth = max(depth, figures.get("socctl_queue_depth", 0))
@@ -147,8 +167,11 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
             raise SystemExit(f"sender failed with {sender.exitcode}")
         time.sleep(0.1)
     sender.join()
+    cpu_after = engine.cpu_seconds()
     seconds = done_at - started.value
     return {"events": total, "seconds": seconds, "rate": total / seconds, "max_queue": depth,
+            "engine_us": (cpu_after[0] - cpu_before[0]) / total * 1e6,
+            "workers_us": (cpu_after[1] - cpu_before[1]) / total * 1e6,
             "p50": figures.get('socctl_pipeline_latency_seconds{quantile="0.5"}', float("nan")),
             "p99": figures.get('socctl_pipeline_latency_seconds{quantile="0.99"}', float("nan")),
             "alerts": figures.get("socctl_alerts_total", 0)}
@@ -263,7 +286,8 @@ def main() -> None:
             print(f"{name}: {figures['events']:,.0f} events in {figures['seconds']:.2f}s = {figures['rate']:,.0f} "
                   f"events/s ({figures['rate'] / base:.1%} of baseline); max queue {figures['max_queue']:,.0f}; "
                   f"latency p50 {figures['p50'] * 1000:,.0f} ms, p99 {figures['p99'] * 1000:,.0f} ms; "
-                  f"{figures['alerts']:,.0f} alerts; engine start {engine.start_seconds:.1f}s")
+                  f"{figures['alerts']:,.0f} alerts; engine start {engine.start_seconds:.1f}s; CPU per event: "
+                  f"engine {figures['engine_us']:,.0f} µs, workers {figures['workers_us']:,.0f} µs")
         if not args.no_pcap:
             events, sensor_rate, raw_rate = _pcap_figures(Path(tmp))
             print(f"sensor: pcap -> {events:,} ECS events at {sensor_rate:,.0f} packets/s; scapy raw reader "

@@ -133,13 +133,15 @@ class Record(NamedTuple):
 class PreparedRecord(NamedTuple):
     """A create-only record built where the event was (a detection worker process), to cross to the process that
     stores it: everything of a `Record` but the document itself (its JSON `source` holds it), plus its free
-    `text`. It pickles as a few strings; `Store.write_prepared` stores it as the event's `Record` would be."""
+    `text` (`document_text`) and its ``organization.id`` (a backend's agency routing). It pickles as a few
+    strings; `Store.write_prepared` stores it as the event's `Record` would be."""
 
     id: str
     timestamp_ms: int
     source: str
     keys: tuple[str | None, ...]
     text: str
+    organization: str | None = None
 
 
 class RefusedDocumentError(Exception):
@@ -192,7 +194,10 @@ def event_record(event: Event) -> Record:
 def prepare_event(event: Event) -> PreparedRecord:
     """`event_record` of `event`, prepared (`RefusedDocumentError` for an event the store cannot keep)."""
     record = event_record(event)
-    return PreparedRecord(record.id, record.timestamp_ms, record.source, record.keys, document_text(record.doc))
+    organization = record.doc.get("organization")
+    agency = organization.get("id") if isinstance(organization, dict) else None
+    return PreparedRecord(record.id, record.timestamp_ms, record.source, record.keys, document_text(record.doc),
+                          str(agency) if agency else None)
 
 
 def alert_record(alert: Alert) -> Record:

@@ -45,6 +45,7 @@ from correlator.store.base import (
     Collection,
     FieldValue,
     Filter,
+    PreparedRecord,
     Record,
     SearchPage,
     Sort,
@@ -54,8 +55,15 @@ from correlator.store.base import (
     refused_dead_letter,
 )
 from correlator.store.errors import BackendUnavailableError, StoreError
-from correlator.store.es_bulk import PendingDocument, source_with_text
-from correlator.store.es_mapping import DEFAULT_PREFIX, alias_name, daily_collections, index_template, template_name
+from correlator.store.es_bulk import PendingDocument, source_with_text, with_catch_all
+from correlator.store.es_mapping import (
+    DEFAULT_PREFIX,
+    alias_name,
+    daily_collections,
+    index_template,
+    template_name,
+    words,
+)
 from correlator.store.es_query import FieldKinds, query_fields, sort_clause, terms_field, to_dsl
 from correlator.store.es_versioned import VersionedIndices
 from correlator.store.es_writer import (
@@ -199,8 +207,22 @@ class ElasticsearchStore(Store):
     def _index_for(self, collection: Collection, record: Record) -> str:
         organization = record.doc.get("organization")
         agency = organization.get("id") if isinstance(organization, dict) else None
-        slug = agency_slug(str(agency)) if agency else self.agency
-        return index_name(collection.value, slug, record.timestamp_ms, prefix=self.prefix)
+        return self._index_of(collection, str(agency) if agency else None, record.timestamp_ms)
+
+    def _index_of(self, collection: Collection, agency: str | None, timestamp_ms: int) -> str:
+        slug = agency_slug(agency) if agency else self.agency
+        return index_name(collection.value, slug, timestamp_ms, prefix=self.prefix)
+
+    def _write_prepared(self, collection: Collection, records: Sequence[PreparedRecord]) -> WriteResult:
+        """Prepared records go out as they are: their free text gives the catch-all field, their organization the
+        index (no document is parsed again)."""
+        if collection is Collection.DEADLETTER:
+            return super()._write_prepared(collection, records)
+        self._connection()
+        return self._writer.deliver(
+            PendingDocument(collection, self._index_of(collection, r.organization, r.timestamp_ms), r.id,
+                            with_catch_all(r.source, " ".join(words(r.text))))
+            for r in records)
 
     def _document(self, collection: Collection, record: Record, *, replace: bool = False) -> PendingDocument:
         return PendingDocument(collection, self._index_for(collection, record), record.id,

@@ -62,11 +62,15 @@ def source_with_text(record: Record, collection: Collection | None = None) -> st
     """The record's JSON text with the catch-all text field added (the document is a JSON object); the text leaves
     out the parts of `collection`'s documents that are not searched."""
     doc = record.doc if collection is None else searchable(collection, record.doc)
-    text = orjson.dumps(text_of(doc)).decode()
-    source = record.source
+    return with_catch_all(record.source, text_of(doc))
+
+
+def with_catch_all(source: str, text: str) -> str:
+    """A document's JSON text (an object) with the catch-all text field `text` (`text_of`) added."""
+    value = orjson.dumps(text).decode()
     if source == "{}":
-        return f'{{"{TEXT_FIELD}":{text}}}'
-    return f'{source[:-1]},"{TEXT_FIELD}":{text}}}'
+        return f'{{"{TEXT_FIELD}":{value}}}'
+    return f'{source[:-1]},"{TEXT_FIELD}":{value}}}'
 
 
 def action_for(document: PendingDocument) -> dict[str, Any]:

@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from elasticsearch import Elasticsearch
 
 from correlator.model import Event, EventOrigin, event_id_for, flatten
 from correlator.store import BackendUnavailableError, WriteResult
+from correlator.store.documents import event_record, prepare_event
 from correlator.store.elasticsearch import ElasticsearchStore, WriterSettings
 from correlator.store.errors import VersionConflictError
 from correlator.store.retention import RetentionPolicy
@@ -80,6 +82,18 @@ def test_indices_are_per_collection_agency_and_day_behind_an_alias(
     aliases = client.indices.get_alias(index=f"{prefix}-events-*")
     assert all(f"{prefix}-events" in body["aliases"] for body in aliases.values())
     assert store.count("events") == 3
+    # Prepared in a detection worker: the same indices, the same catch-all text, no document parsed again.
+    prepared = [build_event("d", ts=T0 + DAY, extra={"organization": {"id": "UBND-Tinh"}}), build_event("e", ts=T0)]
+    assert store.write_prepared("events", [prepare_event(e) for e in prepared]).written == 2
+    assert store.indices() == [
+        f"{prefix}-events-so-tt-tt-2023.11.14",
+        f"{prefix}-events-so-tt-tt-2023.11.15",
+        f"{prefix}-events-ubnd-tinh-2023.11.14",
+        f"{prefix}-events-ubnd-tinh-2023.11.15",
+    ]
+    stored = client.get(index=f"{prefix}-events-ubnd-tinh-2023.11.15", id=prepared[0].id)["_source"]
+    assert stored == orjson.loads(event_record(prepared[0]).source)  # the catch-all text is not in _source
+    assert store.count("events", '"d ubnd tinh"') == 1  # but searched
 
 
 def test_mappings_follow_ecs(open_es: Callable[..., ElasticsearchStore], client: Elasticsearch, prefix: str) -> None:
