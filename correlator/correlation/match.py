@@ -28,6 +28,12 @@ class RuleMatch:
     host_name: str | None = None
     origin: EventOrigin | None = None
 
+    def __reduce__(self) -> tuple[type[RuleMatch], tuple[Any, ...]]:
+        # Pickled as constructor arguments: cheaper than the dataclass state protocol (detection workers send the
+        # engine thousands per batch).
+        return RuleMatch, (self.rule_id, self.event_id, self.timestamp_ms, self.get, self.rule_name,
+                           self.host_name, self.origin)
+
     @classmethod
     def from_event(cls, rule_id: str, event: Any, rule_name: str | None = None) -> RuleMatch:
         """From a `correlator.model.Event`: native fields first, ECS names only when asked for."""

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from collectors.syslog_server import SyslogFrame, SyslogServer
 from correlator.analysis import Analyzer, load_state, save_state
@@ -63,6 +63,7 @@ __all__ = ["Components", "Counters", "Runner"]
 log = logging.getLogger(__name__)
 
 Item = Event | Rejected
+ANALYSIS_METRICS_EVERY_S: Final = 1.0
 Queued = tuple[str, Intake, float]  # collector, item (a syslog frame is parsed by detection), time taken in
 
 
@@ -151,7 +152,10 @@ class Runner:
         # Detection, analysis and the store run in this one thread, in order: the analyzer and the store are not
         # thread-safe, and a batch must be done before the next starts.
         self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="socctl-pipeline")
-        self.analysis_metrics: dict[str, Any] = {}  # taken in the pipeline thread after each batch
+        # Taken in the pipeline thread after a batch, at most every ANALYSIS_METRICS_EVERY_S (they walk the
+        # correlation state: every batch, that was a tenth of the engine's time at saturation).
+        self.analysis_metrics: dict[str, Any] = {}
+        self._metrics_taken = -ANALYSIS_METRICS_EVERY_S
 
     # ------------------------------------------------------------------------------------------------ intake
 
@@ -225,7 +229,7 @@ class Runner:
             if detected.prepared:
                 self.store.write_prepared("events", detected.prepared)
             self._deliver(outcome)
-        self.analysis_metrics = self.analyzer.metrics()
+        self._take_analysis_metrics()
         counters.batches += 1
         counters.last_batch_seconds = time.perf_counter() - started
         stored = time.monotonic()
@@ -236,7 +240,13 @@ class Runner:
         if self.max_event_ms is None:
             return
         self._deliver(self.analyzer.advance(self.max_event_ms + int(quiet_seconds * 1000)))
-        self.analysis_metrics = self.analyzer.metrics()
+        self._take_analysis_metrics(force=True)
+
+    def _take_analysis_metrics(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._metrics_taken >= ANALYSIS_METRICS_EVERY_S:
+            self.analysis_metrics = self.analyzer.metrics()
+            self._metrics_taken = now
 
     def _deliver(self, outcome: Any) -> None:
         counters = self.counters
