@@ -427,7 +427,17 @@ class Runner:
         """Run until `stop` is set: start the listeners and the collectors, process, then shut down cleanly (stop
         listening, let the collectors finish what they took (they acknowledge through `barrier`), process what
         was queued, save the state, flush the store). When the pipeline fails (a store error) the collectors are
-        cancelled without acknowledging anything more, the state is saved and the error raised."""
+        cancelled without acknowledging anything more, the state is saved and the error raised. The detection
+        workers stop with it, whatever happens (a listener that cannot start too)."""
+        try:
+            await self._serve(stop, ready)
+        finally:
+            if self.workers is not None:
+                self.workers.close()
+            if self._dispatch is not None:
+                self._dispatch.shutdown(wait=False)
+
+    async def _serve(self, stop: asyncio.Event, ready: Callable[[dict[str, int]], None] | None) -> None:
         from correlator.live.metrics import MetricsServer
 
         config = self.config
@@ -500,10 +510,6 @@ class Runner:
         await self._in_pipeline(self.snapshot)
         await self._in_pipeline(self._flush)
         self._pipeline.shutdown()
-        if self.workers is not None:
-            self.workers.close()
-        if self._dispatch is not None:
-            self._dispatch.shutdown()
         if self.failure is not None:
             raise self.failure
 

@@ -15,6 +15,7 @@ acknowledging it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import os
@@ -118,6 +119,9 @@ class DetectionWorkers:
         finally:
             _INHERITED = None
         self._next = 0
+        # A worker ignores SIGTERM, which is how multiprocessing ends daemon children at exit before joining them:
+        # stop them first, whatever way the engine's process ends.
+        atexit.register(self.close)
 
     def __len__(self) -> int:
         return len(self._workers)
@@ -153,12 +157,15 @@ class DetectionWorkers:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop every worker (waiting up to `timeout` each, then killing it). Closing twice is harmless."""
+        atexit.unregister(self.close)
         for worker in self._workers:
-            try:
-                with worker.lock:
+            if worker.lock.acquire(timeout=timeout):  # else a request hangs on it: closing the pipe ends that
+                try:
                     worker.conn.send(("stop",))
-            except (OSError, ValueError):
-                pass
+                except (OSError, ValueError):
+                    pass
+                finally:
+                    worker.lock.release()
             worker.conn.close()
         for worker in self._workers:
             worker.process.join(timeout)

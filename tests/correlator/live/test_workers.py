@@ -9,6 +9,8 @@ import dataclasses
 import os
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,37 @@ def test_workers_setting(text: str, expected: int) -> None:
 def test_bad_workers_setting_names_the_key(text: str) -> None:
     with pytest.raises(RunConfigError, match="workers: expected auto or a whole number from 0 to 64"):
         parse_run_config(text)
+
+
+def test_the_engine_process_exits_when_it_never_served(tmp_path: Path) -> None:
+    """Workers ignore SIGTERM (multiprocessing's way to end daemon children at exit): they are stopped first."""
+    script = (
+        "import sys, dataclasses; from pathlib import Path\n"
+        "from correlator.live.app import build_runner\n"
+        "from correlator.store.config import open_store\n"
+        "from tests.correlator.live.test_workers import _replay_config\n"
+        "config = dataclasses.replace(_replay_config(Path(sys.argv[1]), 2), replay=())\n"
+        "store = open_store(config.store).__enter__()\n"
+        "runner, _ = build_runner(config, store)\n"
+        "print(*runner.workers.pids)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert len(pids) == 2
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_workers_stop_when_a_listener_cannot_start(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = dataclasses.replace(_replay_config(tmp_path, 1), replay=(), syslog=Listen(tcp=port, udp=None))
+        with open_store(config.store) as store:
+            runner, _ = build_runner(config, store)
+            pids = runner.workers.pids  # type: ignore[union-attr]
+            with pytest.raises(OSError, match="address already in use"):
+                asyncio.run(runner.serve(asyncio.Event()))
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
