@@ -27,6 +27,17 @@ class _LocatedLoader(yaml.SafeLoader):
     pass
 
 
+# libyaml's parser when PyYAML has it (several times faster: playbooks and inventories are read at every start and
+# reload); a document it refuses is parsed again by the Python loader, whose error messages name the problem.
+_FastLoader: type[Any] | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CLocatedLoader(yaml.CSafeLoader):
+        pass
+
+    _FastLoader = _CLocatedLoader
+
+
 def _construct_located(loader: _LocatedLoader, node: yaml.MappingNode) -> Located:
     loader.flatten_mapping(node)
     mapping = Located()
@@ -43,10 +54,17 @@ def _construct_located(loader: _LocatedLoader, node: yaml.MappingNode) -> Locate
 
 
 _LocatedLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_located)
+if _FastLoader is not None:
+    _FastLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_located)
 
 
 def load_located_yaml(text: str, source: str, error: Callable[..., CorrelatorError]) -> Any:
     """Parse YAML whose mappings are `Located`; a syntax error becomes `error(reason, source=..., line=...)`."""
+    if _FastLoader is not None:
+        try:
+            return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a CSafeLoader subclass
+        except yaml.YAMLError:
+            pass  # the Python loader says why, in its words
     try:
         return yaml.load(text, Loader=_LocatedLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:

@@ -387,7 +387,7 @@ def alert_value(alert: Alert, name: str) -> Any:
         return extra[name]
     node: Any = extra
     for part in name.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+        if not (node.__class__ is dict or isinstance(node, Mapping)) or part not in node:  # dict: no ABC check
             node = None
             break
         node = node[part]
