@@ -5,6 +5,7 @@ the end and restored by the next runner."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from collectors.files import read_path
@@ -35,6 +36,24 @@ def _serve_until_drained(runner: Runner, items: int) -> None:
         watcher = asyncio.create_task(watch())
         await runner.serve(stop)
         await watcher
+
+    asyncio.run(main())
+
+
+def serve_and_send(runner: Runner, listener: str, send: Callable[[int], Awaitable[None]],
+                   done: Callable[[], bool]) -> None:
+    """Serve until `done()`, once `send(port)` has sent to the `listener` port (tcp, tls, ...) the runner opened."""
+    async def main() -> None:
+        stop = asyncio.Event()
+        ports: dict[str, int] = {}
+        serving = asyncio.create_task(runner.serve(stop, ready=ports.update))
+        while listener not in ports:
+            await asyncio.sleep(0.01)
+        await send(ports[listener])
+        while not done():
+            await asyncio.sleep(0.02)
+        stop.set()
+        await serving
 
     asyncio.run(main())
 
@@ -149,23 +168,14 @@ def test_syslog_over_tls_with_a_configured_certificate(tmp_path: Path) -> None:
     with open_store(config.store) as store:
         runner, _ = build_runner(config, store)
 
-        async def main() -> None:
-            stop = asyncio.Event()
-            ports: dict[str, int] = {}
-            serving = asyncio.create_task(runner.serve(stop, ready=ports.update))
-            while "tls" not in ports:
-                await asyncio.sleep(0.01)
+        async def send(port: int) -> None:
             client = ssl.create_default_context(cafile=str(cert))
-            _, writer = await asyncio.open_connection("127.0.0.1", ports["tls"], ssl=client)
+            _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
             writer.write(f"{len(message)} ".encode() + message)
             await writer.drain()
-            while runner.counters.events_processed < 1:
-                await asyncio.sleep(0.02)
             writer.close()
-            stop.set()
-            await serving
 
-        asyncio.run(main())
+        serve_and_send(runner, "tls", send, lambda: runner.counters.events_processed >= 1)
         assert runner.counters.events_in["syslog_tls"] == 1
         [event] = store.search("events", "", limit=5).hits
         assert (event["host"]["name"], event["user"]["name"]) == ("web01", "deploy")

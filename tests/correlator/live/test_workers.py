@@ -26,7 +26,7 @@ from correlator.pipeline import Detection
 from correlator.store.base import Store
 from correlator.store.config import open_store
 from tests.conftest import REPO_ROOT
-from tests.correlator.live.test_runner import _serve_until_drained
+from tests.correlator.live.test_runner import _serve_until_drained, serve_and_send
 from tests.correlator.live.test_runner_reload import _config as _marker_config
 from tests.correlator.live.test_runner_reload import _event, _rules, _serve
 
@@ -74,20 +74,13 @@ def test_syslog_frames_are_parsed_in_the_workers(tmp_path: Path) -> None:
     with open_store(config.store) as store:
         runner, _ = build_runner(config, store)
 
-        async def main() -> None:
-            stop = asyncio.Event()
-            ports: dict[str, int] = {}
-            serving = asyncio.create_task(runner.serve(stop, ready=ports.update))
-            while "tcp" not in ports:
-                await asyncio.sleep(0.01)
-            with socket.create_connection(("127.0.0.1", ports["tcp"])) as sock:
+        async def send(port: int) -> None:
+            with socket.create_connection(("127.0.0.1", port)) as sock:
                 sock.sendall(b"".join(b"%d %s" % (len(line), line) for line in lines))
-            while runner.counters.events_out["syslog_tcp"] + runner.counters.rejected["syslog_tcp"] < 3:
-                await asyncio.sleep(0.02)
-            stop.set()
-            await serving
 
-        asyncio.run(main())
+        counters = runner.counters
+        serve_and_send(runner, "tcp", send,
+                       lambda: counters.events_out["syslog_tcp"] + counters.rejected["syslog_tcp"] >= 3)
         assert "socctl_detection_workers 1\n" in render(runner)
         assert runner.counters.events_out["syslog_tcp"] == 2
         assert runner.counters.rejected["syslog_tcp"] == 1
