@@ -350,7 +350,7 @@ class Rejected:
     reason: str
     origin: EventOrigin
     raw: str | None = None
-    stage: str = "read"  # read | normalise | store
+    stage: str = "read"  # read | normalise | detect | store
 
     def describe(self) -> str:
         return f"{self.origin.describe()}: {self.reason}"

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from collectors.syslog_server import SyslogFrame
-from correlator.live.intake import frame_to_event
+from correlator.live.intake import frame_origin, frame_to_event
 from correlator.model import Event, Rejected
 from correlator.pipeline import Detection, FileResult, detect_events
 from correlator.store.documents import (
@@ -26,7 +26,7 @@ from correlator.store.documents import (
     refused_dead_letter,
 )
 
-__all__ = ["Detected", "Intake", "detect_batch"]
+__all__ = ["Detected", "Intake", "detect_batch", "merge_detected", "undetected"]
 
 Intake = SyslogFrame | Event | Rejected  # what a collector queues: a syslog frame is parsed by the detection stage
 
@@ -73,3 +73,42 @@ def detect_batch(batch: Sequence[tuple[str, Intake]], detection: Detection, now_
             result.rejected.append(refused_dead_letter(Collection.EVENTS, event.id, str(exc), event.origin,
                                                        event.raw))
     return detected
+
+
+def undetected(item: tuple[str, Intake], reason: str) -> Detected:
+    """What a batch of one item gives when detection cannot take it (it crashed or killed its worker): the item
+    as a dead letter with `reason`, its raw record kept."""
+    collector, intake = item
+    if isinstance(intake, Rejected):
+        dead = intake
+    elif isinstance(intake, SyslogFrame):
+        dead = Rejected(reason, frame_origin(intake), raw=intake.data.decode("utf-8", "backslashreplace"),
+                        stage="detect")
+    else:
+        dead = Rejected(reason, intake.origin, raw=intake.raw, stage="detect")
+    detected = Detected(FileResult("live", rejected=[dead]))
+    detected.rejected[collector] += 1
+    return detected
+
+
+def merge_detected(parts: Sequence[Detected]) -> Detected:
+    """The parts of one batch (detected apart, in order) as one."""
+    merged = Detected(FileResult("live"))
+    result = merged.result
+    for part in parts:
+        got = part.result
+        result.events += got.events
+        result.alerts.extend(got.alerts)
+        result.matches.extend(got.matches)
+        result.rejected.extend(got.rejected)
+        result.excepted.update(got.excepted)
+        result.withheld += got.withheld
+        result.payloads += got.payloads
+        result.payload_cache_hits += got.payload_cache_hits
+        result.yara_alerts += got.yara_alerts
+        merged.prepared.extend(part.prepared)
+        merged.events.update(part.events)
+        merged.rejected.update(part.rejected)
+        if part.newest_ms is not None and (merged.newest_ms is None or part.newest_ms > merged.newest_ms):
+            merged.newest_ms = part.newest_ms
+    return merged

@@ -13,12 +13,12 @@ from collectors.syslog_parse import SyslogParseError, parse_syslog
 from collectors.syslog_server import SyslogFrame
 from correlator.model import Event, EventOrigin, Rejected, event_id_for
 
-__all__ = ["frame_to_event"]
+__all__ = ["frame_origin", "frame_to_event"]
 
 
 def frame_to_event(frame: SyslogFrame) -> Event | Rejected:
     raw = frame.data.decode("utf-8", "backslashreplace")
-    origin = _origin(frame.transport, frame.peer)
+    origin = frame_origin(frame)
     if frame.error is not None:
         return Rejected(frame.error, origin, raw=raw, stage="read")
     try:
@@ -26,6 +26,11 @@ def frame_to_event(frame: SyslogFrame) -> Event | Rejected:
     except SyslogParseError as exc:
         return Rejected(f"not a syslog message: {exc.reason}", origin, raw=raw, stage="normalise")
     return to_event(message, raw, origin, event_id_for(f"{frame.peer}\0{raw}"))
+
+
+def frame_origin(frame: SyslogFrame) -> EventOrigin:
+    """Where a frame came from: its transport and sender."""
+    return _origin(frame.transport, frame.peer)
 
 
 @lru_cache(maxsize=4_096)

@@ -44,6 +44,8 @@ def render(runner: Runner) -> str:
     metric("queue_capacity", "gauge", "Size of the intake queue.", [_line("queue_capacity", runner.queue.maxsize)])
     metric("detection_workers", "gauge", "Detection worker processes (0: detection in the pipeline thread).",
            [_line("detection_workers", len(runner.workers) if runner.workers is not None else 0)])
+    metric("detection_workers_replaced_total", "counter", "Detection workers that died and were forked again.",
+           [_line("detection_workers_replaced_total", runner.workers.replaced if runner.workers is not None else 0)])
     metric("alerts_total", "counter", "New alerts (after suppression).", [_line("alerts_total", c.alerts)])
     metric("correlation_alerts_total", "counter", "Correlation alerts.",
            [_line("correlation_alerts_total", c.correlation_alerts)])

@@ -298,6 +298,8 @@ class Runner:
         fresh = build()
         fresh.analyzer.restore(self.components.analyzer.snapshot())
         self.components = fresh
+        if self.workers is not None:  # what a worker forked from now on starts with (the others loaded it)
+            self.workers.detection = fresh.detection
         self.analysis_metrics = fresh.analyzer.metrics()
         gc.unfreeze()  # the old rules may hold reference cycles: let the collector free them
         gc.collect()

@@ -8,9 +8,13 @@ worker k mod N and takes the results back in batch order. A reload is a message:
 and configuration itself (`load`), and a worker that cannot keeps what it runs and says why.
 
 A worker ignores SIGINT, SIGTERM and SIGHUP (the engine decides when to stop: it drains its queue through the
-workers first) and ends when its pipe closes (the engine stopped or died) or when told to. A worker that dies or
-fails on a batch fails that batch as an error in the pipeline thread would: the engine stops without
-acknowledging it.
+workers first) and ends when its pipe closes (the engine stopped or died) or when told to.
+
+Nothing one input does stops the engine: a worker that dies on a batch (a crash in native code, the kernel's OOM
+killer) is replaced by a new fork and the batch given again; when it dies again, or when detection raises on the
+batch, the batch is halved until the items that fail are alone, and each of those becomes a dead letter naming
+what happened (`correlator.live.detect.undetected`), the rest detected as usual. A worker that cannot be
+replaced (fork fails) fails the batch: the engine then stops without acknowledging it.
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from correlator.live.detect import Detected, Intake, detect_batch
+from correlator.live.detect import Detected, Intake, detect_batch, merge_detected, undetected
 from correlator.pipeline import Detection
 
-__all__ = ["DetectionWorkers", "WorkerError"]
+__all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,14 @@ _INHERITED: tuple[Detection, Loader] | None = None
 
 class WorkerError(RuntimeError):
     """A detection worker failed a request or went away."""
+
+
+class WorkerDiedError(WorkerError):
+    """The worker went away while it held a request."""
+
+
+class WorkerFailedError(WorkerError):
+    """The request raised in the worker (the worker is alive)."""
 
 
 def _serve(conn: Connection, others: list[Connection]) -> None:
@@ -75,53 +87,76 @@ class _Worker:
     def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection) -> None:
         self.process = process
         self.conn = conn
-        self.lock = threading.Lock()  # one request at a time on the pipe
 
     def call(self, request: tuple[Any, ...]) -> Any:
-        with self.lock:
-            try:
-                self.conn.send(request)
-                answer = self.conn.recv()
-            except (EOFError, OSError, BrokenPipeError) as exc:
-                code = self.process.exitcode
-                raise WorkerError(f"detection worker {self.process.pid} went away"
-                                  f"{'' if code is None else f' (exit code {code})'}: {exc!r}") from exc
+        """One request and its answer (the caller holds the worker's slot lock)."""
+        try:
+            self.conn.send(request)
+            answer = self.conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            self.process.join(1)
+            code = self.process.exitcode
+            raise WorkerDiedError(f"detection worker {self.process.pid} went away"
+                             f"{'' if code is None else f' (exit code {code})'}: {exc!r}") from exc
         if answer[0] == "error":
-            raise WorkerError(f"detection worker {self.process.pid}: {answer[1]}\n{answer[2]}")
+            raise WorkerFailedError(f"detection worker {self.process.pid}: {answer[1]}\n{answer[2]}")
         return answer[1]
 
 
 class DetectionWorkers:
     """`count` forked detection workers sharing `detection` as it is now; `loader` builds a worker's new
-    detection stage from what `load` is given. Call from the thread that starts the engine, before any other
-    thread exists (fork copies only the calling thread)."""
+    detection stage from what `load` is given. Start them from the thread that starts the engine, before any
+    other thread exists (fork copies only the calling thread). `detection` is what a replacement worker starts
+    with: keep it current after a reload."""
 
     def __init__(self, count: int, detection: Detection, loader: Loader) -> None:
-        global _INHERITED  # noqa: PLW0603 - the fork start method hands this to the workers
         if count < 1:
             raise ValueError(f"detection workers: need at least 1, got {count}")
-        context = multiprocessing.get_context("fork")
-        _INHERITED = (detection, loader)
+        self.detection = detection
+        self._loader = loader
+        self._context = multiprocessing.get_context("fork")
         self._workers: list[_Worker] = []
+        self._slots = [threading.Lock() for _ in range(count)]  # one request at a time per worker, across forks
+        self.replaced = 0  # workers that died and were forked again
         try:
-            ends: list[Connection] = []
             for index in range(count):
-                mine, theirs = context.Pipe()
-                ends.append(mine)
-                process = context.Process(target=_serve, args=(theirs, list(ends)), daemon=True,
-                                          name=f"socctl-detect-{index}")
-                process.start()
-                theirs.close()
-                self._workers.append(_Worker(process, mine))
+                self._workers.append(self._fork(index))
         except BaseException:
             self.close()
             raise
-        finally:
-            _INHERITED = None
         self._next = 0
         # A worker ignores SIGTERM, which is how multiprocessing ends daemon children at exit before joining them:
         # stop them first, whatever way the engine's process ends.
         atexit.register(self.close)
+
+    def _fork(self, index: int) -> _Worker:
+        global _INHERITED  # noqa: PLW0603 - the fork start method hands this to the worker
+        mine, theirs = self._context.Pipe()
+        ends = [worker.conn for worker in self._workers] + [mine]
+        _INHERITED = (self.detection, self._loader)
+        try:
+            process = self._context.Process(target=_serve, args=(theirs, ends), daemon=True,
+                                            name=f"socctl-detect-{index}")
+            process.start()
+        finally:
+            _INHERITED = None
+            theirs.close()
+        return _Worker(process, mine)
+
+    def _call(self, index: int, request: tuple[Any, ...]) -> Any:
+        """A request to worker `index`; one that died on it is replaced (before `WorkerDiedError` is raised)."""
+        with self._slots[index]:
+            try:
+                return self._workers[index].call(request)
+            except WorkerDiedError:
+                dead = self._workers[index]
+                dead.conn.close()
+                if dead.process.is_alive():
+                    dead.process.kill()
+                dead.process.join(1)
+                self._workers[index] = self._fork(index)
+                self.replaced += 1
+                raise
 
     def __len__(self) -> int:
         return len(self._workers)
@@ -138,18 +173,51 @@ class DetectionWorkers:
 
     def detect(self, index: int, batch: Sequence[tuple[str, Intake]], now_ms: int, *,
                store_events: bool) -> Detected:
-        """Worker `index` runs `detect_batch` (blocking; safe from several threads, one request per worker)."""
-        result = self._workers[index].call(("detect", list(batch), now_ms, store_events))
+        """Worker `index` runs `detect_batch` (blocking; safe from several threads, one request per worker). A
+        batch whose worker died is given once more to its replacement; one that still fails is halved until
+        the failing items are dead letters (see the module doc)."""
+        items = list(batch)
+        try:
+            return self._detect(index, items, now_ms, store_events)
+        except WorkerDiedError as exc:
+            log.error("%s on a batch of %d items: a new worker takes it again", exc, len(items))  # noqa: TRY400
+            try:
+                return self._detect(index, items, now_ms, store_events)
+            except WorkerError as again:
+                cause: WorkerError = again
+        except WorkerFailedError as exc:
+            cause = exc
+        log.error("detection failed on a batch of %d items (%s): looking for the items that fail",
+                  len(items), str(cause).splitlines()[0])
+        return self._isolate(index, items, now_ms, store_events, cause)
+
+    def _detect(self, index: int, items: list[tuple[str, Intake]], now_ms: int, store_events: bool) -> Detected:
+        result = self._call(index, ("detect", items, now_ms, store_events))
         assert isinstance(result, Detected)
         return result
+
+    def _isolate(self, index: int, items: list[tuple[str, Intake]], now_ms: int, store_events: bool,
+                 cause: WorkerError) -> Detected:
+        if len(items) == 1:
+            reason = f"detection could not take this record: {str(cause).splitlines()[0]}"
+            log.error("%s (%s)", reason, items[0][0])
+            return undetected(items[0], reason)
+        parts = []
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            try:
+                parts.append(self._detect(index, half, now_ms, store_events))
+            except WorkerError as exc:
+                parts.append(self._isolate(index, half, now_ms, store_events, exc))
+        return merge_detected(parts)
 
     def load(self, payload: Any) -> None:
         """Every worker builds its new detection stage from `payload`; `WorkerError` naming the first that could
         not (it keeps what it runs; so may the others, until the next load)."""
         errors = []
-        for worker in self._workers:
+        for index in range(len(self._workers)):
             try:
-                worker.call(("load", payload))
+                self._call(index, ("load", payload))
             except WorkerError as exc:
                 errors.append(str(exc))
         if errors:
@@ -158,14 +226,14 @@ class DetectionWorkers:
     def close(self, timeout: float = 5.0) -> None:
         """Stop every worker (waiting up to `timeout` each, then killing it). Closing twice is harmless."""
         atexit.unregister(self.close)
-        for worker in self._workers:
-            if worker.lock.acquire(timeout=timeout):  # else a request hangs on it: closing the pipe ends that
+        for slot, worker in zip(self._slots, self._workers, strict=False):
+            if slot.acquire(timeout=timeout):  # else a request hangs on it: closing the pipe ends that
                 try:
                     worker.conn.send(("stop",))
                 except (OSError, ValueError):
                     pass
                 finally:
-                    worker.lock.release()
+                    slot.release()
             worker.conn.close()
         for worker in self._workers:
             worker.process.join(timeout)

@@ -1,6 +1,7 @@
 """Detection in worker processes (`workers: N`): the store ends with what detection in the pipeline thread gives
-(events, dead letters, alerts, cases), syslog frames are parsed in the workers, a worker that dies fails its
-batch without acknowledging it, and the worker pool itself: answers, a load that fails, stopping."""
+(events, dead letters, alerts, cases), syslog frames are parsed in the workers, a worker killed between batches
+is replaced with nothing lost, a record that kills its worker or makes detection raise becomes a dead letter
+while the rest of its batch is detected, and the worker pool itself: answers, a load that fails, stopping."""
 
 from __future__ import annotations
 
@@ -11,24 +12,27 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from collectors.syslog_server import SyslogFrame
+from correlator.live import workers as workers_module
 from correlator.live.app import build_runner
 from correlator.live.config import Listen, RunConfig, RunConfigError, parse_run_config
-from correlator.live.detect import detect_batch
+from correlator.live.detect import Detected, Intake, detect_batch
 from correlator.live.metrics import render
 from correlator.live.runner import Runner
 from correlator.live.workers import DetectionWorkers, WorkerError
+from correlator.model import Event
 from correlator.pipeline import Detection
 from correlator.store.base import Store
 from correlator.store.config import open_store
 from tests.conftest import REPO_ROOT
 from tests.correlator.live.test_runner import _serve_until_drained, serve_and_send
+from tests.correlator.live.test_runner_reload import IDS, _event, _rule_ids, _rules, _serve
 from tests.correlator.live.test_runner_reload import _config as _marker_config
-from tests.correlator.live.test_runner_reload import _event, _rules, _serve
 
 SAMPLES = REPO_ROOT / "samples"
 
@@ -92,30 +96,68 @@ def test_syslog_frames_are_parsed_in_the_workers(tmp_path: Path) -> None:
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)  # stopped with the engine
 
 
-def test_a_worker_that_dies_fails_its_batch_and_nothing_is_acknowledged(tmp_path: Path) -> None:
-    config = _marker_config(tmp_path, _rules(tmp_path / "rules", "a"), 1)
+def test_a_worker_killed_between_batches_is_replaced_and_nothing_is_lost(tmp_path: Path) -> None:
+    config = _marker_config(tmp_path, _rules(tmp_path / "rules", "a", "b"), 1)
     with open_store(config.store) as store:
         runner, _ = build_runner(config, store)
         assert runner.workers is not None
         (pid,) = runner.workers.pids
-        assert pid is not None
-        failures: list[str] = []
 
         async def scenario(runner: Runner) -> None:
+            assert pid is not None
             os.kill(pid, signal.SIGKILL)
-            await runner.put("test", _event("a", 1))
-            try:
-                await runner.barrier()
-            except RuntimeError as exc:
-                failures.append(str(exc))
+            await runner.put("test", _event("b", 1))
+            await runner.barrier()
 
-        with pytest.raises(WorkerError, match=f"detection worker {pid} went away"):
-            _serve(runner, scenario)
-        assert len(failures) == 1
-        assert failures[0].startswith("not stored: detection worker")
-        assert store.count("events") == 0
+        _serve(runner, scenario)
+        assert runner.workers.replaced == 1
+        assert runner.workers.pids != [pid]
+        assert store.count("events") == 1
+        assert _rule_ids(store) == [IDS["b"]]
+        assert "socctl_detection_workers_replaced_total 1\n" in render(runner)
 
 
+def _poisoned(kind: str) -> Callable[..., Detected]:
+    """`detect_batch` that dies (kind "exit") or raises (kind "raise") on a batch holding a "poison" marker."""
+    real = workers_module.detect_batch
+
+    def detect(batch: Sequence[tuple[str, Intake]], detection: Detection, now_ms: int, *,
+               store_events: bool) -> Detected:
+        if any(isinstance(item, Event) and item.native.get("marker") == "poison" for _, item in batch):
+            if kind == "exit":
+                os._exit(3)
+            raise ValueError("a normaliser bug")
+        return real(batch, detection, now_ms, store_events=store_events)
+
+    return detect
+
+
+@pytest.mark.parametrize(("kind", "reason", "replaced"), [
+    ("exit", "went away (exit code 3)", 5),  # the batch twice, then each half that holds it: 4, 2, 1
+    ("raise", "ValueError: a normaliser bug", 0),
+], ids=["worker-dies", "detection-raises"])
+def test_a_record_detection_cannot_take_becomes_a_dead_letter_and_the_rest_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, reason: str, replaced: int,
+) -> None:
+    detection, _ = _detection(tmp_path)
+    monkeypatch.setattr(workers_module, "detect_batch", _poisoned(kind))  # forked workers inherit it
+    batch = [("test", _event("b", n)) for n in range(7)]
+    batch.insert(5, ("test", _event("poison", 9)))
+    workers = DetectionWorkers(1, detection, lambda _payload: detection)
+    try:
+        done = workers.detect(0, batch, 0, store_events=True)
+        after = workers.detect(0, batch[:2], 0, store_events=False)  # the pool goes on
+    finally:
+        workers.close()
+    assert workers.replaced == replaced
+    assert (done.events["test"], done.rejected["test"], len(done.prepared)) == (7, 1, 7)
+    assert sorted(a.event_id for a in done.result.alerts) == sorted(e.id for _, e in batch if e.native["marker"] == "b")
+    (dead,) = done.result.rejected
+    assert dead.stage == "detect"
+    assert dead.reason.startswith("detection could not take this record: detection worker")
+    assert reason in dead.reason
+    assert dead.raw == batch[5][1].raw
+    assert len(after.result.alerts) == 2
 def _detection(tmp_path: Path) -> tuple[Detection, RunConfig]:
     config = _marker_config(tmp_path, _rules(tmp_path / "rules", "a", "b"))
     with open_store(config.store) as store:
