@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from correlator.cli.common import RuleOptions, load_sigma
 from correlator.live.config import RunConfig
-from correlator.live.runner import Components, Runner
+from correlator.live.parts import Components
+from correlator.live.runner import Runner
 from correlator.store.base import Store, wall_clock_ms
 
 if TYPE_CHECKING:

@@ -10,8 +10,9 @@ the events. The analysis and the store stay with the caller, in batch order.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from collectors.syslog_server import SyslogFrame
@@ -26,7 +27,9 @@ from correlator.store.documents import (
     refused_dead_letter,
 )
 
-__all__ = ["Detected", "Intake", "detect_batch", "merge_detected", "undetected"]
+__all__ = ["Detected", "Intake", "detect_batch", "detect_isolating", "merge_detected", "undetected"]
+
+log = logging.getLogger(__name__)
 
 Intake = SyslogFrame | Event | Rejected  # what a collector queues: a syslog frame is parsed by the detection stage
 
@@ -112,3 +115,24 @@ def merge_detected(parts: Sequence[Detected]) -> Detected:
         if part.newest_ms is not None and (merged.newest_ms is None or part.newest_ms > merged.newest_ms):
             merged.newest_ms = part.newest_ms
     return merged
+
+
+def detect_isolating(items: list[tuple[str, Intake]], detect: Callable[[list[tuple[str, Intake]]], Detected],
+                     failure: Exception, errors: type[Exception] | tuple[type[Exception], ...] = Exception,
+                     describe: Callable[[Exception], str] = lambda exc: f"{type(exc).__name__}: {exc}",
+                     ) -> Detected:
+    """`items` whose detection failed with `failure`, detected again by halves (`detect`) until each item that
+    fails (raises one of `errors`; anything else propagates) is alone and becomes a dead letter naming its
+    failure (`describe`); the others are detected as usual."""
+    if len(items) == 1:
+        reason = f"detection could not take this record: {describe(failure).splitlines()[0]}"
+        log.error("%s (%s)", reason, items[0][0])
+        return undetected(items[0], reason)
+    parts = []
+    middle = len(items) // 2
+    for half in (items[:middle], items[middle:]):
+        try:
+            parts.append(detect(half))
+        except errors as exc:
+            parts.append(detect_isolating(half, detect, exc, errors, describe))
+    return merge_detected(parts)

@@ -38,10 +38,9 @@ import functools
 import gc
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,13 +48,12 @@ from collectors.syslog_server import SyslogFrame, SyslogServer
 from correlator.analysis import Analyzer, load_state, save_state
 from correlator.live import inputs
 from correlator.live.config import RunConfig
-from correlator.live.detect import Detected, Intake, detect_batch
+from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
 from correlator.live.latency import LatencyWindow
+from correlator.live.parts import Components, Counters, Reloader
 from correlator.live.workers import DetectionWorkers
 from correlator.model import Event, Rejected
-from correlator.pipeline import Detection
 from correlator.runtime import Runtime
-from correlator.sink import AlertSink
 from correlator.store.base import Store
 
 __all__ = ["Components", "Counters", "Runner"]
@@ -65,18 +63,6 @@ log = logging.getLogger(__name__)
 Item = Event | Rejected
 ANALYSIS_METRICS_EVERY_S: Final = 1.0
 Queued = tuple[str, Intake, float]  # collector, item (a syslog frame is parsed by detection), time taken in
-
-
-@dataclass
-class Components:
-    """What processes events; replaced as a whole on reload."""
-
-    runtime: Runtime
-    detection: Detection
-    analyzer: Analyzer
-    sink: AlertSink
-    warnings: list[str]
-    rules: int
 
 
 @dataclass(slots=True)
@@ -94,33 +80,6 @@ class _InFlight:
     checkpoints: list[_Checkpoint]
     detected: asyncio.Future[Detected] | None  # None: no events, only checkpoints
     started: float
-
-
-# Reload in two steps: read what the store holds (in the pipeline thread), then load files (in another thread),
-# which returns the function that assembles the components (in the pipeline thread).
-Reloader = tuple[Callable[[], Any], Callable[[Any], Callable[[], Components]]]
-
-
-@dataclass
-class Counters:
-    events_in: Counter[str] = field(default_factory=Counter)  # by collector
-    rejected: Counter[str] = field(default_factory=Counter)  # by collector
-    events_out: Counter[str] = field(default_factory=Counter)  # events through detection, by collector
-    events_processed: int = 0
-    alerts: int = 0
-    correlation_alerts: int = 0
-    suppressed: int = 0
-    excepted: int = 0
-    cases_opened: int = 0
-    cases_updated: int = 0
-    batches: int = 0
-    last_batch_seconds: float = 0.0
-    store_errors: int = 0
-    payloads_scanned: int = 0
-    payload_cache_hits: int = 0
-    yara_alerts: int = 0
-    reloads: int = 0
-    reload_failures: int = 0
 
 
 class Runner:
@@ -201,8 +160,17 @@ class Runner:
     def process(self, batch: list[Queued]) -> None:
         """One batch through detection, analysis, the store and cases, here (the pipeline thread)."""
         started = time.perf_counter()
-        detected = detect_batch([(collector, item) for collector, item, _ in batch], self.components.detection,
-                                self.clock(), store_events=self.config.store_events)
+        items = [(collector, item) for collector, item, _ in batch]
+        detection, now_ms, keep = self.components.detection, self.clock(), self.config.store_events
+
+        def detect(part: list[tuple[str, Intake]]) -> Detected:
+            return detect_batch(part, detection, now_ms, store_events=keep)
+
+        try:
+            detected = detect(items)
+        except Exception as exc:  # one record must not stop the engine: find it, dead-letter it, go on
+            log.exception("detection failed on a batch of %d items: looking for the items that fail", len(items))
+            detected = detect_isolating(items, detect, exc)
         self.finish(batch, detected, started)
 
     def finish(self, batch: list[Queued], detected: Detected, started: float) -> None:

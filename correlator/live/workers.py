@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from correlator.live.detect import Detected, Intake, detect_batch, merge_detected, undetected
+from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
 from correlator.pipeline import Detection
 
 __all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError"]
@@ -189,27 +189,13 @@ class DetectionWorkers:
             cause = exc
         log.error("detection failed on a batch of %d items (%s): looking for the items that fail",
                   len(items), str(cause).splitlines()[0])
-        return self._isolate(index, items, now_ms, store_events, cause)
+        return detect_isolating(items, lambda part: self._detect(index, part, now_ms, store_events), cause,
+                                WorkerError, str)  # a worker that cannot be forked again (OSError) fails the batch
 
     def _detect(self, index: int, items: list[tuple[str, Intake]], now_ms: int, store_events: bool) -> Detected:
         result = self._call(index, ("detect", items, now_ms, store_events))
         assert isinstance(result, Detected)
         return result
-
-    def _isolate(self, index: int, items: list[tuple[str, Intake]], now_ms: int, store_events: bool,
-                 cause: WorkerError) -> Detected:
-        if len(items) == 1:
-            reason = f"detection could not take this record: {str(cause).splitlines()[0]}"
-            log.error("%s (%s)", reason, items[0][0])
-            return undetected(items[0], reason)
-        parts = []
-        middle = len(items) // 2
-        for half in (items[:middle], items[middle:]):
-            try:
-                parts.append(self._detect(index, half, now_ms, store_events))
-            except WorkerError as exc:
-                parts.append(self._isolate(index, half, now_ms, store_events, exc))
-        return merge_detected(parts)
 
     def load(self, payload: Any) -> None:
         """Every worker builds its new detection stage from `payload`; `WorkerError` naming the first that could

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from collectors.syslog_server import SyslogFrame
+from correlator.live import runner as runner_module
 from correlator.live import workers as workers_module
 from correlator.live.app import build_runner
 from correlator.live.config import Listen, RunConfig, RunConfigError, parse_run_config
@@ -31,7 +32,7 @@ from correlator.store.base import Store
 from correlator.store.config import open_store
 from tests.conftest import REPO_ROOT
 from tests.correlator.live.test_runner import _serve_until_drained, serve_and_send
-from tests.correlator.live.test_runner_reload import IDS, _event, _rule_ids, _rules, _serve
+from tests.correlator.live.test_runner_reload import IDS, WORKERS, _event, _rule_ids, _rules, _serve
 from tests.correlator.live.test_runner_reload import _config as _marker_config
 
 SAMPLES = REPO_ROOT / "samples"
@@ -255,3 +256,27 @@ def test_workers_stop_when_a_listener_cannot_start(tmp_path: Path) -> None:
             with pytest.raises(OSError, match="address already in use"):
                 asyncio.run(runner.serve(asyncio.Event()))
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+@WORKERS
+def test_the_engine_dead_letters_a_record_detection_cannot_take(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                workers: int) -> None:
+    poisoned = _poisoned("raise")
+    monkeypatch.setattr(runner_module, "detect_batch", poisoned)  # in the pipeline thread
+    monkeypatch.setattr(workers_module, "detect_batch", poisoned)  # in workers forked from now on
+    config = _marker_config(tmp_path, _rules(tmp_path / "rules", "a", "b"), workers)
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+
+        async def scenario(runner: Runner) -> None:
+            for n, marker in enumerate(["b", "b", "poison", "b"]):
+                await runner.put("test", _event(marker, n))
+            await runner.barrier()
+
+        _serve(runner, scenario)
+        assert store.count("events") == 3
+        (dead,) = store.search("deadletter").hits
+        assert dead["stage"] == "detect"
+        assert "ValueError: a normaliser bug" in dead["reason"]
+        assert _rule_ids(store) == [IDS["b"]] * 3
+        assert runner.counters.rejected["test"] == 1
