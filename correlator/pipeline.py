@@ -77,6 +77,22 @@ class FileResult:
     payload_cache_hits: int = 0  # of them, answered from the hit cache (identical content seen before)
     yara_alerts: int = 0  # YARA hits on payloads (before the allowlist and withholding)
 
+    def add(self, other: FileResult) -> None:
+        """Count `other` (a later part of the same input) into this result."""
+        self.events += other.events
+        self.alerts.extend(other.alerts)
+        self.matches.extend(other.matches)
+        self.rejected.extend(other.rejected)
+        self.excepted.update(other.excepted)
+        self.withheld += other.withheld
+        self.payloads += other.payloads
+        self.payload_cache_hits += other.payload_cache_hits
+        self.yara_alerts += other.yara_alerts
+        if self.event_lines is not None and other.event_lines:
+            self.event_lines.extend(other.event_lines)
+        if self.stored_events is not None and other.stored_events:
+            self.stored_events.extend(other.stored_events)
+
 
 def enrich_alert(alert: Alert, inventory: Inventory, fields: Mapping[str, Any]) -> None:
     """Add the asset, its system and agency (`assets.enrichment_fields`, nested) and every system the event

@@ -97,18 +97,8 @@ def undetected(item: tuple[str, Intake], reason: str) -> Detected:
 def merge_detected(parts: Sequence[Detected]) -> Detected:
     """The parts of one batch (detected apart, in order) as one."""
     merged = Detected(FileResult("live"))
-    result = merged.result
     for part in parts:
-        got = part.result
-        result.events += got.events
-        result.alerts.extend(got.alerts)
-        result.matches.extend(got.matches)
-        result.rejected.extend(got.rejected)
-        result.excepted.update(got.excepted)
-        result.withheld += got.withheld
-        result.payloads += got.payloads
-        result.payload_cache_hits += got.payload_cache_hits
-        result.yara_alerts += got.yara_alerts
+        merged.result.add(part.result)
         merged.prepared.extend(part.prepared)
         merged.events.update(part.events)
         merged.rejected.update(part.rejected)
