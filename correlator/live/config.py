@@ -24,8 +24,8 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     batch: 1000                                   # events per detection batch (at most)
     batch_wait: 200ms                             # how long a batch waits to fill
     workers: auto                                 # detection worker processes (syslog parsing, rules, YARA,
-                                                  # event documents): auto (the default) one per core; 0: in
-                                                  # the engine's pipeline thread
+                                                  # event documents): auto (the default) one per core (none
+                                                  # on one core); 0: in the engine's pipeline thread
     store_events: true                            # keep every event in the store (alerts point to them)
     replay: [samples/]                            # files read once at start (offline formats)
     tail:                                         # files followed as they grow (rotation and restarts survived)

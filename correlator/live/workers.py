@@ -33,7 +33,7 @@ from typing import Any
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
 from correlator.pipeline import Detection
 
-__all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError"]
+__all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError", "default_count"]
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,9 @@ class DetectionWorkers:
                 worker.process.join(1)
 
 
-def default_count() -> int:
-    """`workers: auto`: one worker per core. The engine's own process (intake, analysis, store, cases) shares the
-    cores with them: on 2 cores, 2 workers took 9,300 syslog events/s where 1 took 8,100 (bench/intake.py)."""
-    return os.cpu_count() or 1
+def default_count(cpus: int | None = None) -> int:
+    """`workers: auto`: one worker per core; none on one core (the hand-off would only cost). The engine's own
+    process (intake, analysis, store, cases) shares the cores with them: on 2 cores, 2 workers took 9,300 syslog
+    events/s where 1 took 8,100 (bench/intake.py)."""
+    cores = cpus if cpus is not None else (os.cpu_count() or 1)
+    return cores if cores > 1 else 0

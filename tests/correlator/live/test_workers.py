@@ -25,7 +25,7 @@ from correlator.live.config import Listen, RunConfig, RunConfigError, parse_run_
 from correlator.live.detect import Detected, Intake, detect_batch
 from correlator.live.metrics import render
 from correlator.live.runner import Runner
-from correlator.live.workers import DetectionWorkers, WorkerError
+from correlator.live.workers import DetectionWorkers, WorkerError, default_count
 from correlator.model import Event
 from correlator.pipeline import Detection
 from correlator.store.base import Store
@@ -211,7 +211,7 @@ def test_a_load_that_fails_keeps_what_the_worker_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("workers: 3", 3), ("workers: 0", 0), ("workers: auto", os.cpu_count() or 1), ("{}", os.cpu_count() or 1),
+    ("workers: 3", 3), ("workers: 0", 0), ("workers: auto", default_count()), ("{}", default_count()),
 ], ids=["number", "zero", "auto", "default"])
 def test_workers_setting(text: str, expected: int) -> None:
     assert parse_run_config(text).workers == expected
@@ -280,3 +280,7 @@ def test_the_engine_dead_letters_a_record_detection_cannot_take(tmp_path: Path, 
         assert "ValueError: a normaliser bug" in dead["reason"]
         assert _rule_ids(store) == [IDS["b"]] * 3
         assert runner.counters.rejected["test"] == 1
+
+
+def test_auto_is_one_worker_per_core_and_none_on_one_core() -> None:
+    assert [default_count(cpus) for cpus in (1, 2, 8)] == [0, 2, 8]
