@@ -25,7 +25,9 @@ and retries, and the retry is then a duplicate (its event is the upload's only o
 then commits: a crash delivers the records again, with the same event ids (the record fixes the arrival time).
 A record whose stored file is missing or damaged becomes a `Rejected` rather than a stuck queue.
 
-Stored contents are kept: they are the sample store analysts look files up in by hash; nothing here deletes them.
+Stored contents are the sample store analysts look files up in by hash. `UploadInbox.expire` deletes those not
+uploaded again for a while (a duplicate upload refreshes a content's time), never one a pending record still
+needs: `socctl run` sweeps at start and every hour (`uploads: {keep: 365d}`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +176,9 @@ class UploadInbox:
             duplicate = path.is_file()
             if not duplicate:
                 write_atomically(path, data)
+            else:
+                with contextlib.suppress(OSError):  # uploaded again: kept as long as new (`expire`)
+                    os.utime(path)
             try:
                 self._queue.append([UploadRecord(uploader, sha256, len(data), duplicate).encode()])
             except BaseException:
@@ -181,6 +187,31 @@ class UploadInbox:
                         path.unlink()
                 raise
         return UploadReceipt(sha256, len(data), guess_filetype(data), duplicate)
+
+    def expire(self, older_than_s: float) -> tuple[int, int]:
+        """Delete the stored contents last uploaded before `older_than_s` (epoch seconds) that no pending record
+        needs; (files, bytes) deleted. Serialised with `accept` (a content cannot go between its check and its
+        record)."""
+        with self._accepting:
+            needed = set()
+            for encoded in self._queue.peek(self._queue.pending_items):
+                with contextlib.suppress(ValueError):
+                    needed.add(UploadRecord.decode(encoded).sha256)
+            files = size = 0
+            for path in self.incoming.iterdir():
+                if not _is_sha256(path.name) or path.name in needed:
+                    continue
+                try:
+                    stat = path.stat()
+                    if stat.st_mtime >= older_than_s:
+                        continue
+                    path.unlink()
+                except OSError as exc:
+                    log.warning("sample store: cannot expire %s: %s", path, exc.strerror or exc)
+                    continue
+                files += 1
+                size += stat.st_size
+        return files, size
 
     def peek(self, max_records: int) -> list[bytes]:
         return self._queue.peek(max_records)

@@ -35,7 +35,9 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     watch:                                        # directories files are dropped into whole: each file read once
       - {path: /srv/drop/evtx, pattern: "*.evtx"}   # (any offline format; `format` forces one)
     samples: {paths: [/var/quarantine], max_bytes: 32MiB, poll: 2s}   # files scanned with YARA once each
-    uploads: {enabled: true, max_bytes: 32MiB}    # POST /v1/files on the HTTP intake (stored under state_dir/samples)
+    uploads: {enabled: true, max_bytes: 32MiB, keep: 365d}   # POST /v1/files on the HTTP intake (stored under
+                                                  # state_dir/samples; a content not uploaded again for `keep`
+                                                  # is deleted, swept hourly; keep: null keeps them for ever)
     yara: {enabled: true, rules: [rules/yara], timeout: 10s, max_bytes: 32MiB}   # payloads: carved bodies, files
     capture:                                      # live network sensor (needs root or CAP_NET_RAW)
       interface: eth0
@@ -73,6 +75,7 @@ _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowl
 ENV_PREFIX: Final = "SOCCTL_RUN_"
 MAX_WORKERS: Final = 64
 DEFAULT_SAMPLE_BYTES: Final = 32 << 20
+DEFAULT_SAMPLE_KEEP_MS: Final = 365 * 86_400_000  # a year: the longest retention of `socctl store retention`
 _SIZE: Final = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
 _UNITS: Final = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 10**3, "MB": 10**6,
                  "GB": 10**9}
@@ -121,10 +124,12 @@ class Samples:
 
 @dataclass(frozen=True, slots=True)
 class Uploads:
-    """`POST /v1/files` on the HTTP intake."""
+    """`POST /v1/files` on the HTTP intake; stored contents not uploaded again for `keep_ms` are deleted (None:
+    kept for ever)."""
 
     enabled: bool = True
     max_bytes: int = DEFAULT_SAMPLE_BYTES
+    keep_ms: int | None = DEFAULT_SAMPLE_KEEP_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,11 +355,18 @@ class _Reader:
                        nested.duration("idle_timeout", 60_000), nested.flag("carve", True))
 
     def uploads(self, key: str) -> Uploads:
-        section = self._section(key, ("enabled", "max_bytes"))
+        section = self._section(key, ("enabled", "max_bytes", "keep"))
         if section is None:
             return Uploads()
-        enabled = _Reader(section, self.source).flag("enabled", True)
-        return Uploads(enabled, self.size(f"{key}.max_bytes", section.get("max_bytes", DEFAULT_SAMPLE_BYTES)))
+        nested = _Reader(section, self.source)
+        keep: int | None = DEFAULT_SAMPLE_KEEP_MS
+        if "keep" in section:
+            try:
+                keep = None if section["keep"] is None else parse_duration_ms(str(section["keep"]))
+            except TimeSpecError as exc:
+                raise self.fail(f"{key}.keep", str(exc)) from exc
+        return Uploads(nested.flag("enabled", True),
+                       self.size(f"{key}.max_bytes", section.get("max_bytes", DEFAULT_SAMPLE_BYTES)), keep)
 
     def text(self, key: str) -> str | None:
         value = self.doc.get(key)

@@ -5,6 +5,7 @@ the intake queue (`Runner.put`: waits while the queue is full) and acknowledges 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -82,7 +83,28 @@ async def start_http(runner: Runner, collector: Callable[[str, Callable[[asyncio
         receiver = UploadConsumer(runner.http.uploads, upload_sink, barrier=runner.barrier)
         runner.http.on_uploaded = receiver.wake
         collector("upload", receiver.run)
+        if uploads.keep_ms is not None:
+            collector("sample-expiry", lambda stop: expire_samples(runner, uploads.keep_ms or 0, stop))
     return journal
+
+
+SAMPLE_SWEEP_S = 3600.0
+
+
+async def expire_samples(runner: Runner, keep_ms: int, stop: asyncio.Event, every_s: float = SAMPLE_SWEEP_S) -> None:
+    """Delete stored uploads not uploaded again for `keep_ms`, now and every `every_s` until `stop`."""
+    inbox = runner.http.uploads
+    while True:
+        cutoff = runner.clock() / 1000 - keep_ms / 1000
+        files, size = await asyncio.to_thread(inbox.expire, cutoff)
+        runner.counters.samples_expired += files
+        if files:
+            log.info("sample store: %d stored uploads (%d bytes) not uploaded again for %d days deleted", files,
+                     size, keep_ms // 86_400_000)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)
+        if stop.is_set():
+            return
 
 
 def make_capture(runner: Runner) -> Any:

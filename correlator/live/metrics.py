@@ -42,6 +42,8 @@ def render(runner: Runner) -> str:
     metric("queue_depth", "gauge", "Events waiting between intake and detection.",
            [_line("queue_depth", runner.queue.qsize())])
     metric("queue_capacity", "gauge", "Size of the intake queue.", [_line("queue_capacity", runner.queue.maxsize)])
+    metric("samples_expired_total", "counter", "Stored uploads deleted: not uploaded again for `uploads.keep`.",
+           [_line("samples_expired_total", c.samples_expired)])
     metric("detection_workers", "gauge", "Detection worker processes (0: detection in the pipeline thread).",
            [_line("detection_workers", len(runner.workers) if runner.workers is not None else 0)])
     metric("detection_workers_replaced_total", "counter", "Detection workers that died and were forked again.",

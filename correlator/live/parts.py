@@ -53,3 +53,4 @@ class Counters:
     yara_alerts: int = 0
     reloads: int = 0
     reload_failures: int = 0
+    samples_expired: int = 0  # stored uploads deleted by the sample store's expiry

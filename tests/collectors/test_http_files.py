@@ -272,6 +272,31 @@ def test_a_full_upload_queue_stores_nothing(tmp_path: Path) -> None:
         assert inbox.pending_records == 0
 
 
+def test_stored_uploads_expire_unless_uploaded_again_or_still_queued(tmp_path: Path) -> None:
+    uploader = Uploader(AGENT_PATH, None, "agent", None, "127.0.0.1", RECEIVED_MS)
+    with UploadInbox(tmp_path) as inbox:
+        old, again, queued = b"old sample", b"uploaded again", b"still queued"
+        paths = {data: inbox.sample_path(hashlib.sha256(data).hexdigest()) for data in (old, again, queued)}
+        for data in (old, again, queued):
+            inbox.accept(data, uploader)
+        inbox.commit(3)  # delivered and stored
+        long_ago = paths[old].stat().st_mtime - 100 * 86_400
+        for path in paths.values():
+            os.utime(path, (long_ago, long_ago))
+        inbox.accept(again, uploader)  # a duplicate: its content is as new as the upload
+        inbox.commit(1)
+        inbox.accept(queued, uploader)  # its record is pending: the consumer still needs the content
+        os.utime(paths[queued], (long_ago, long_ago))
+        (inbox.incoming / "notes.txt").write_text("not a sample")
+        cutoff = long_ago + 50 * 86_400
+        assert inbox.expire(cutoff) == (1, len(old))
+        assert [path.exists() for path in paths.values()] == [False, True, True]
+        assert (inbox.incoming / "notes.txt").exists()  # only contents named by their sha256
+        inbox.commit(1)
+        assert inbox.expire(cutoff) == (1, len(queued))
+        assert [path.exists() for path in paths.values()] == [False, True, False]
+
+
 # -- the consumer: durability --------------------------------------------------------------------------------------
 
 

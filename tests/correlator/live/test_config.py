@@ -99,15 +99,18 @@ def test_samples_and_uploads() -> None:
     assert config.uploads == Uploads(False, 1000)
     defaults = parse_run_config("", "run.yml", environ={})
     assert defaults.samples.paths == ()
-    assert defaults.uploads == Uploads(True, 32 << 20)
+    assert defaults.uploads == Uploads(True, 32 << 20, 365 * 86_400_000)
+    assert parse_run_config("uploads: {keep: 30d}\n", "run.yml", environ={}).uploads.keep_ms == 30 * 86_400_000
+    assert parse_run_config("uploads: {keep: null}\n", "run.yml", environ={}).uploads.keep_ms is None
 
 
 @pytest.mark.parametrize(("text", "message"), [
     ("samples: {paths: []}\n", "run.yml:1: samples.paths: expected at least one directory to watch"),
     ("samples: {paths: [a], max_bytes: lots}\n", "run.yml:1: samples.max_bytes: expected a size such as 32MiB"),
     ("uploads: {enabled: true, limit: 5}\n", "run.yml:1: uploads.limit: unknown setting (expected one of enabled"),
-    ("uploads: yes\n", "run.yml:1: uploads: expected a mapping of enabled, max_bytes, not True"),
-], ids=["no-paths", "size", "unknown", "not-a-mapping"])
+    ("uploads: yes\n", "run.yml:1: uploads: expected a mapping of enabled, max_bytes, keep, not True"),
+    ("uploads: {keep: soon}\n", "run.yml:1: uploads.keep: "),
+], ids=["no-paths", "size", "unknown", "not-a-mapping", "keep"])
 def test_samples_and_uploads_errors(text: str, message: str) -> None:
     with pytest.raises(RunConfigError) as caught:
         parse_run_config(text, "run.yml", environ={})

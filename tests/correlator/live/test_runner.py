@@ -179,3 +179,35 @@ def test_syslog_over_tls_with_a_configured_certificate(tmp_path: Path) -> None:
         assert runner.counters.events_in["syslog_tls"] == 1
         [event] = store.search("events", "", limit=5).hits
         assert (event["host"]["name"], event["user"]["name"]) == ("web01", "deploy")
+
+
+def test_the_engine_expires_stored_uploads_at_start(tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    from correlator.live.config import Uploads
+
+    incoming = tmp_path / "state" / "samples" / "incoming"
+    incoming.mkdir(parents=True)
+    stored = {name: incoming / hashlib.sha256(name.encode()).hexdigest() for name in ("old", "recent")}
+    for path in stored.values():
+        path.write_bytes(b"sample")
+    two_days_ago = stored["old"].stat().st_mtime - 2 * 86_400
+    os.utime(stored["old"], (two_days_ago, two_days_ago))
+    config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
+                       syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), http=Listen(port=0),
+                       batch_wait_ms=20, uploads=Uploads(keep_ms=86_400_000))
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            serving = asyncio.create_task(runner.serve(stop))
+            while runner.counters.samples_expired < 1:
+                await asyncio.sleep(0.02)
+            stop.set()
+            await serving
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+    assert not stored["old"].exists()
+    assert stored["recent"].exists()
