@@ -97,7 +97,7 @@ class _Worker:
             self.process.join(1)
             code = self.process.exitcode
             raise WorkerDiedError(f"detection worker {self.process.pid} went away"
-                             f"{'' if code is None else f' (exit code {code})'}: {exc!r}") from exc
+                                  f"{'' if code is None else f' (exit code {code})'}: {exc!r}") from exc
         if answer[0] == "error":
             raise WorkerFailedError(f"detection worker {self.process.pid}: {answer[1]}\n{answer[2]}")
         return answer[1]
@@ -106,8 +106,9 @@ class _Worker:
 class DetectionWorkers:
     """`count` forked detection workers sharing `detection` as it is now; `loader` builds a worker's new
     detection stage from what `load` is given. Start them from the thread that starts the engine, before any
-    other thread exists (fork copies only the calling thread). `detection` is what a replacement worker starts
-    with: keep it current after a reload."""
+    other thread exists (fork copies only the calling thread). A replacement is forked later, from the thread
+    that found the death: it only runs its inherited detection stage, never a lock another thread could have
+    held. `detection` is what a replacement starts with: keep it current after a reload."""
 
     def __init__(self, count: int, detection: Detection, loader: Loader) -> None:
         if count < 1:
