@@ -284,3 +284,29 @@ def test_the_engine_dead_letters_a_record_detection_cannot_take(tmp_path: Path, 
 
 def test_auto_is_one_worker_per_core_and_none_on_one_core() -> None:
     assert [default_count(cpus) for cpus in (1, 2, 8)] == [0, 2, 8]
+
+
+def test_workers_store_into_elasticsearch_what_they_store_into_sqlite(
+    tmp_path: Path, elasticsearch_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The production store: prepared events go to Elasticsearch as they go to SQLite (same events, alerts and
+    cases from the replayed samples)."""
+    import uuid
+
+    from correlator.store.elasticsearch import ElasticsearchStore
+
+    prefix = f"socctl-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("SOCCTL_ES_PREFIX", prefix)
+    monkeypatch.setenv("SOCCTL_SPOOL_DIR", str(tmp_path / "spool"))
+    stored = {}
+    try:
+        for name, url in (("sqlite", f"sqlite:///{tmp_path / 'socctl.db'}"), ("elasticsearch", elasticsearch_url)):
+            config = dataclasses.replace(_replay_config(tmp_path / name, 2), store=url)
+            with open_store(config.store) as store:
+                runner, _ = build_runner(config, store)
+                _serve_until_drained(runner, 25)
+                stored[name] = _stored(store)
+    finally:
+        ElasticsearchStore(elasticsearch_url, prefix=prefix).drop_all()
+    assert len(stored["sqlite"]["events"]) == 23  # type: ignore[arg-type]
+    assert stored["elasticsearch"] == stored["sqlite"]
