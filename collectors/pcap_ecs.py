@@ -25,7 +25,7 @@ from collectors.pcap_flows import Endpoints, FlowRecord
 from collectors.pcap_http import HttpTransaction
 from collectors.pcap_sensor import NetworkRecord
 from collectors.pcap_tls import ClientHello, ja3, ja3_string, ja4, ja4_raw, version_text
-from collectors.suricata import url_parts
+from collectors.suricata import put_url_full, url_parts
 from correlator.model import Event, EventOrigin, event_id_for, ms_to_iso, nest
 
 __all__ = ["record_event"]
@@ -161,6 +161,8 @@ def _http(transaction: HttpTransaction, out: dict[str, Any], summary: dict[str, 
             out["url.domain"] = out["destination.domain"] = name
             if port is not None:
                 out["url.port"] = port
+        if request.method != "CONNECT":
+            put_url_full(out)
         for header, key in (("user-agent", "user_agent.original"), ("referer", "http.request.referrer"),
                             ("content-type", "http.request.mime_type")):
             value = request.header(header)

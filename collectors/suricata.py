@@ -36,8 +36,8 @@ from collectors.generic import flat_fields, to_epoch_ms
 from collectors.json_reader import read_json_text
 from correlator.model import Event, EventOrigin, Rejected, event_id_for, ms_to_iso, nest
 
-__all__ = ["FORMAT", "add_ip", "is_ip", "iso_utc", "json_kind", "normalise_record", "read_file", "sniff",
-           "tls_version", "url_parts"]
+__all__ = ["FORMAT", "add_ip", "is_ip", "iso_utc", "json_kind", "normalise_record", "put_url_full", "read_file",
+           "sniff", "tls_version", "url_parts"]
 
 FORMAT = "suricata-eve"
 
@@ -353,6 +353,7 @@ def _http(http: dict[str, Any], event_type: str, out: dict[str, Any]) -> None:
     port = _int(http.get("http_port"))
     if port is not None:
         out["url.port"] = port
+    put_url_full(out)
     _put(out, "http.request.method", http.get("http_method"))
     status = _int(http.get("status"))
     if status is not None:
@@ -456,6 +457,24 @@ def url_parts(url: str) -> dict[str, Any]:
     found = (("url.path", parts.path), ("url.query", parts.query), ("url.fragment", parts.fragment),
              ("url.scheme", parts.scheme if parts.netloc else ""), ("url.domain", host))
     return {key: value for key, value in found if value}
+
+
+def put_url_full(out: dict[str, Any]) -> None:
+    """`url.full` of an HTTP request from the fields already set: the target itself when it is an absolute URL,
+    else ``http://<url.domain>[:<url.port>]<target>`` when the host is known (a sensor sees plain HTTP only)."""
+    original, domain = out.get("url.original"), out.get("url.domain")
+    if not isinstance(original, str) or not original:
+        return
+    if out.get("url.scheme"):
+        out["url.full"] = original
+        return
+    if not isinstance(domain, str) or not domain or not original.startswith("/"):
+        return
+    authority = f"[{domain}]" if ":" in domain else domain
+    port = out.get("url.port")
+    if isinstance(port, int) and port != 80:
+        authority = f"{authority}:{port}"
+    out["url.full"] = f"http://{authority}{original}"
 
 
 def json_kind(value: Any) -> str:

@@ -27,7 +27,7 @@ import orjson
 
 from collectors.errors import CollectorError, NormalisationError
 from collectors.generic import flat_fields, to_epoch_ms
-from collectors.suricata import add_ip, is_ip, iso_utc, json_kind, tls_version, url_parts
+from collectors.suricata import add_ip, is_ip, iso_utc, json_kind, put_url_full, tls_version, url_parts
 from correlator.model import Event, EventOrigin, Rejected, event_id_for, ms_to_iso, nest
 
 __all__ = ["FORMAT", "ZeekHeader", "ZeekLineReader", "ZeekLogError", "normalise_record", "parse_row",
@@ -405,6 +405,7 @@ def _http(native: dict[str, Any], out: dict[str, Any]) -> None:
     host = native.get("host")
     if isinstance(host, str) and host:
         out["url.domain"] = out["destination.domain"] = host
+    put_url_full(out)
     status = native.get("status_code")
     if isinstance(status, int):
         out["http.response.status_code"] = status

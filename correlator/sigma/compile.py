@@ -33,6 +33,7 @@ class CompileContext:
     sources: SourcesConfig
     profiles: tuple[tuple[str, Any], ...]  # (name, combined pySigma pipeline)
     user_pipeline: Any | None
+    other_pipeline: Any | None  # for rules that are not Windows rules (`SourcesConfig.other_pipelines`)
     placeholders: Placeholders
     common: tuple[str, ...]  # ubiquitous values: literals inside them rank last in the prefilter
 
@@ -50,7 +51,11 @@ def make_context(
     user = None
     for p in user_pipelines:
         user = p if user is None else user + p
-    return CompileContext(sources, tuple(profiles), user, placeholders or {}, load_common_values())
+    other = None
+    for name in sources.other_pipelines:
+        pipe = resolve_pipeline(name, sources.base_dir)
+        other = pipe if other is None else other + pipe
+    return CompileContext(sources, tuple(profiles), user, other, placeholders or {}, load_common_values())
 
 
 def extract_windows_route(ir: Node) -> tuple[frozenset[str] | None, frozenset[int] | None, Node]:
@@ -112,11 +117,14 @@ def compile_rule(rule: Any, path: str, ctx: CompileContext) -> CompiledRule:
     if ctx.user_pipeline is not None:
         rule = copy.deepcopy(rule)
         ctx.user_pipeline.apply(rule)
+    product = (rule.logsource.product or "").lower()
+    if product != "windows" and ctx.other_pipeline is not None:
+        rule = copy.deepcopy(rule)
+        ctx.other_pipeline.apply(rule)
     meta = _meta(rule, path)
     generic_ir = rule_to_ir(rule, ctx.placeholders)
     _check_compiles(generic_ir)
     generic = _variant(ctx, "generic", (), generic_ir)
-    product = (meta.logsource[0] or "").lower()
     notes: list[str] = []
     if product != "windows":
         prod, cat, svc = ((v.lower() if v else None) for v in meta.logsource)

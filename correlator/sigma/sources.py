@@ -1,5 +1,7 @@
 """Log-source configuration (data in `correlator/data/sources.yml`): which pySigma pipelines map a Windows rule
-to event channels, which fields a source carries, and which Sigma log sources a non-Windows event belongs to.
+to event channels, which fields a source carries, which Sigma log sources a non-Windows event belongs to, and
+which pipelines give the other rules' field names (the Sigma taxonomy's web, proxy, DNS and firewall names) their
+ECS alternatives.
 
 Nothing here imports pySigma at module level: the warm start never needs it.
 """
@@ -47,6 +49,8 @@ class SourcesConfig:
     event_logsources: tuple[EventLogSourceRule, ...]
     signature: str  # content hash: part of the compiled-rule cache key
     base_dir: Path
+    # Applied, in order, to every rule that is not a Windows rule (built-in names or YAML paths, as profiles').
+    other_pipelines: tuple[str, ...] = ()
 
     @property
     def logsource_fields(self) -> tuple[str, ...]:
@@ -102,11 +106,7 @@ def load_sources(path: Path | None = None) -> SourcesConfig:
         pipes = item.get("pipelines")
         if not isinstance(pipes, list) or not pipes or not all(isinstance(p, str) for p in pipes):
             raise SourcesConfigError(f"{where}: pipelines must be a non-empty list of names or paths")
-        for p in pipes:
-            if p not in BUILTIN_PIPELINES and not (path.parent / p).is_file():
-                raise SourcesConfigError(
-                    f"{where}: unknown pipeline {p!r} (built-ins: {', '.join(BUILTIN_PIPELINES)}, or a YAML path)"
-                )
+        _check_pipelines(pipes, path, where)
         profiles.append(WindowsProfile(item["name"], tuple(pipes)))
     schemas: dict[tuple[str, int], frozenset[str]] = {}
     for key, fields in (data.get("event_schemas") or {}).items():
@@ -126,13 +126,25 @@ def load_sources(path: Path | None = None) -> SourcesConfig:
         logsource = tuple(str(ls[k]).lower() if ls.get(k) is not None else None
                           for k in ("product", "category", "service"))
         rules.append(EventLogSourceRule(when, logsource))  # type: ignore[arg-type]
+    others = data.get("other_pipelines") or []
+    if not isinstance(others, list) or not all(isinstance(p, str) for p in others):
+        raise SourcesConfigError(f"{path}: other_pipelines must be a list of names or paths")
+    _check_pipelines(others, path, f"{path}: other_pipelines")
     system = frozenset(str(f) for f in (data.get("windows_system_fields") or []))
     sig = hashlib.sha256(text)
-    for prof in profiles:
-        for p in prof.pipelines:
-            if p not in BUILTIN_PIPELINES:
-                sig.update((path.parent / p).read_bytes())
-    return SourcesConfig(tuple(profiles), system, schemas, tuple(rules), sig.hexdigest()[:16], path.parent)
+    for p in (*(p for prof in profiles for p in prof.pipelines), *others):
+        if p not in BUILTIN_PIPELINES:
+            sig.update((path.parent / p).read_bytes())
+    return SourcesConfig(tuple(profiles), system, schemas, tuple(rules), sig.hexdigest()[:16], path.parent,
+                         tuple(others))
+
+
+def _check_pipelines(names: list[str], path: Path, where: str) -> None:
+    for p in names:
+        if p not in BUILTIN_PIPELINES and not (path.parent / p).is_file():
+            raise SourcesConfigError(
+                f"{where}: unknown pipeline {p!r} (built-ins: {', '.join(BUILTIN_PIPELINES)}, or a YAML path)"
+            )
 
 
 def resolve_pipeline(name: str, base_dir: Path) -> Any:

@@ -304,7 +304,7 @@ def test_http_download_over_out_of_order_segments(capture_file: Callable[..., Pa
     digest = hashlib.sha256(PAYLOAD).hexdigest()
     assert pick(event, "event.dataset", "event.category", "event.type", "event.outcome", "network.protocol",
                 "source.ip", "destination.ip", "destination.port", "http.request.method", "http.version",
-                "url.original", "url.path", "url.query", "url.domain", "url.port", "destination.domain",
+                "url.original", "url.path", "url.query", "url.domain", "url.port", "url.full", "destination.domain",
                 "user_agent.original", "http.request.body.bytes", "http.response.status_code",
                 "http.response.body.bytes", "http.response.mime_type", "file.hash.sha256", "file.size",
                 "file.mime_type", "related.hash", "pcap.http.body_truncated") == {
@@ -313,7 +313,8 @@ def test_http_download_over_out_of_order_segments(capture_file: Callable[..., Pa
         "destination.ip": "203.0.113.80", "destination.port": 80, "http.request.method": "GET",
         "http.version": "1.1", "url.original": "/dl/stage2.bin?id=42", "url.path": "/dl/stage2.bin",
         "url.query": "id=42", "url.domain": "files.evil.test", "url.port": 8080,
-        "destination.domain": "files.evil.test", "user_agent.original": "Mozilla/5.0 (compatible; loader)",
+        "url.full": "http://files.evil.test:8080/dl/stage2.bin?id=42", "destination.domain": "files.evil.test",
+        "user_agent.original": "Mozilla/5.0 (compatible; loader)",
         "http.request.body.bytes": 0, "http.response.status_code": 200, "http.response.body.bytes": 6000,
         "http.response.mime_type": "application/octet-stream", "file.hash.sha256": digest, "file.size": 6000,
         "file.mime_type": "application/octet-stream", "related.hash": [digest], "pcap.http.body_truncated": None}
@@ -379,10 +380,10 @@ def test_http_connect_through_a_proxy(capture_file: Callable[..., Path]) -> None
         tcp.close()
 
     (http,) = of_kind(events(capture_file(proxied)), "http")
-    assert pick(http, "http.request.method", "url.original", "url.domain", "url.port", "url.path",
+    assert pick(http, "http.request.method", "url.original", "url.domain", "url.port", "url.path", "url.full",
                 "http.response.status_code", "destination.port") == {
         "http.request.method": "CONNECT", "url.original": "c2.evil.test:443", "url.domain": "c2.evil.test",
-        "url.port": 443, "url.path": None, "http.response.status_code": 200, "destination.port": 3128}
+        "url.port": 443, "url.path": None, "url.full": None, "http.response.status_code": 200, "destination.port": 3128}
 
 
 def test_tls_client_hello_sni_ja3_ja4(capture_file: Callable[..., Path]) -> None:

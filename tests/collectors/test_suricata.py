@@ -12,7 +12,16 @@ import orjson
 import pytest
 
 from collectors.errors import NormalisationError
-from collectors.suricata import FORMAT, iso_utc, normalise_record, read_file, sniff, tls_version, url_parts
+from collectors.suricata import (
+    FORMAT,
+    iso_utc,
+    normalise_record,
+    put_url_full,
+    read_file,
+    sniff,
+    tls_version,
+    url_parts,
+)
 from correlator.model import Event, EventOrigin, Rejected, event_id_for
 from correlator.sigma.engine import SigmaEngine
 from correlator.sigma.loader import load_rules
@@ -469,3 +478,17 @@ def test_dns_record_routes_to_a_sigma_dns_rule(tmp_path: Path) -> None:
     assert [a.rule.title for a in engine.match(hit)] == ["DNS lookup of evil.test"]
     assert engine.match(miss) == []
     assert engine.stats.unknown_sources == {}
+
+
+@pytest.mark.parametrize(("fields", "full"), [
+    ({"url.original": "/raw/abc?x=1", "url.domain": "pastebin.com"}, "http://pastebin.com/raw/abc?x=1"),
+    ({"url.original": "/a", "url.domain": "portal.gov.vn", "url.port": 8080}, "http://portal.gov.vn:8080/a"),
+    ({"url.original": "/a", "url.domain": "2001:db8::1", "url.port": 80}, "http://[2001:db8::1]/a"),
+    ({"url.original": "http://x.example/p", "url.scheme": "http", "url.domain": "x.example"}, "http://x.example/p"),
+    ({"url.original": "/a"}, None),  # host unknown
+    ({"url.original": "*", "url.domain": "h"}, None),  # OPTIONS *: not a path
+], ids=["relative", "port", "ipv6", "absolute", "no-host", "asterisk"])
+def test_url_full_is_built_from_host_and_target(fields: dict[str, Any], full: str | None) -> None:
+    out = dict(fields)
+    put_url_full(out)
+    assert out.get("url.full") == full
