@@ -38,7 +38,7 @@ EVTX = ROOT.parent / "shared" / "data" / "evtx"
 from bench.intake import messages  # noqa: E402
 from collectors.files import read_path  # noqa: E402
 from collectors.syslog_server import SyslogFrame  # noqa: E402
-from correlator.accel import native_available  # noqa: E402
+from correlator.accel import native_available, reread_native_setting  # noqa: E402
 from correlator.live.intake import frame_to_event  # noqa: E402
 from correlator.model import Event  # noqa: E402
 from correlator.store.documents import document_text, python_document_text  # noqa: E402
@@ -86,6 +86,7 @@ def evtx_events(count: int) -> list[Event]:
 def write_rate(events: list[Event], batch: int, native: bool) -> float:
     """Events/s of writing `events` into a fresh store."""
     os.environ["SOCCTL_NATIVE"] = "1" if native else "0"
+    reread_native_setting()
     with tempfile.TemporaryDirectory() as workdir, SqliteStore(Path(workdir) / "socctl.db") as store:
         started = time.perf_counter()
         written = 0
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     os.environ["SOCCTL_NATIVE"] = "1"
+    reread_native_setting()
     if not native_available():
         raise SystemExit("the native extension (correlator/native) is not built: run scripts/setup")
 
@@ -137,6 +139,7 @@ def main() -> None:
             print(f"  round {round_no} {name:6} {len(events):>7,} events: "
                   f"{rates[name, False][-1]:>9,.0f} | {rates[name, True][-1]:>9,.0f}")
     os.environ["SOCCTL_NATIVE"] = "1"
+    reread_native_setting()
 
     print("\nwrite_events (median events/s):")
     for name in sets:

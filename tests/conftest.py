@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from correlator.accel import reread_native_setting
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
@@ -28,6 +30,19 @@ def require_tool(name: str, package: str) -> None:
     it)."""
     if shutil.which(name) is None:
         _missing(f"`{name}` is not installed (apt-get install {package})")
+
+
+@pytest.fixture
+def native_setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[bool], None]]:
+    """`native_setting(False)`: SOCCTL_NATIVE=0 for this test (read again now and after the test)."""
+
+    def choose(native: bool) -> None:
+        monkeypatch.setenv("SOCCTL_NATIVE", "1" if native else "0")
+        reread_native_setting()
+
+    yield choose
+    monkeypatch.undo()
+    reread_native_setting()
 
 
 @pytest.fixture(scope="session")

@@ -50,10 +50,10 @@ class ResumingIterator:
 
 
 @pytest.fixture
-def scripted(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Any]], None]:
+def scripted(monkeypatch: pytest.MonkeyPatch, native_setting: Callable[[bool], None]) -> Callable[[list[Any]], None]:
     """Replaces `evtx.PyEvtxParser` with one that yields the given records and raises the given errors (and
     keeps the native reader out of the way: these tests script the package's parser)."""
-    monkeypatch.setenv("SOCCTL_NATIVE", "0")
+    native_setting(False)
 
     def install(items: list[Any]) -> None:
         class ScriptedParser:

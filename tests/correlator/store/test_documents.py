@@ -154,10 +154,11 @@ def test_an_ordered_dict_keeps_its_order() -> None:
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
-def test_socctl_native_0_walks_in_python(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+def test_socctl_native_0_walks_in_python(monkeypatch: pytest.MonkeyPatch, native_setting: Callable[[bool], None],
+                                         native: bool) -> None:
     if native and not native_available():
         pytest.skip(NOT_BUILT)
-    monkeypatch.setenv("SOCCTL_NATIVE", "1" if native else "0")
+    native_setting(native)
     calls: list[Any] = []
 
     def python(doc: Any) -> str:
@@ -301,11 +302,11 @@ def test_ms_to_iso_refuses_what_datetime_refuses() -> None:
 # -- the SQLite store indexes each new row's own text ----------------------------------------------------------
 
 @pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
-def test_each_new_row_is_indexed_with_its_own_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+def test_each_new_row_is_indexed_with_its_own_text(native_setting: Callable[[bool], None], tmp_path: Path,
                                                     native: bool) -> None:
     if native and not native_available():
         pytest.skip(NOT_BUILT)
-    monkeypatch.setenv("SOCCTL_NATIVE", "1" if native else "0")
+    native_setting(native)
     events = [build_event(f"word{i} shared", ts=T0 + i) for i in range(8)]
     with SqliteStore(tmp_path / "socctl.db") as store:
         assert store.write_events(events[:3]).written == 3  # every record new
