@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -47,8 +47,8 @@ from typing import Any
 from collectors.errors import CollectorError
 from correlator.model import Event, EventOrigin, Rejected, event_id_for, ms_to_iso, nest
 
-__all__ = ["DEFAULT_LOOKAHEAD", "FORMAT", "AuditRecord", "AuditRecordParseError", "assemble", "assemble_lines",
-           "parse_record", "read_file", "sniff", "syscall_name"]
+__all__ = ["DEFAULT_LOOKAHEAD", "FORMAT", "AuditAssembler", "AuditRecord", "AuditRecordParseError", "assemble",
+           "assemble_lines", "parse_record", "read_file", "sniff", "syscall_name"]
 
 FORMAT = "auditd"
 DEFAULT_LOOKAHEAD = 64  # records read after an open event's last record before it is emitted incomplete
@@ -450,42 +450,82 @@ def _user(flat: dict[str, Any], main: AuditRecord) -> None:
 def assemble_lines(lines: Iterable[tuple[int, str]], where: str | None = None, *,
                    lookahead: int = DEFAULT_LOOKAHEAD) -> Iterator[Event | Rejected]:
     """Numbered audit log lines to `Event`s (records grouped as the module doc says) and `Rejected` lines."""
-    if lookahead < 1:
-        raise ValueError(f"lookahead must be at least 1, got {lookahead}")
-    pending: dict[tuple[int, int], _Pending] = {}
-    count = 0
+    assembler = AuditAssembler(where, lookahead=lookahead)
     for number, line in lines:
+        yield from assembler.add(number, line)
+    yield from assembler.flush()
+
+
+class AuditAssembler:
+    """The records of a growing audit log in, its events out as each completes: `assemble_lines` one line at a
+    time, for a tailed log. `add` gives the events a line completes (and the line itself when it is not a record),
+    `expire` the events whose last record is older than `idle` seconds (a kernel event without EOE on a quiet
+    host; auparse's end_of_event_timeout), `flush` every event still open. `held` is where the oldest open event
+    starts: a tailer must not count the lines from there as accepted, since their event is not out yet."""
+
+    def __init__(self, where: str | None = None, *, lookahead: int = DEFAULT_LOOKAHEAD) -> None:
+        if lookahead < 1:
+            raise ValueError(f"lookahead must be at least 1, got {lookahead}")
+        self.where = where
+        self.lookahead = lookahead
+        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._count = 0
+
+    @property
+    def held(self) -> tuple[int, int | None] | None:
+        """(line number, byte offset given to `add`) of the first record of the oldest open event."""
+        for entry in self._pending.values():
+            return entry.first_line, entry.first_offset
+        return None
+
+    def add(self, number: int, line: str, *, offset: int | None = None, now: float = 0.0) -> list[Event | Rejected]:
+        """Line `number` (starting at byte `offset`, read at monotonic time `now`)."""
         text = line.rstrip("\r\n")
         if not text.strip() or _SKIPPED_LINE.match(text):
-            continue
-        origin = EventOrigin(path=where, offset=number, format=FORMAT)
+            return []
+        origin = EventOrigin(path=self.where, offset=number, format=FORMAT)
         try:
             record = parse_record(text, origin)
         except AuditRecordParseError as exc:
-            yield Rejected(f"line {number}: {exc.reason}", origin, text)
-            continue
-        count += 1
-        entry = pending.get(record.event_key)
+            return [Rejected(f"line {number}: {exc.reason}", origin, text)]
+        self._count += 1
+        entry = self._pending.get(record.event_key)
         if entry is None:
-            entry = pending[record.event_key] = _Pending(first_line=number)
+            entry = self._pending[record.event_key] = _Pending(first_line=number, first_offset=offset)
         entry.records.append(record)
-        entry.last_seen = count
+        entry.last_seen = self._count
+        entry.last_time = now
         entry.complete = entry.complete or record.type == "EOE" or record.message is not None
+        return self._ready(lambda head: head.complete or head.last_seen + self.lookahead <= self._count)
+
+    def expire(self, now: float, idle: float) -> list[Event | Rejected]:
+        """The open events at the head whose last record came `idle` seconds or more before `now`."""
+        return self._ready(lambda head: head.complete or now - head.last_time >= idle)
+
+    def flush(self) -> list[Event | Rejected]:
+        """Every open event, as it stands (the end of the file)."""
+        return self._ready(lambda _head: True)
+
+    def _ready(self, done: Callable[[_Pending], bool]) -> list[Event | Rejected]:
+        out: list[Event | Rejected] = []
+        pending = self._pending
         while pending:
             key, head = next(iter(pending.items()))
-            if not head.complete and head.last_seen + lookahead > count:
+            if not done(head):
                 break
             del pending[key]
             if not head.only_eoe:
-                yield head.event(where)
-    yield from (entry.event(where) for entry in pending.values() if not entry.only_eoe)
+                out.append(head.event(self.where))
+        return out
 
 
 @dataclass(slots=True)
 class _Pending:
     first_line: int
+    first_offset: int | None = None
     records: list[AuditRecord] = field(default_factory=list)
     last_seen: int = 0
+    last_time: float = 0.0
     complete: bool = False
 
     @property

@@ -27,6 +27,9 @@ followed by identity (device, inode), so a file renamed within the globs is stil
   (logged as a warning: lines written between the copy and the truncation are only in the copy).
 - A line without LF waits for its end. A line over `max_line` bytes is handed on cut, flagged in its origin.
 - Blank lines are skipped (they still count in line numbers).
+- Held lines (`LineHolds`, for formats whose events span lines, such as audit logs): no position past the first
+  line the decoder still holds is recorded; `tick` runs once per poll (held events that are due come out) and
+  `release` when a file is done (read to its end after a rotation, or truncated), before its position goes.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from collectors.tail_lines import MAX_LINE, FileOrigin, split_lines
 from collectors.tail_state import (
@@ -58,11 +61,27 @@ from collectors.tail_state import (
     resume_position,
 )
 
-__all__ = ["MAX_LINE", "FileOrigin", "LineSink", "Poll", "Tailer"]
+__all__ = ["MAX_LINE", "FileOrigin", "LineHolds", "LineSink", "Poll", "Tailer"]
 
 log = logging.getLogger(__name__)
 
 LineSink = Callable[[bytes, FileOrigin], Awaitable[None]]
+
+
+class LineHolds(Protocol):
+    """What a sink that assembles items across lines tells the tailer (see the module doc)."""
+
+    def held(self, device: int, inode: int) -> tuple[int, int] | None:
+        """(byte offset, line number) of the file's first line whose item is not out yet."""
+        ...
+
+    async def tick(self) -> bool:
+        """Once per poll: hand on the held items that are due; whether there were any (positions moved)."""
+        ...
+
+    async def release(self, device: int, inode: int) -> None:
+        """The file is done: hand on everything it holds."""
+        ...
 
 READ_SIZE: Final = 64 * 1024
 MAX_READ_PER_POLL: Final = 4 * 1024 * 1024  # bytes of one file per poll, so that a backlog does not starve others
@@ -92,7 +111,10 @@ class _Followed:
     def read_position(self) -> int:
         return self.offset + len(self.carry)
 
-    def entry(self) -> TailEntry:
+    def entry(self, held: tuple[int, int] | None = None) -> TailEntry:
+        """The registry entry; `held`: (byte offset, line number) of a line not to count as accepted yet."""
+        if held is not None and held[0] < self.offset:
+            return TailEntry(self.path, held[0], held[1] - 1, False, self.fingerprint)
         return TailEntry(self.path, self.offset, self.line, self.skipping, self.fingerprint)
 
 
@@ -103,7 +125,7 @@ class Tailer:
                  poll_interval: float = 0.25, max_line: int = MAX_LINE, rotate_wait: float = 5.0,
                  flush_interval: float = 1.0, read_size: int = READ_SIZE,
                  max_read_per_poll: int = MAX_READ_PER_POLL, clock: Callable[[], float] = time.monotonic,
-                 barrier: Callable[[], Awaitable[None]] | None = None) -> None:
+                 barrier: Callable[[], Awaitable[None]] | None = None, holds: LineHolds | None = None) -> None:
         self.patterns = tuple(os.fspath(pattern) for pattern in patterns)
         if not self.patterns:
             raise ValueError("nothing to follow: no path or glob given")
@@ -120,6 +142,7 @@ class Tailer:
         self.max_read_per_poll = max(max_read_per_poll, read_size)
         self.clock = clock
         self._barrier = barrier
+        self.holds = holds
         self._followed: dict[FileIdentity, _Followed] = {}
         self._started = False
         self._dirty = False
@@ -174,6 +197,8 @@ class Tailer:
 
     async def _poll(self) -> Poll:
         now = self.clock()
+        if self.holds is not None and await self.holds.tick():
+            self._dirty = True
         found = await asyncio.to_thread(self._scan)
         for identity, followed in self._followed.items():
             path = found.get(identity)
@@ -276,6 +301,7 @@ class Tailer:
                 log.warning("%s was %s (%d bytes now, %d read): reading it again from its start", followed.path,
                             change.value, size, followed.read_position)
                 lines += await self._hand_on(followed, followed.carry, final=True)
+                await self._release(followed)
                 followed.offset = followed.line = 0
                 followed.skipping, followed.carry = False, b""
                 self._dirty = True
@@ -332,11 +358,16 @@ class Tailer:
     async def _finish(self, followed: _Followed) -> int:
         """A file renamed away or deleted, read to its end and quiet: its unterminated last line, then close."""
         lines = await self._hand_on(followed, followed.carry, final=True)
+        await self._release(followed)
         log.info("%s (renamed away or deleted) read to its end at line %d: closed", followed.path, followed.line)
         self._close(followed)
         self.registry.tail.pop(followed.identity.key, None)
         self._dirty = True
         return lines
+
+    async def _release(self, followed: _Followed) -> None:
+        if self.holds is not None:
+            await self.holds.release(followed.identity.device, followed.identity.inode)
 
     def _drop(self, followed: _Followed, reason: str) -> None:
         self._warn(followed.path, "read", "%s: %s; it is opened again on the next poll", followed.path, reason)
@@ -355,8 +386,11 @@ class Tailer:
     # ------------------------------------------------------------------------------------------------ registry
 
     def _sync_registry(self) -> None:
+        holds = self.holds
         for followed in self._followed.values():
-            self.registry.tail[followed.identity.key] = followed.entry()
+            identity = followed.identity
+            held = holds.held(identity.device, identity.inode) if holds is not None else None
+            self.registry.tail[identity.key] = followed.entry(held)
         self._dirty = False
         self._last_save = self.clock()
 

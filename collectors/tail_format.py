@@ -9,10 +9,16 @@ Per-line formats (`LINE_FORMATS`): syslog (`syslog_parse.parse_syslog` + `syslog
 time is the time the line is read), web-access (`web_access.parse_line`), and the JSON-lines formats json,
 evtx-json, winlogbeat (`json_reader.normalise_record`: Windows records by `normalise_windows`, the rest by
 `generic.normalise_json`), suricata-eve (`suricata.normalise_record`) and zeek (TSV under its `#` header, kept per
-file and read from the file's start when tailing resumes inside it, or JSON lines). The other formats (evtx, auditd)
-need the whole file (a binary layout, a header, records assembled across lines): watch their directory with
-`collectors.tail_watch.DirectoryWatch` and read each complete file with `collectors.files.read_path`; their lines,
-if tailed anyway, become dead letters that say so.
+file and read from the file's start when tailing resumes inside it, or JSON lines).
+
+auditd logs are tailed too, though their events are assembled across lines (`auditd.AuditAssembler`): a line may
+complete no event or several, so the tailer's sink calls `decode_all`. The lines of an event not out yet are
+*held*: `held` tells the tailer where the oldest one starts, and it records no position past it (after a crash
+they are read again; event ids are content hashes). An event without EOE comes out when `audit_idle` seconds pass
+without a record of it (`expire`, once per poll) or when its file is done (`release`: rotated away and read to its
+end, or truncated). Other formats that need the whole file (evtx, a binary layout) are read by watching their
+directory with `collectors.tail_watch.DirectoryWatch`; their lines, if tailed anyway, become dead letters that say
+so.
 
 A line cut by the tailer (`FileOrigin.cut`) is a dead letter with its start as raw text. Event origins are the
 followed path and the line number, as the file readers give them. Syslog event ids are those `syslog_file`
@@ -34,7 +40,7 @@ from typing import Any, Final
 
 import orjson
 
-from collectors import suricata, syslog_file, web_access, zeek
+from collectors import auditd, suricata, syslog_file, web_access, zeek
 from collectors.errors import CollectorError, UnsupportedFormatError
 from collectors.files import FORMATS, detect_format
 from collectors.json_reader import normalise_record
@@ -42,12 +48,13 @@ from collectors.syslog_parse import SyslogParseError, parse_syslog
 from collectors.tail_lines import FileOrigin
 from correlator.model import Event, EventOrigin, Rejected, event_id_for
 
-__all__ = ["LINE_FORMATS", "LineDecoder", "TailFormats", "TailSpec"]
+__all__ = ["AUDIT_IDLE", "LINE_FORMATS", "AuditDecoder", "LineDecoder", "TailFormats", "TailSpec"]
 
 log = logging.getLogger(__name__)
 
 LINE_FORMATS: Final = ("syslog", "web-access", "json", "evtx-json", "winlogbeat", "suricata-eve", "zeek")
 _ZEEK_HEAD_BYTES: Final = 64 * 1024  # where a Zeek log's header lines are looked for when tailing starts mid-file
+AUDIT_IDLE: Final = 2.0  # seconds without a record before an open audit event comes out (auparse's default)
 DETECT_ATTEMPTS: Final = 20  # lines a file's format may stay unrecognised before its lines are rejected for good
 _MAX_DECODERS: Final = 4096
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
@@ -174,6 +181,34 @@ class LineDecoder:
             return Rejected(f"line {number}: {exc.reason}", where, raw, stage="normalise")
 
 
+class AuditDecoder:
+    """One tailed audit log's lines to its events, assembled across lines (see the module doc)."""
+
+    format = auditd.FORMAT
+
+    def __init__(self, path: str) -> None:
+        self.assembler = auditd.AuditAssembler(path)
+
+    def decode_all(self, line: bytes, origin: FileOrigin, now: float) -> list[Event | Rejected]:
+        if origin.line == 1:
+            line = line.removeprefix(_UTF8_BOM)
+        if origin.cut:
+            where = EventOrigin(path=origin.path, offset=origin.line, format=self.format)
+            return [Rejected(f"line {origin.line}: longer than {len(line)} bytes, cut (the rest was skipped)",
+                             where, line.decode("utf-8", "backslashreplace"))]
+        return self.assembler.add(origin.line, line.decode("utf-8", "backslashreplace"), offset=origin.offset,
+                                  now=now)
+
+    @property
+    def held(self) -> tuple[int, int] | None:
+        """(byte offset, line number) of the first line of the oldest event not out yet."""
+        held = self.assembler.held
+        if held is None:
+            return None
+        line, offset = held
+        return None if offset is None else (offset, line)
+
+
 class _Refusal:
     """The decoder of a file whose lines cannot be decoded: each becomes a dead letter with the reason."""
 
@@ -194,12 +229,15 @@ class TailFormats:
     line arrives (retried with later lines, up to `DETECT_ATTEMPTS`, while the head is not recognised)."""
 
     def __init__(self, specs: Iterable[TailSpec] = (), *, tz: tzinfo = UTC, clock_ms: Callable[[], int] = _now_ms,
-                 detect: Callable[[Path], str] = detect_format) -> None:
+                 detect: Callable[[Path], str] = detect_format, audit_idle: float = AUDIT_IDLE,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.specs = tuple(specs)
         self.tz = tz
         self.clock_ms = clock_ms
         self.detect = detect
-        self._decoders: OrderedDict[tuple[int, int], LineDecoder | _Refusal] = OrderedDict()
+        self.audit_idle = audit_idle
+        self.monotonic = monotonic
+        self._decoders: OrderedDict[tuple[int, int], LineDecoder | AuditDecoder | _Refusal] = OrderedDict()
         self._attempts: dict[tuple[int, int], int] = {}
 
     def format_of(self, origin: FileOrigin) -> str | None:
@@ -208,6 +246,48 @@ class TailFormats:
         return decoder.format if decoder is not None else None
 
     def decode(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
+        """One line of a per-line format to its item (None: a blank line). An audit log's line can complete
+        several events: its lines go through `decode_all` (here they raise `UnsupportedFormatError`)."""
+        decoder = self._decoder(line, origin)
+        if decoder is None or isinstance(decoder, Rejected):
+            return decoder
+        if isinstance(decoder, AuditDecoder):
+            raise UnsupportedFormatError("audit log lines are assembled into events: use decode_all",
+                                         path=origin.path)
+        return decoder.decode(line, origin)
+
+    def decode_all(self, line: bytes, origin: FileOrigin) -> list[Event | Rejected]:
+        """Every item one line gives, whatever the file's format."""
+        decoder = self._decoder(line, origin)
+        if decoder is None:
+            return []
+        if isinstance(decoder, Rejected):
+            return [decoder]
+        if isinstance(decoder, AuditDecoder):
+            return decoder.decode_all(line, origin, self.monotonic())
+        item = decoder.decode(line, origin)
+        return [] if item is None else [item]
+
+    def held(self, device: int, inode: int) -> tuple[int, int] | None:
+        """(byte offset, line number) of the first line of the file (device, inode) whose item is not out yet."""
+        decoder = self._decoders.get((device, inode))
+        return decoder.held if isinstance(decoder, AuditDecoder) else None
+
+    def expire(self) -> list[Event | Rejected]:
+        """The audit events no record has come for in `audit_idle` seconds, of every file."""
+        now = self.monotonic()
+        out: list[Event | Rejected] = []
+        for decoder in self._decoders.values():
+            if isinstance(decoder, AuditDecoder):
+                out.extend(decoder.assembler.expire(now, self.audit_idle))
+        return out
+
+    def release(self, device: int, inode: int) -> list[Event | Rejected]:
+        """Everything the file (device, inode) still holds: it is done (rotated away and read, or truncated)."""
+        decoder = self._decoders.get((device, inode))
+        return decoder.assembler.flush() if isinstance(decoder, AuditDecoder) else []
+
+    def _decoder(self, line: bytes, origin: FileOrigin) -> LineDecoder | AuditDecoder | _Refusal | Rejected | None:
         key = (origin.device, origin.inode)
         decoder = self._decoders.get(key)
         if decoder is None:
@@ -220,10 +300,17 @@ class TailFormats:
             decoder = picked
             self._decoders[key] = decoder
             if len(self._decoders) > _MAX_DECODERS:
-                self._decoders.popitem(last=False)
-        return decoder.decode(line, origin)
+                self._evict()
+        return decoder
 
-    def _pick(self, origin: FileOrigin) -> LineDecoder | _Refusal | str:
+    def _evict(self) -> None:
+        """Forget the least recently picked decoder that holds nothing (an audit log's open events stay)."""
+        for key, decoder in self._decoders.items():
+            if not isinstance(decoder, AuditDecoder) or decoder.held is None:
+                del self._decoders[key]
+                return
+
+    def _pick(self, origin: FileOrigin) -> LineDecoder | AuditDecoder | _Refusal | str:
         spec = next((spec for spec in self.specs if spec.matches(origin.path)), None)
         fmt = spec.format if spec is not None else None
         if fmt is None:
@@ -232,6 +319,9 @@ class TailFormats:
             except CollectorError as exc:
                 return self._unrecognised(origin, f"format not recognised: {exc.reason}")
         self._attempts.pop((origin.device, origin.inode), None)
+        if fmt == auditd.FORMAT:
+            log.info("%s: tailed as auditd (records assembled into events)", origin.path)
+            return AuditDecoder(origin.path)
         if fmt not in LINE_FORMATS:
             reason = (f"{fmt} files are read whole, not line by line: watch their directory for complete files "
                       f"instead of tailing them")

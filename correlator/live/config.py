@@ -31,6 +31,7 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     tail:                                         # files followed as they grow (rotation and restarts survived)
       - {path: /var/log/auth.log}
       - {path: "/var/log/nginx/*.log", format: web-access, server: nginx}
+      - {path: /var/log/audit/audit.log}         # auditd: records assembled into events as they are written
     tail_poll: 250ms
     watch:                                        # directories files are dropped into whole: each file read once
       - {path: /srv/drop/evtx, pattern: "*.evtx"}   # (any offline format; `format` forces one)

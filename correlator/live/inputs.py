@@ -179,14 +179,30 @@ async def tail(runner: Runner, stop: asyncio.Event) -> None:
 
     formats = TailFormats(runner.config.tail)
 
-    async def sink(line: bytes, origin: FileOrigin) -> None:
-        item = formats.decode(line, origin)
-        if item is not None:
+    async def put_all(items: list[Item]) -> None:
+        for item in items:
             await runner.put("tail", item)
+
+    async def sink(line: bytes, origin: FileOrigin) -> None:
+        await put_all(formats.decode_all(line, origin))
+
+    class Holds:
+        """Audit logs' events assembled across lines (`TailFormats.held`/`expire`/`release`)."""
+
+        def held(self, device: int, inode: int) -> tuple[int, int] | None:
+            return formats.held(device, inode)
+
+        async def tick(self) -> bool:
+            due = formats.expire()
+            await put_all(due)
+            return bool(due)
+
+        async def release(self, device: int, inode: int) -> None:
+            await put_all(formats.release(device, inode))
 
     registry = Registry.load(runner.config.state_dir / "tail-registry.json")
     tailer = Tailer([spec.path for spec in runner.config.tail], sink, registry,
-                    poll_interval=runner.config.tail_poll_ms / 1000, barrier=runner.barrier)
+                    poll_interval=runner.config.tail_poll_ms / 1000, barrier=runner.barrier, holds=Holds())
     try:
         await tailer.run(stop)
     finally:

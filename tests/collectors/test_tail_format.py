@@ -146,11 +146,19 @@ def test_a_zeek_log_tailed_from_inside_takes_its_header_from_the_file_start(tmp_
 
 
 def test_a_whole_file_format_is_refused_line_by_line(tmp_path: Path) -> None:
-    formats = TailFormats([TailSpec("/var/log/audit/*.log", "auditd")])
-    item = formats.decode(b"type=EOE msg=audit(1.0:1):", FileOrigin("/var/log/audit/audit.log", 1, 2, 0, 27, 1))
+    formats = TailFormats([TailSpec("/var/log/windows/*.evtx", "evtx")])
+    item = formats.decode(b"ElfFile", FileOrigin("/var/log/windows/a.evtx", 1, 2, 0, 8, 1))
     assert isinstance(item, Rejected)
-    assert item.reason == ("line 1: auditd files are read whole, not line by line: watch their directory for "
+    assert item.reason == ("line 1: evtx files are read whole, not line by line: watch their directory for "
                            "complete files instead of tailing them")
+
+
+def test_audit_lines_are_decoded_all_at_once() -> None:
+    formats = TailFormats([TailSpec("/var/log/audit/*.log", "auditd")])
+    origin = FileOrigin("/var/log/audit/audit.log", 1, 2, 0, 27, 1)
+    with pytest.raises(UnsupportedFormatError, match="audit log lines are assembled into events: use decode_all"):
+        formats.decode(b"type=EOE msg=audit(1.0:1):", origin)
+    assert formats.decode_all(b"type=EOE msg=audit(1.0:1):", origin) == []  # a lone EOE says nothing
 
 
 def test_blank_lines_are_nothing() -> None:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from collectors.files import read_path
+from collectors.tail_format import TailSpec
 from correlator.live.app import build_runner
 from correlator.live.config import Listen, RunConfig
 from correlator.live.runner import Runner
@@ -24,18 +25,25 @@ def _config(tmp_path: Path) -> RunConfig:
                      batch=7, batch_wait_ms=20, replay=(SAMPLES,))
 
 
-def _serve_until_drained(runner: Runner, items: int) -> None:
+def _serve_until_drained(runner: Runner, items: int, timeout: float = 60.0) -> None:
+    """Serve until `items` items came in and the queue is empty; an AssertionError after `timeout` seconds."""
     async def main() -> None:
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
 
-        async def watch() -> None:
+        async def watch() -> bool:
             while sum(runner.counters.events_in.values()) < items or runner.queue.qsize():
+                if loop.time() > deadline:
+                    stop.set()
+                    return False
                 await asyncio.sleep(0.02)
             stop.set()
+            return True
 
         watcher = asyncio.create_task(watch())
         await runner.serve(stop)
-        await watcher
+        assert await watcher, f"{items} items expected in {timeout} s, came: {dict(runner.counters.events_in)}"
 
     asyncio.run(main())
 
@@ -102,8 +110,6 @@ def test_the_next_runner_restores_the_state(tmp_path: Path) -> None:
 
 
 def test_a_tailed_file_is_followed_across_a_restart_without_loss_or_repeat(tmp_path: Path) -> None:
-    from collectors.tail_format import TailSpec
-
     log = tmp_path / "auth.log"
     line = "Nov 20 01:00:{:02d} web01 sshd[{}]: Failed password for root from 198.51.100.23 port {} ssh2\n"
     log.write_text("".join(line.format(i, 100 + i, 40_000 + i) for i in range(3)), encoding="utf-8")
@@ -121,6 +127,28 @@ def test_a_tailed_file_is_followed_across_a_restart_without_loss_or_repeat(tmp_p
         assert second.counters.events_in["tail"] == 2  # only the new lines
         assert store.count("events") == 5
         assert store.count("events", "event.dataset:system.auth") == 5
+
+
+def test_a_tailed_audit_log_holds_an_open_event_across_a_restart(tmp_path: Path) -> None:
+    from tests.collectors.test_auditd import EXEC_LS, eoe, execve, syscall
+
+    log = tmp_path / "audit.log"  # no format configured: recognised as an audit log
+    log.write_text("".join(line + "\n" for line in [*EXEC_LS, syscall(4700, comm="cat", exe="/usr/bin/cat"),
+                                                   execve(4700, '"cat"', '"/etc/shadow"')]), encoding="utf-8")
+    config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
+                       syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), http=Listen(port=None),
+                       batch_wait_ms=20, tail=(TailSpec(str(log)),), tail_poll_ms=20)
+    with open_store(config.store) as store:
+        first, _ = build_runner(config, store)
+        _serve_until_drained(first, 1)  # the second event's EOE has not come: it is held, not lost
+        assert store.count("events", "event.module:auditd") == 1
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(eoe(4700) + "\n")
+        second, _ = build_runner(config, store)
+        _serve_until_drained(second, 1, timeout=10)
+        assert store.count("events", "event.module:auditd") == 2
+        (shadow,) = store.search("events", 'process.name:cat', limit=5).hits
+        assert shadow["process"]["args"] == ["cat", "/etc/shadow"]  # records read before the restart included
 
 
 def test_a_file_dropped_into_a_watched_directory_is_read_once_across_a_restart(tmp_path: Path) -> None:
