@@ -6,6 +6,7 @@
       keys: [campaign, host, user, source_ip]  # priority order (grouping.py lists the fields of each)
       fields: {host: [host.name, Computer]}  # the fields of a key (a new key name needs its fields here)
       keyless: new_case                      # new_case | skip: an alert without any key value
+      max_alerts: 1000                       # a case holding this many is full: the next alert opens a new case
     sla:                                     # per severity: time to acknowledge, time to contain
       critical: {acknowledge: 15m, contain: 4h}
       high: {acknowledge: 1h, contain: 8h}
@@ -44,7 +45,7 @@ from correlator.timespec import TimeSpecError, parse_duration_ms
 __all__ = ["CasesConfig", "load_cases_config", "parse_cases_config"]
 
 _SECTIONS: Final = ("grouping", "sla", "routing")
-_GROUPING_KEYS: Final = ("window", "keys", "fields", "keyless")
+_GROUPING_KEYS: Final = ("window", "keys", "fields", "keyless", "max_alerts")
 _ROUTING_KEYS: Final = (*(s.value for s in Severity), "serious_candidate", "notify_l4", "l3_assessment")
 
 
@@ -141,7 +142,11 @@ def parse_cases_config(text: str, source: str = "<cases config>") -> CasesConfig
     keyless = body.get("keyless", base.keyless)
     if keyless not in {"new_case", "skip"}:
         raise fail(f"must be new_case or skip, not {keyless!r}", body, "keyless", "grouping.keyless")
-    grouping = GroupingConfig.of(keys, window_ms=window, keyless=keyless, fields=fields)
+    max_alerts = body.get("max_alerts", base.max_alerts)
+    if not isinstance(max_alerts, int) or isinstance(max_alerts, bool) or max_alerts < 1:
+        raise fail(f"must be a whole number of alerts, at least 1, not {max_alerts!r}", body, "max_alerts",
+                   "grouping.max_alerts")
+    grouping = GroupingConfig.of(keys, window_ms=window, keyless=keyless, fields=fields, max_alerts=max_alerts)
 
     # sla
     body = section("sla", tuple(s.value for s in Severity))

@@ -18,6 +18,9 @@ The default order is ``campaign, host, user, source_ip``: so every alert of one 
 Window: an alert joins an open case (`definitions.OPEN_STATUSES`) of the same key when its time lies within
 `window` (default 24h) of the case's alerts: ``first_seen - window <= t <= last_seen + window``; of several, the
 one seen last (ties: the smallest id). Otherwise it opens a new case whose id is a hash of the key and the alert id.
+A case holding `max_alerts` alerts (default 1,000) is full: it takes no more, and the next alert of its key opens
+a new case whose opening timeline entry names the full one (a long campaign becomes a chain of bounded cases, each
+document rewritten at a bounded cost, instead of one case whose every change rewrites all its alerts).
 
 Then the grouper keeps the case in line with the configuration, each change a timeline entry by `SYSTEM_ACTOR`:
 a higher-scoring alert raises the risk and severity (`AddAlert`); the serious-incident status only goes up; the
@@ -84,15 +87,23 @@ class GroupingKey:
             raise ValueError(f"key {self.name!r} needs at least one field")
 
 
+# Alerts one case holds at most (Kibana's cases stop at 1,000 attached alerts too): a case document carries its
+# alerts, and each change rewrites it, so an unbounded case would make every alert of a long campaign dearer.
+DEFAULT_MAX_ALERTS: Final = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class GroupingConfig:
     keys: tuple[GroupingKey, ...]
     window_ms: int = 24 * 3_600_000
     keyless: str = "new_case"  # new_case | skip
+    max_alerts: int = DEFAULT_MAX_ALERTS  # a case holding this many alerts is full: the next opens a new case
 
     def __post_init__(self) -> None:
         if self.window_ms < 1:
             raise ValueError("grouping window must be at least 1 ms")
+        if self.max_alerts < 1:
+            raise ValueError(f"max_alerts must be at least 1, got {self.max_alerts}")
         if self.keyless not in {"new_case", "skip"}:
             raise ValueError(f"keyless must be new_case or skip, not {self.keyless!r}")
         if not self.keys:
@@ -100,17 +111,20 @@ class GroupingConfig:
 
     @classmethod
     def of(cls, names: Sequence[str], *, window_ms: int = 24 * 3_600_000, keyless: str = "new_case",
-           fields: Mapping[str, Sequence[str]] | None = None) -> GroupingConfig:
+           fields: Mapping[str, Sequence[str]] | None = None, max_alerts: int = DEFAULT_MAX_ALERTS,
+           ) -> GroupingConfig:
         """Keys by name, with their default fields unless `fields` gives others."""
         chosen = {**DEFAULT_KEY_FIELDS, **{k: tuple(v) for k, v in (fields or {}).items()}}
         unknown = [n for n in names if n not in chosen]
         if unknown:
             raise ValueError(f"unknown grouping key(s) {', '.join(unknown)} (give their fields)")
-        return cls(tuple(GroupingKey(n, tuple(chosen[n]), n in _CASE_FOLDED) for n in names), window_ms, keyless)
+        return cls(tuple(GroupingKey(n, tuple(chosen[n]), n in _CASE_FOLDED) for n in names), window_ms, keyless,
+                   max_alerts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"window": format_duration(self.window_ms), "keys": [k.name for k in self.keys],
-                "fields": {k.name: list(k.fields) for k in self.keys}, "keyless": self.keyless}
+                "fields": {k.name: list(k.fields) for k in self.keys}, "keyless": self.keyless,
+                "max_alerts": self.max_alerts}
 
 
 DEFAULT_GROUPING: Final = GroupingConfig.of(("campaign", "host", "user", "source_ip"))
@@ -185,13 +199,17 @@ class CaseGrouper:
         """The open case `alert` (of grouping key `key`) joins, or None for a new case."""
         if key is None:
             return None
-        window = self.grouping.window_ms
         t = alert.timestamp_ms
-        fitting = [c for c in candidates if c.is_open and c.group_key == key and c.first_seen_ms is not None
-                   and c.last_seen_ms is not None and c.first_seen_ms - window <= t <= c.last_seen_ms + window]
+        fitting = [c for c in self.in_window(key, t, candidates) if len(c.alerts) < self.grouping.max_alerts]
         if not fitting:
             return None
         return min(fitting, key=lambda c: (-(c.last_seen_ms or 0), c.id))
+
+    def in_window(self, key: str, t: int, candidates: Iterable[Case]) -> list[Case]:
+        """The open cases of `key` whose alerts lie within the window of time `t` (full ones included)."""
+        window = self.grouping.window_ms
+        return [c for c in candidates if c.is_open and c.group_key == key and c.first_seen_ms is not None
+                and c.last_seen_ms is not None and c.first_seen_ms - window <= t <= c.last_seen_ms + window]
 
     def add(self, incoming: IncomingAlert, candidates: Iterable[Case], at_ms: int,
             actor: str = SYSTEM_ACTOR) -> GroupResult:
@@ -199,7 +217,7 @@ class CaseGrouper:
         alert = incoming.alert
         candidates = list(candidates)
         for case in candidates:
-            if alert.id in case.alert_ids:
+            if case.has_alert(alert.id):
                 return GroupResult(case, duplicate=True)
         key = self.key_of(alert)
         if key is None and self.grouping.keyless == "skip":
@@ -214,12 +232,15 @@ class CaseGrouper:
         if target is None:
             serious = incoming.verdict.status if incoming.verdict else IncidentStatus.NOT_CANDIDATE
             where = key.split(":", 1)[1] if key else (alert.host_name or "unknown host")
+            full = sorted(c.id for c in self.in_window(key, alert.timestamp_ms, candidates)) if key else []
+            continued = (f"; continues {', '.join(full)}, full ({self.grouping.max_alerts} alerts)" if full
+                         else "")
             case, entry = open_case(
                 _case_id(key or "", alert.id), f"{alert.rule.title} ({where})", at_ms=at_ms, actor=actor,
                 severity=incoming.risk.severity, layer=route(incoming.risk.severity, serious, self.routing).layer,
                 risk=incoming.risk, agency=agency, systems=systems, group_key=key, alerts=(item,),
                 sla=self.sla.deadlines(incoming.risk.severity, at_ms), l3_assessment=self.routing.l3_assessment,
-                reason=f"alert {alert.id} ({key or 'no grouping key'})",
+                reason=f"alert {alert.id} ({key or 'no grouping key'}){continued}",
             )
             entries.append(entry)
         else:

@@ -190,7 +190,7 @@ def _new_risk(case: Case, alerts: tuple[CaseAlert, ...], candidate: RiskScore) -
 
 def _add_alert(case: Case, command: AddAlert, _at: int) -> _Change:
     alert = command.alert
-    if alert.id in case.alert_ids:
+    if case.has_alert(alert.id):
         raise _fail(case, command, f"alert {alert.id} is already in the case")
     alerts = (*case.alerts, alert)
     changes: dict[str, Any] = {

@@ -239,10 +239,20 @@ class Case:
     split_from: str | None = None
     version: int = 0
     timeline: tuple[TimelineEntry, ...] = ()
+    # The alert ids as a set, made when first asked (`has_alert`): not a field of the document.
+    _alert_set: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def alert_ids(self) -> tuple[str, ...]:
         return tuple(alert.id for alert in self.alerts)
+
+    def has_alert(self, alert_id: str) -> bool:
+        """Whether the alert is in the case (a set lookup: a large case is asked once per incoming alert)."""
+        known = self._alert_set
+        if known is None:
+            known = frozenset(alert.id for alert in self.alerts)
+            object.__setattr__(self, "_alert_set", known)
+        return alert_id in known
 
     @property
     def event_ids(self) -> tuple[str, ...]:

@@ -267,7 +267,7 @@ class CaseRepository:
                 change = changes.get(case.id)
                 if result.opened:  # its id comes from the key and the alert: a replay finds the case it opened
                     existing = change.case if change is not None else self.get(case.id)
-                    if existing is not None and item.alert.id in existing.alert_ids:
+                    if existing is not None and existing.has_alert(item.alert.id):
                         results[index] = GroupResult(existing, duplicate=True)
                         continue
                 if change is None:

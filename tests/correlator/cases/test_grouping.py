@@ -120,6 +120,20 @@ def test_duplicate_alert_changes_nothing(make_incoming: Callable[..., IncomingAl
     assert again.entries == ()
 
 
+def test_a_full_case_takes_no_more_alerts(make_incoming: Callable[..., IncomingAlert]) -> None:
+    grouper = CaseGrouper(grouping=GroupingConfig.of(["host"], max_alerts=3))
+    items = [make_incoming(f"r{i}", ts=T0 + i * MINUTE) for i in range(7)]
+    cases = sorted(grouper.group_all(items, at_ms=T0), key=lambda c: c.first_seen_ms or 0)
+    assert [len(c.alerts) for c in cases] == [3, 3, 1]
+    assert [a.id for c in cases for a in c.alerts] == [i.alert.id for i in items]  # none lost, in order
+    opened = cases[1].timeline[0]
+    assert opened.reason is not None
+    assert opened.reason.endswith(f"; continues {cases[0].id}, full (3 alerts)")
+    again = grouper.add(items[1], cases, T0 + HOUR)  # an alert of the full case, replayed: still a duplicate
+    assert again.duplicate
+    assert again.case == cases[0]
+
+
 @pytest.mark.parametrize(("keyless", "cases"), [("new_case", 1), ("skip", 0)], ids=["new-case", "skip"])
 def test_keyless_policy(make_incoming: Callable[..., IncomingAlert], keyless: str, cases: int) -> None:
     grouper = CaseGrouper(grouping=GroupingConfig.of(["host"], keyless=keyless))
@@ -272,4 +286,6 @@ def test_grouping_config_validation() -> None:
         GroupingConfig.of(["mac"])
     config = GroupingConfig.of(["mac"], fields={"mac": ["host.mac"]})
     assert config.to_dict() == {"window": "1d", "keys": ["mac"], "fields": {"mac": ["host.mac"]},
-                                "keyless": "new_case"}
+                                "keyless": "new_case", "max_alerts": 1000}
+    with pytest.raises(ValueError, match="max_alerts must be at least 1, got 0"):
+        GroupingConfig.of(["host"], max_alerts=0)
