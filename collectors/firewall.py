@@ -1,5 +1,5 @@
-"""Firewall syslog messages to ECS connection fields: Linux netfilter/UFW, pfSense/OPNsense filterlog, Cisco ASA
-and FortiGate traffic logs.
+"""Firewall syslog messages to ECS connection fields: Linux netfilter/UFW, pfSense/OPNsense filterlog, Cisco ASA,
+FortiGate traffic logs and Palo Alto Networks PAN-OS traffic and threat logs.
 
     fields = firewall_fields(parse_syslog(line, received_ms=now_ms))  # None: not a firewall message
 
@@ -12,6 +12,12 @@ Recognised, from the message's program (appname) and text:
 - Cisco ASA (`%ASA-<sev>-<id>:`) denies 106001, 106006, 106007, 106015, 106023, 106100 (also its `permitted`),
   710003 and connection built/teardown 302013-302016. Other ASA messages are not connection events: None.
 - FortiGate key=value logs of `type="traffic"` sent without a syslog tag.
+- PAN-OS TRAFFIC and THREAT logs in the default syslog format (CSV after the header: FUTURE_USE, receive time,
+  serial, type, subtype, ...; the field order of the PAN-OS syslog field descriptions). TRAFFIC: the session's
+  verdict (subtype start/end/drop/deny, action allow/deny/drop/reset-*), NAT addresses, zones, application,
+  user, bytes and packets, the session end reason. THREAT: the same connection fields as an alert
+  (`event.kind: alert`, category intrusion_detection) with the threat name and id, severity, direction and the
+  URL or file name. Other PAN-OS log types (SYSTEM, CONFIG, ...) are not connection events: None.
 
 The fields are flat dotted ECS names (event.*, source.*, destination.*, network.*, observer.*, rule.*,
 related.ip) and, so that SigmaHQ `category: firewall` rules match, Sigma's generic firewall names `src_ip`,
@@ -25,6 +31,7 @@ caller makes a dead letter of it.
 
 from __future__ import annotations
 
+import csv
 import re
 from typing import Any, Final
 
@@ -36,7 +43,7 @@ __all__ = ["DATASETS", "FirewallParseError", "firewall_fields"]
 
 Fields = dict[str, Any]  # flat: dotted ECS names
 
-DATASETS: Final = ("iptables.log", "pfsense.log", "cisco_asa.log", "fortinet.firewall")
+DATASETS: Final = ("iptables.log", "pfsense.log", "cisco_asa.log", "fortinet.firewall", "panw.panos")
 
 _DENIED: Final = frozenset({"block", "drop", "deny", "denied", "reject", "blocked", "dropped"})
 _ALLOWED: Final = frozenset({"pass", "allow", "accept", "permit", "permitted", "allowed", "accepted"})
@@ -72,6 +79,10 @@ def firewall_fields(message: SyslogMessage) -> Fields | None:
             return _netfilter(text, netfilter)
     if program is None and "srcip=" in text and _FORTIGATE_TRAFFIC.search(text) is not None:
         return _fortigate(text)
+    if program is None:
+        panos = _PANOS_HEAD.match(text)
+        if panos is not None:
+            return _panos(text, panos.group("type"))
     return None
 
 
@@ -382,3 +393,100 @@ def _fortigate(text: str) -> Fields:
         interfaces=(pairs.get("srcintf"), pairs.get("dstintf")),
         rule=(pairs.get("policyid"), pairs.get("policyname")), extra=extra,
     )
+
+
+# ------------------------------------------------------------------------------------------------ PAN-OS
+
+_PANOS_HEAD = re.compile(r"[^,]*,\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2},[^,]*,(?P<type>TRAFFIC|THREAT),")
+# 0-based positions in the CSV (PAN-OS syslog field descriptions; THREAT shares 0..30 with TRAFFIC).
+_PANOS_COMMON: Final = 31
+_PANOS_TRAFFIC: Final = {"bytes": 31, "bytes_sent": 32, "bytes_received": 33, "packets": 34, "elapsed": 36,
+                         "category": 37, "packets_sent": 44, "packets_received": 45, "end_reason": 46}
+_PANOS_THREAT: Final = {"misc": 31, "threat": 32, "category": 33, "severity": 34, "direction": 35}
+_PANOS_ALLOWED: Final = frozenset({"allow", "alert", "continue", "override"})
+_PANOS_SEVERITY: Final = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
+_PANOS_THREAT_ID = re.compile(r"^(?P<name>.*?)\s*\((?P<id>\d+)\)$")
+_NO_ADDRESS: Final = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - PAN-OS's "no NAT address", not a bind
+
+
+def _panos(text: str, log_type: str) -> Fields:
+    """A PAN-OS TRAFFIC or THREAT log line (the CSV after the syslog header)."""
+    row = next(csv.reader([text]), [])
+    if len(row) < _PANOS_COMMON:
+        raise FirewallParseError(f"PAN-OS {log_type}: {len(row)} fields, at least {_PANOS_COMMON} expected")
+
+    def at(index: int) -> str:
+        return row[index].strip() if index < len(row) else ""
+
+    subtype, action = at(4).lower(), at(30).lower()
+    if not action:
+        raise FirewallParseError(f"PAN-OS {log_type}: no action (field 31)")
+    # allow (TRAFFIC), alert/continue/override (THREAT): the session went on; deny, drop, reset-*, block-*, sinkhole
+    verdict = action in _PANOS_ALLOWED and subtype not in ("drop", "deny")
+    extra: Fields = {"observer.serial_number": at(2)} if at(2) else {}
+    for index, name in ((12, "source.user.name"), (13, "destination.user.name"), (14, "network.application"),
+                        (16, "observer.ingress.zone"), (17, "observer.egress.zone"),
+                        (22, "panw.panos.session_id"), (15, "panw.panos.vsys")):
+        if at(index):
+            extra[name] = at(index)
+    for side, ip_index, port_index in (("source", 9, 26), ("destination", 10, 27)):
+        if at(ip_index) not in _NO_ADDRESS:
+            extra[f"{side}.nat.ip"] = _ip(at(ip_index), f"{side} NAT")
+            port = _port(at(port_index), f"{side} NAT port")
+            if port:
+                extra[f"{side}.nat.port"] = port
+    if log_type == "TRAFFIC":
+        _panos_traffic(row, extra)
+    else:
+        _panos_threat(row, subtype, extra)
+    return _connection(
+        "panw.panos", ("Palo Alto Networks", "PAN-OS"), action, verdict,
+        (at(7), _port(at(24), "source port")), (at(8), _port(at(25), "destination port")),
+        _transport(at(29)) if at(29) else None,
+        event_action=f"{log_type.lower()}-{subtype}" if subtype else None, end=subtype == "end",
+        interfaces=(at(18) or None, at(19) or None), rule=(None, at(11) or None), extra=extra,
+    )
+
+
+def _panos_traffic(row: list[str], extra: Fields) -> None:
+    values = {name: row[index].strip() for name, index in _PANOS_TRAFFIC.items() if index < len(row)}
+    for name, field in (("bytes", "network.bytes"), ("bytes_sent", "source.bytes"),
+                        ("bytes_received", "destination.bytes"), ("packets", "network.packets"),
+                        ("packets_sent", "source.packets"), ("packets_received", "destination.packets")):
+        value = values.get(name, "")
+        if value.isdigit():
+            extra[field] = int(value)
+    elapsed = values.get("elapsed", "")
+    if elapsed.isdigit():
+        extra["event.duration"] = int(elapsed) * 1_000_000_000  # seconds -> ns
+    if values.get("category") and values["category"] != "any":
+        extra["panw.panos.url.category"] = values["category"]
+    if values.get("end_reason") and values["end_reason"] != "n/a":
+        extra["event.reason"] = values["end_reason"]
+
+
+def _panos_threat(row: list[str], subtype: str, extra: Fields) -> None:
+    values = {name: row[index].strip() for name, index in _PANOS_THREAT.items() if index < len(row)}
+    extra["event.kind"] = "alert"
+    extra["event.category"] = ["network", "intrusion_detection"]
+    threat = _PANOS_THREAT_ID.match(values.get("threat", ""))
+    if threat is not None:  # "name(id)"; URL and file logs give "(9999)" only
+        if threat.group("name"):
+            extra["panw.panos.threat.name"] = threat.group("name")
+        extra["panw.panos.threat.id"] = threat.group("id")
+    elif values.get("threat"):
+        extra["panw.panos.threat.name"] = values["threat"]
+    severity = _PANOS_SEVERITY.get(values.get("severity", "").lower())
+    if severity is not None:
+        extra["event.severity"] = severity
+        extra["log.level"] = values["severity"].lower()
+    if values.get("direction"):
+        extra["panw.panos.threat.direction"] = values["direction"]
+    if values.get("category"):
+        extra["panw.panos.threat.category"] = values["category"]
+    misc = values.get("misc", "")
+    if misc:
+        if subtype == "url":
+            extra["url.original"] = misc
+        elif subtype in ("file", "virus", "wildfire", "wildfire-virus", "data"):
+            extra["file.name"] = misc

@@ -1,5 +1,5 @@
-"""Firewall syslog lines to ECS: netfilter/UFW, pfSense/OPNsense filterlog, Cisco ASA and FortiGate traffic logs
-(lines written from the vendors' published formats), malformed lines as dead letters with their reason, and a
+"""Firewall syslog lines to ECS: netfilter/UFW, pfSense/OPNsense filterlog, Cisco ASA, FortiGate traffic logs and
+PAN-OS traffic/threat logs (lines written from the vendors' published formats), malformed lines as dead letters with their reason, and a
 Sigma `category: firewall` rule matching events of every vendor read from a syslog file."""
 
 from __future__ import annotations
@@ -37,6 +37,24 @@ FORTIGATE_DENY = (
     ' srcport=51234 srcintf="wan1" srcintfrole="wan" dstip=10.0.0.5 dstport=22 dstintf="internal"'
     ' dstintfrole="lan" sessionid=1234567 proto=6 action="deny" policyid=0 policytype="policy" service="SSH"'
     ' trandisp="noop" duration=0 sentbyte=0 rcvdbyte=0 sentpkt=0 appcat="unscanned" crscore=30 craction=131072'
+)
+PANOS_DENY = (
+    "<14>Nov 20 10:00:04 PA-3220 1,2026/11/20 10:00:04,012801000000,TRAFFIC,deny,2560,2026/11/20 10:00:04,"
+    "203.0.113.5,10.0.0.5,0.0.0.0,0.0.0.0,block-ssh,,,ssh,vsys1,untrust,trust,ethernet1/1,ethernet1/2,fwd,,"
+    "98765,1,51234,22,0,0,0x0,tcp,deny,74,74,0,1,2026/11/20 10:00:04,0,any,0,7001,0x0,United States,"
+    "10.0.0.0-10.255.255.255,0,1,0,policy-deny"
+)
+PANOS_TRAFFIC_END = (
+    "<14>Nov 20 10:00:05 PA-3220 1,2026/11/20 10:00:05,012801000000,TRAFFIC,end,2560,2026/11/20 10:00:05,"
+    "10.0.0.5,203.0.113.10,198.51.100.1,0.0.0.0,allow-web,corp\\alice,,web-browsing,vsys1,trust,untrust,"
+    "ethernet1/2,ethernet1/1,fwd,,12345,1,51234,443,40001,0,0x400019,tcp,allow,5000,3000,2000,20,"
+    "2026/11/20 09:59:56,9,any,0,123456789,0x0,10.0.0.0-10.255.255.255,United States,0,10,10,tcp-fin"
+)
+PANOS_THREAT = (
+    "<14>Nov 20 10:00:06 PA-3220 1,2026/11/20 10:00:06,012801000000,THREAT,url,2560,2026/11/20 10:00:06,"
+    "10.0.0.8,203.0.113.66,198.51.100.1,0.0.0.0,outbound-web,,,web-browsing,vsys1,trust,untrust,ethernet1/2,"
+    'ethernet1/1,fwd,,777,1,44321,80,40002,80,0x2000,tcp,block-url,"evil.example/a,b.php",'
+    "(9999),malware,high,client-to-server,55,0x0,10.0.0.0-10.255.255.255,United States,0"
 )
 DENIED_TCP = {
     "event.kind": "event", "event.category": ["network"], "event.type": ["connection", "denied"],
@@ -85,9 +103,42 @@ def test_ufw_block_gives_every_field() -> None:
         "event.code": "0000000013", "fortinet.firewall.sessionid": "1234567", "network.protocol": "ssh",
         "action": "deny",
     }),
-], ids=["filterlog", "asa-106023", "fortigate"])
+    (PANOS_DENY, DENIED_TCP | {
+        "event.module": "panw", "event.dataset": "panw.panos", "event.action": "traffic-deny",
+        "observer.vendor": "Palo Alto Networks", "observer.product": "PAN-OS",
+        "observer.ingress.interface.name": "ethernet1/1", "observer.egress.interface.name": "ethernet1/2",
+        "rule.name": "block-ssh", "observer.serial_number": "012801000000", "network.application": "ssh",
+        "observer.ingress.zone": "untrust", "observer.egress.zone": "trust", "panw.panos.session_id": "98765",
+        "panw.panos.vsys": "vsys1", "network.bytes": 74, "source.bytes": 74, "destination.bytes": 0,
+        "network.packets": 1, "source.packets": 1, "destination.packets": 0, "event.duration": 0,
+        "event.reason": "policy-deny", "action": "deny",
+    }),
+], ids=["filterlog", "asa-106023", "fortigate", "panos"])
 def test_denied_ssh_connection_of_each_vendor(line: str, expected: dict[str, Any]) -> None:
     assert fields_of(line) == expected
+
+
+def test_panos_traffic_end_with_nat_user_and_counters() -> None:
+    fields = fields_of(PANOS_TRAFFIC_END)
+    assert fields is not None
+    assert {k: fields[k] for k in ("event.type", "event.outcome", "event.action", "source.nat.ip",
+                                   "source.nat.port", "source.user.name", "network.bytes", "event.duration",
+                                   "event.reason", "blocked")} == {
+        "event.type": ["connection", "allowed", "end"], "event.outcome": "success", "event.action": "traffic-end",
+        "source.nat.ip": "198.51.100.1", "source.nat.port": 40001, "source.user.name": "corp\\alice",
+        "network.bytes": 5000, "event.duration": 9_000_000_000, "event.reason": "tcp-fin", "blocked": False}
+    assert "destination.nat.ip" not in fields  # 0.0.0.0: no destination NAT
+
+
+def test_panos_threat_is_an_alert_with_its_url() -> None:
+    fields = fields_of(PANOS_THREAT)
+    assert fields is not None
+    assert {k: fields.get(k) for k in ("event.kind", "event.category", "event.outcome", "url.original",
+                                       "panw.panos.threat.id", "panw.panos.threat.name", "event.severity",
+                                       "panw.panos.threat.direction", "action")} == {
+        "event.kind": "alert", "event.category": ["network", "intrusion_detection"], "event.outcome": "failure",
+        "url.original": "evil.example/a,b.php", "panw.panos.threat.id": "9999", "panw.panos.threat.name": None,
+        "event.severity": 4, "panw.panos.threat.direction": "client-to-server", "action": "block-url"}
 
 
 @pytest.mark.parametrize(("line", "expected"), [
@@ -184,8 +235,13 @@ def test_recognised_lines(line: str, expected: dict[str, Any]) -> None:
      "netfilter log line without SRC= and DST="),
     ('<189>date=2026-11-20 time=10:05:00 devname="FGT60E" type="traffic" srcip=10.0.0.5 action="deny"',
      "FortiGate traffic log without srcip= and dstip="),
+    ("<14>Nov 20 10:00:04 PA-3220 1,2026/11/20 10:00:04,012801000000,TRAFFIC,deny,2560,2026/11/20 10:00:04,"
+     "203.0.113.5,10.0.0.5", "PAN-OS TRAFFIC: 9 fields, at least 31 expected"),
+    ("<14>Nov 20 10:00:04 PA-3220 1,2026/11/20 10:00:04,012801000000,TRAFFIC,deny,2560,2026/11/20 10:00:04,"
+     "203.0.113.5,10.0.0.5,0.0.0.0,0.0.0.0,r,,,ssh,vsys1,u,t,e1,e2,fwd,,1,1,51234,22,0,0,0x0,tcp,",
+     "PAN-OS TRAFFIC: no action (field 31)"),
 ], ids=["filterlog-header", "filterlog-tcp", "filterlog-ip", "filterlog-action", "filterlog-address", "asa",
-        "netfilter", "fortigate"])
+        "netfilter", "fortigate", "panos-short", "panos-action"])
 def test_malformed_firewall_lines_raise_with_reason(line: str, reason: str) -> None:
     with pytest.raises(FirewallParseError) as caught:
         fields_of(line)
@@ -197,7 +253,9 @@ def test_malformed_firewall_lines_raise_with_reason(line: str, reason: str) -> N
     "Nov 20 10:00:00 web01 CRON[1]: (root) CMD (echo IN=eth0 OUT= SRC=1.2.3.4)",
     "Nov 20 10:00:00 asa01 %ASA-4-733100: [ Scanning] drop rate-1 exceeded. Current burst rate is 10 per second",
     "Nov 20 10:00:00 web01 systemd[1]: Started Daily apt upgrade.",
-], ids=["sshd-user", "other-program", "asa-other-id", "plain"])
+    "<14>Nov 20 10:00:00 PA-3220 1,2026/11/20 10:00:00,012801000000,SYSTEM,general,0,2026/11/20 10:00:00,,"
+    "general,,0,0,general,informational,User admin logged in,1,0x0",
+], ids=["sshd-user", "other-program", "asa-other-id", "plain", "panos-system"])
 def test_other_messages_are_not_firewall_lines(line: str) -> None:
     assert fields_of(line) is None
 
@@ -239,14 +297,14 @@ detection:
   condition: selection
 """)
     path = tmp_path / "messages"
-    path.write_text("\n".join([UFW_BLOCK, FILTERLOG_BLOCK, ASA_DENY, FORTIGATE_DENY,
+    path.write_text("\n".join([UFW_BLOCK, FILTERLOG_BLOCK, ASA_DENY, FORTIGATE_DENY, PANOS_DENY,
                                "Nov 20 10:00:00 web01 systemd[1]: Started Daily apt upgrade."]) + "\n")
     sources = load_sources()
     ruleset = load_rules([tmp_path / "rules"], sources=sources)
     assert not ruleset.errors
     engine = SigmaEngine(ruleset.rules, sources)
     events = [item for item in read_file(path, year=2026) if isinstance(item, Event)]
-    assert len(events) == 5
+    assert len(events) == 6
     matched = [event.fields["event.dataset"] for event in events for _ in engine.match(event)]
-    assert matched == ["iptables.log", "pfsense.log", "cisco_asa.log", "fortinet.firewall"]
+    assert matched == ["iptables.log", "pfsense.log", "cisco_asa.log", "fortinet.firewall", "panw.panos"]
     assert engine.stats.unknown_sources == {}
