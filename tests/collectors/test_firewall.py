@@ -1,6 +1,6 @@
 """Firewall syslog lines to ECS: netfilter/UFW, pfSense/OPNsense filterlog, Cisco ASA, FortiGate traffic logs and
-PAN-OS traffic/threat logs (lines written from the vendors' published formats), malformed lines as dead letters with their reason, and a
-Sigma `category: firewall` rule matching events of every vendor read from a syslog file."""
+PAN-OS traffic/threat logs (lines written from the vendors' published formats), malformed lines as dead letters
+with their reason, and a Sigma `category: firewall` rule matching events of every vendor read from a syslog file."""
 
 from __future__ import annotations
 
