@@ -6,7 +6,8 @@ that format's pure per-line function.
     item = formats.decode(line, origin)  # Event | Rejected | None (blank line)
 
 Per-line formats (`LINE_FORMATS`): syslog (`syslog_parse.parse_syslog` + `syslog_file.to_event`, the received
-time is the time the line is read), web-access (`web_access.parse_line`), and the JSON-lines formats json,
+time is the time the line is read), web-access (`web_access.parse_line`), iis (`iis.IisLineReader`: rows under
+the last `#Fields:`, read from the file's start when tailing resumes inside it), and the JSON-lines formats json,
 evtx-json, winlogbeat (`json_reader.normalise_record`: Windows records by `normalise_windows`, the rest by
 `generic.normalise_json`), suricata-eve (`suricata.normalise_record`) and zeek (TSV under its `#` header, kept per
 file and read from the file's start when tailing resumes inside it, or JSON lines).
@@ -40,7 +41,7 @@ from typing import Any, Final
 
 import orjson
 
-from collectors import auditd, suricata, syslog_file, web_access, zeek
+from collectors import auditd, iis, suricata, syslog_file, web_access, zeek
 from collectors.errors import CollectorError, UnsupportedFormatError
 from collectors.files import FORMATS, detect_format
 from collectors.json_reader import normalise_record
@@ -52,8 +53,8 @@ __all__ = ["AUDIT_IDLE", "LINE_FORMATS", "AuditDecoder", "LineDecoder", "TailFor
 
 log = logging.getLogger(__name__)
 
-LINE_FORMATS: Final = ("syslog", "web-access", "json", "evtx-json", "winlogbeat", "suricata-eve", "zeek")
-_ZEEK_HEAD_BYTES: Final = 64 * 1024  # where a Zeek log's header lines are looked for when tailing starts mid-file
+LINE_FORMATS: Final = ("syslog", "web-access", "iis", "json", "evtx-json", "winlogbeat", "suricata-eve", "zeek")
+_HEADER_BYTES: Final = 64 * 1024  # where a Zeek or IIS log's header lines are looked for when tailing resumes
 AUDIT_IDLE: Final = 2.0  # seconds without a record before an open audit event comes out (auparse's default)
 DETECT_ATTEMPTS: Final = 20  # lines a file's format may stay unrecognised before its lines are rejected for good
 _MAX_DECODERS: Final = 4096
@@ -102,6 +103,7 @@ class LineDecoder:
         self.clock_ms = clock_ms
         self._repeats: OrderedDict[str, int] = OrderedDict()
         self._zeek: zeek.ZeekLineReader | None = None
+        self._iis: iis.IisLineReader | None = None
 
     def decode(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
         if origin.line == 1:
@@ -116,6 +118,8 @@ class LineDecoder:
             return self._syslog(line, where)
         if self.format == "zeek":
             return self._zeek_line(line, origin)
+        if self.format == "iis":
+            return self._iis_line(line, origin)
         if self.format == "web-access":
             raw = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
             try:
@@ -141,10 +145,24 @@ class LineDecoder:
             if origin.line > 1 and not line.startswith(b"#"):
                 try:
                     with Path(origin.path).open("rb") as handle:
-                        reader.header_from(handle.read(_ZEEK_HEAD_BYTES))
+                        reader.header_from(handle.read(_HEADER_BYTES))
                 except OSError as exc:
                     log.warning("%s: cannot read the Zeek header at the file's start: %s", origin.path, exc)
         return reader.line(origin.line, line.rstrip(b"\r"))
+
+    def _iis_line(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
+        """An IIS log line: `#Fields:` directives name the columns; a tailer that starts inside the file (after a
+        restart) first reads the directives at the file's start."""
+        reader = self._iis
+        if reader is None:
+            reader = self._iis = iis.IisLineReader(origin.path)
+            if origin.line > 1 and not line.startswith(b"#"):
+                try:
+                    with Path(origin.path).open("rb") as handle:
+                        reader.header_from(handle.read(_HEADER_BYTES))
+                except OSError as exc:
+                    log.warning("%s: cannot read the IIS #Fields: at the file's start: %s", origin.path, exc)
+        return reader.line(origin.line, line)
 
     def _repeat_id(self, raw: str) -> str:
         """`syslog_file`'s ids: the n-th repeat of a line among the recent distinct lines hashes with its count."""

@@ -51,7 +51,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 from collectors.errors import CollectorError, UnsupportedFormatError
 from correlator.model import Event, EventOrigin, Rejected, event_id_for, nest
 
-__all__ = ["FORMAT", "SERVERS", "AccessLogParseError", "parse_line", "read_file", "sniff"]
+__all__ = ["FORMAT", "SERVERS", "AccessLogParseError", "parse_line", "read_file", "request_fields", "sniff"]
 
 FORMAT = "web-access"
 SERVERS: tuple[str, ...] = ("apache", "nginx")  # `server=` values; None gives event.module "web"
@@ -136,7 +136,7 @@ def parse_line(line: str, origin: EventOrigin, *, server: str | None = None) -> 
         domain, _, port = head["vhost"].rpartition(":")
         flat["destination.domain"] = domain
         flat["destination.port"] = int(port)
-    _request(flat, _unescape(request[1]))
+    request_fields(flat, _unescape(request[1]))
     extra = dict(zip(names, tail, strict=True))
     _optional(flat, "http.request.referrer", extra.get("referrer", "-"))
     _optional(flat, "user_agent.original", extra.get("agent", "-"))
@@ -225,7 +225,7 @@ def _forwarded(flat: dict[str, Any], header: str) -> None:
         flat["network.forwarded_ip"] = ip
 
 
-def _request(flat: dict[str, Any], request: str) -> None:
+def request_fields(flat: dict[str, Any], request: str) -> None:
     """The request line: method, url.* and http.version, or `web.access.request` for what is not HTTP."""
     match = _REQUEST.fullmatch(request)
     if match is None:
