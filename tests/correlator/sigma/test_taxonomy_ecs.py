@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from collectors.auditd import assemble_lines
 from collectors.suricata import normalise_record
 from collectors.web_access import parse_line
 from correlator.model import Event, EventOrigin
@@ -163,3 +164,39 @@ def test_other_pipelines_are_validated_and_part_of_the_cache_key(tmp_path: Path)
     pipeline = tmp_path / "taxonomy_ecs.yml"
     pipeline.write_text(pipeline.read_text(encoding="utf-8").replace("url.path]", "url.path, url.original]"))
     assert load_sources(tmp_path / "sources.yml").signature != first
+
+
+AUDIT_CRONTAB = [
+    'type=SYSCALL msg=audit(1732064400.123:4567): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=8 '
+    'items=2 ppid=1200 pid=1234 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 '
+    'comm="crontab" exe="/usr/bin/crontab" subj=unconfined key="exec"',
+    'type=EXECVE msg=audit(1732064400.123:4567): argc=2 a0="crontab" a1="-r"',
+    'type=CWD msg=audit(1732064400.123:4567): cwd="/root"',
+    "type=EOE msg=audit(1732064400.123:4567):",
+]
+
+
+def _audit_event(lines: list[str]) -> Event:
+    (event,) = assemble_lines(enumerate(lines, 1), "audit.log")
+    assert isinstance(event, Event)
+    return event
+
+
+def test_linux_process_creation_rules_match_audit_executions(load):
+    loaded = load(rule("sel:\n  Image|endswith: '/crontab'\n  CommandLine|contains: ' -r'\n  CurrentDirectory: /root\n"
+                       "condition: sel", logsource="category: process_creation\n  product: linux", title="cron rm"))
+    assert loaded.titles(_audit_event(AUDIT_CRONTAB)) == {"cron rm"}
+    sysmon_linux = make_event({"event.category": "process", "event.type": "start", "host.os.type": "linux",
+                               "Image": "/usr/bin/crontab", "CommandLine": "crontab -r", "CurrentDirectory": "/root"})
+    assert loaded.hits(sysmon_linux)  # Sysmon for Linux's own names
+    other = _audit_event([line.replace('a1="-r"', 'a1="-l"') for line in AUDIT_CRONTAB])
+    assert not loaded.hits(other)
+
+
+def test_sigmahq_linux_process_creation_rule_fires_on_an_audit_execution(shared_path, tmp_path: Path):
+    rules_dir = shared_path("sigma/rules/linux/process_creation")
+    sources = load_sources()
+    rules = load_rules([rules_dir], sources=sources, cache_dir=tmp_path / "cache")
+    engine = SigmaEngine(rules.rules, sources)
+    ids = {a.rule.id for a in engine.match(_audit_event(AUDIT_CRONTAB))}
+    assert "c2e234de-03a3-41e1-b39a-1e56dc17ba67" in ids  # Remove Scheduled Cron Task/Job
