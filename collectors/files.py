@@ -45,12 +45,13 @@ PLUGINS: dict[str, str] = {
     "zeek": "collectors.zeek",
     "auditd": "collectors.auditd",
     "iis": "collectors.iis",
+    "squid": "collectors.squid",
     "web-access": "collectors.web_access",
     "syslog": "collectors.syslog_file",
 }
 _BINARY_PLUGINS: tuple[str, ...] = ("pcap",)
 _JSON_PLUGINS: tuple[str, ...] = ("suricata-eve", "zeek")
-_TEXT_PLUGINS: tuple[str, ...] = ("zeek", "auditd", "iis", "web-access", "syslog")
+_TEXT_PLUGINS: tuple[str, ...] = ("zeek", "auditd", "iis", "squid", "web-access", "syslog")
 FORMATS: tuple[str, ...] = ("evtx", "evtx-json", "winlogbeat", "json", *PLUGINS)
 # What a directory walk picks up (besides syslog files named like auth.log.1, secure, messages); files named
 # explicitly are always read.

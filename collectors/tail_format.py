@@ -7,10 +7,11 @@ that format's pure per-line function.
 
 Per-line formats (`LINE_FORMATS`): syslog (`syslog_parse.parse_syslog` + `syslog_file.to_event`, the received
 time is the time the line is read), web-access (`web_access.parse_line`), iis (`iis.IisLineReader`: rows under
-the last `#Fields:`, read from the file's start when tailing resumes inside it), and the JSON-lines formats json,
-evtx-json, winlogbeat (`json_reader.normalise_record`: Windows records by `normalise_windows`, the rest by
-`generic.normalise_json`), suricata-eve (`suricata.normalise_record`) and zeek (TSV under its `#` header, kept per
-file and read from the file's start when tailing resumes inside it, or JSON lines).
+the last `#Fields:`, read from the file's start when tailing resumes inside it), squid (`squid.parse_line`), and
+the JSON-lines formats json, evtx-json, winlogbeat (`json_reader.normalise_record`: Windows records by
+`normalise_windows`, the rest by `generic.normalise_json`), suricata-eve (`suricata.normalise_record`) and zeek
+(TSV under its `#` header, kept per file and read from the file's start when tailing resumes inside it, or JSON
+lines).
 
 auditd logs are tailed too, though their events are assembled across lines (`auditd.AuditAssembler`): a line may
 complete no event or several, so the tailer's sink calls `decode_all`. The lines of an event not out yet are
@@ -41,7 +42,7 @@ from typing import Any, Final
 
 import orjson
 
-from collectors import auditd, iis, suricata, syslog_file, web_access, zeek
+from collectors import auditd, iis, squid, suricata, syslog_file, web_access, zeek
 from collectors.errors import CollectorError, UnsupportedFormatError
 from collectors.files import FORMATS, detect_format
 from collectors.json_reader import normalise_record
@@ -53,7 +54,8 @@ __all__ = ["AUDIT_IDLE", "LINE_FORMATS", "AuditDecoder", "LineDecoder", "TailFor
 
 log = logging.getLogger(__name__)
 
-LINE_FORMATS: Final = ("syslog", "web-access", "iis", "json", "evtx-json", "winlogbeat", "suricata-eve", "zeek")
+LINE_FORMATS: Final = ("syslog", "web-access", "iis", "squid", "json", "evtx-json", "winlogbeat", "suricata-eve",
+                       "zeek")
 _HEADER_BYTES: Final = 64 * 1024  # where a Zeek or IIS log's header lines are looked for when tailing resumes
 AUDIT_IDLE: Final = 2.0  # seconds without a record before an open audit event comes out (auparse's default)
 DETECT_ATTEMPTS: Final = 20  # lines a file's format may stay unrecognised before its lines are rejected for good
@@ -120,6 +122,12 @@ class LineDecoder:
             return self._zeek_line(line, origin)
         if self.format == "iis":
             return self._iis_line(line, origin)
+        if self.format == "squid":
+            raw = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
+            try:
+                return squid.parse_line(raw, where)
+            except squid.SquidParseError as exc:
+                return Rejected(f"line {origin.line}: {exc.reason}", where, raw)
         if self.format == "web-access":
             raw = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
             try:
