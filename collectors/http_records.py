@@ -5,8 +5,10 @@ of objects or a single (pretty-printed) JSON object, as agents post them: Winlog
 
 Each record is judged on its own, the way `collectors.files` judges a file by its first record (`_classify`), and
 made an event by `collectors.json_reader.normalise_record` (Windows shapes by `normalise_windows`, anything else
-generically). Its id is the content hash of the record's own text. A record that cannot be read or normalised is
-a `Rejected` with its line (in an array: its element number) and the reason. What the intake adds: the token's
+generically), except a record that only ships a raw line (Fluent Bit's `log`, Filebeat's `message`): that line is
+parsed as its file's line would be (`collectors.embedded_lines`). Its id is the content hash of the record's own
+text. A record that cannot be read or normalised is a `Rejected` with its line (in an array: its element number)
+and the reason. What the intake adds: the token's
 hints (`agent.name`, `organization.id`), the arrival time for a record without one, and, for a generic record,
 a string `log` (Fluent Bit's and Docker's line) as ECS `message` (`log` is an object in ECS).
 
@@ -21,6 +23,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
+from collectors.embedded_lines import embedded_event
 from collectors.errors import CollectorError
 from collectors.files import _classify
 from collectors.json_reader import json_type, normalise_record
@@ -100,8 +103,11 @@ def record_item(record: Record, unit: str, source: BatchSource) -> Event | Rejec
     if not isinstance(value, dict):
         return Rejected(f"{unit} {number}: expected a JSON object, got {json_type(value)}", origin, raw)
     origin = EventOrigin(path=origin.path, offset=number, format=_classify(value))
+    shipped = embedded_event(value, raw, origin, source.received_ms) if origin.format == "json" else None
+    if isinstance(shipped, Rejected):
+        return shipped
     try:
-        event = normalise_record(value, raw, origin)
+        event = shipped if shipped is not None else normalise_record(value, raw, origin)
     except CollectorError as exc:
         return Rejected(exc.reason, origin, raw, stage="normalise")
     if event.timestamp_ms == 0 and source.received_ms:
