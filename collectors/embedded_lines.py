@@ -8,6 +8,7 @@ become the same `system.auth` event as the line read from /var/log/auth.log.
 
 Which parser: the record's dataset when it names one (`event.dataset`, `data_stream.dataset`, Filebeat's
 `fileset.name` with `event.module`): system/linux auth and syslog -> syslog, apache/nginx access -> web access,
+iis access -> an IIS row in IIS's default columns (`iis.DEFAULT_FIELDS`: a shipped row has no `#Fields:`),
 squid -> Squid; otherwise the first of syslog, web access and Squid that reads the line. A line that the named
 dataset's parser cannot read is a `Rejected` (stage normalise) with the reason, the record kept as raw; a line no
 parser reads without a named dataset leaves the record to the generic JSON path (`None`).
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from collectors import squid, syslog_file, web_access
+from collectors import iis, squid, syslog_file, web_access
 from collectors.errors import CollectorError
 from collectors.syslog_parse import SyslogParseError, parse_syslog
 from correlator.model import Event, EventOrigin, Rejected, event_id_for, flatten, nest
@@ -38,6 +39,7 @@ METADATA_KEYS: Final = frozenset({
 _SYSLOG_DATASETS: Final = frozenset({"system.auth", "system.syslog", "linux.auth", "linux.syslog", "syslog"})
 _WEB_DATASETS: Final = {"apache.access": "apache", "nginx.access": "nginx", "web.access": None}
 _SQUID_DATASETS: Final = frozenset({"squid.access", "squid.log", "proxy.access"})
+_IIS_DATASETS: Final = frozenset({"iis.access"})
 
 
 def embedded_line(record: Mapping[str, Any]) -> str | None:
@@ -83,6 +85,8 @@ def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, rec
         parsers = ("web-access",)
     elif dataset in _SQUID_DATASETS:
         parsers = ("squid",)
+    elif dataset in _IIS_DATASETS:
+        parsers = ("iis",)
     else:
         parsers = ("syslog", "web-access", "squid")
         dataset = None
@@ -100,7 +104,7 @@ def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, rec
         return None
     where = EventOrigin(path=origin.path, offset=origin.offset, format=parsers[0])
     key = "log" if isinstance(record.get("log"), str) else "message"
-    return Rejected(f"record {origin.offset}: its `{key}` is not a {dataset} line: {reasons[0]}", where, raw,
+    return Rejected(f"record {origin.offset}: its `{key}` is not a line of {dataset}: {reasons[0]}", where, raw,
                     stage="normalise")
 
 
@@ -115,6 +119,8 @@ def _parse(parser: str, line: str, raw: str, event_id: str, origin: EventOrigin,
         return syslog_file.to_event(message, raw, where, event_id)
     if parser == "web-access":
         event = web_access.parse_line(line, where, server=_WEB_DATASETS.get(dataset or ""))
+    elif parser == "iis":
+        event = iis.parse_row(line, iis.DEFAULT_FIELDS, where)
     else:
         event = squid.parse_line(line, where)
     return Event(event_id, event.timestamp_ms, raw, ecs=event.ecs, fields=event.fields, origin=where)

@@ -38,9 +38,13 @@ from collectors.errors import CollectorError
 from collectors.web_access import request_fields
 from correlator.model import Event, EventOrigin, Rejected, event_id_for, ms_to_iso, nest
 
-__all__ = ["FORMAT", "IisLineReader", "IisParseError", "parse_row", "read_file", "sniff"]
+__all__ = ["DEFAULT_FIELDS", "FORMAT", "IisLineReader", "IisParseError", "parse_row", "read_file", "sniff"]
 
 FORMAT: Final = "iis"
+# The columns IIS logs by default (IIS 8.5 and later): what a row shipped without its file's header is read with.
+DEFAULT_FIELDS: Final = ("date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",
+                         "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "sc-status", "sc-substatus",
+                         "sc-win32-status", "time-taken")
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _HEADER_ALIASES: Final = {"cs(user-agent)": "cs-user-agent", "cs(referer)": "cs-referer", "cs(cookie)": "cs-cookie",
                           "cs(host)": "cs-host"}

@@ -57,6 +57,18 @@ def test_a_filebeat_nginx_line_takes_the_record_host_and_agent() -> None:
     assert event.ecs["host"] == {"name": "web02"}
 
 
+def test_a_labelled_iis_row_is_read_in_the_default_columns() -> None:
+    row = ("2026-11-24 03:01:02 10.0.0.10 GET /portal/news.aspx id=1%27 443 - 203.0.113.9 "
+           "sqlmap/1.7 - 500 0 0 31")
+    event = shipped({"message": row, "event": {"dataset": "iis.access"}, "host": {"name": "iis01"}})
+    assert isinstance(event, Event)
+    assert {k: event.get(k) for k in ("cs-uri-query", "sc-status", "url.query", "host.name")} == {
+        "cs-uri-query": "id=1%27", "sc-status": "500", "url.query": "id=1'", "host.name": "iis01"}
+    short = shipped({"message": "2026-11-24 03:01:02 GET /x", "event": {"dataset": "iis.access"}})
+    assert isinstance(short, Rejected)
+    assert short.reason.startswith("record 1: its `message` is not a line of iis.access: 4 values for 15 fields")
+
+
 def test_an_unlabelled_squid_line_is_recognised() -> None:
     event = shipped({"log": SQUID})
     assert isinstance(event, Event)
@@ -69,7 +81,7 @@ def test_a_labelled_line_that_does_not_parse_is_a_dead_letter() -> None:
     assert isinstance(item, Rejected)
     assert item.stage == "normalise"
     assert item.raw == orjson.dumps(record).decode()
-    assert item.reason == ("record 1: its `message` is not a system.auth line: no syslog timestamp "
+    assert item.reason == ("record 1: its `message` is not a line of system.auth: no syslog timestamp "
                            "('Mmm dd hh:mm:ss' or RFC 3339) at the start of 'garbage'")
 
 
