@@ -1,6 +1,7 @@
 """Log lines that agents ship inside JSON records, read as the file they came from would be: Fluent Bit's tail
-input puts the line in `log`, Filebeat and Elastic Agent (without an ingest pipeline) in `message`, beside
-metadata only (`@timestamp`, `agent`, `host`, `log.file.path`, `event.dataset`, `input`, `fields`, `tags`, ...).
+input puts the line in `log`, Filebeat and Elastic Agent (without an ingest pipeline) in `message`, NXLog's
+im_file with to_json() in `Message`, beside metadata only (`@timestamp`, `agent`, `host`, `log.file.path`,
+`event.dataset`, `input`, `fields`, `tags`, NXLog's `EventReceivedTime`/`SourceModuleName`/`SourceModuleType`, ...).
 Such a record says nothing a rule can read until its line is parsed: an sshd failure shipped by Fluent Bit must
 become the same `system.auth` event as the line read from /var/log/auth.log.
 
@@ -35,7 +36,9 @@ METADATA_KEYS: Final = frozenset({
     "@timestamp", "date", "time", "timestamp", "log", "message", "agent", "host", "ecs", "input", "fields",
     "tags", "labels", "event", "fileset", "service", "data_stream", "stream", "container", "kubernetes", "cloud",
     "organization", "log.file.path", "log.offset", "source_type", "file", "path", "offset", "hostname",
+    "Message", "EventReceivedTime", "SourceModuleName", "SourceModuleType", "Hostname",
 })
+_LINE_KEYS: Final = ("log", "message", "Message")
 _SYSLOG_DATASETS: Final = frozenset({"system.auth", "system.syslog", "linux.auth", "linux.syslog", "syslog"})
 _WEB_DATASETS: Final = {"apache.access": "apache", "nginx.access": "nginx", "web.access": None}
 _SQUID_DATASETS: Final = frozenset({"squid.access", "squid.log", "proxy.access"})
@@ -44,14 +47,14 @@ _IIS_DATASETS: Final = frozenset({"iis.access"})
 
 def embedded_line(record: Mapping[str, Any]) -> str | None:
     """The line a record carries when it carries nothing else but metadata: its `log` string (Fluent Bit), else
-    its `message` string (Filebeat, Elastic Agent); None for any other record."""
+    its `message` (Filebeat, Elastic Agent) or `Message` (NXLog) string; None for any other record."""
     if any(key not in METADATA_KEYS for key in record):
         return None
     event = record.get("event")
     if isinstance(event, Mapping) and any(key not in ("dataset", "module", "timezone", "created", "ingested")
                                           for key in event):
         return None  # an event.* beyond the shipping labels: parsed upstream
-    for key in ("log", "message"):
+    for key in _LINE_KEYS:
         line = record.get(key)
         if isinstance(line, str) and line.strip():
             return line.rstrip("\r\n")
@@ -103,7 +106,7 @@ def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, rec
     if dataset is None:
         return None
     where = EventOrigin(path=origin.path, offset=origin.offset, format=parsers[0])
-    key = "log" if isinstance(record.get("log"), str) else "message"
+    key = next(key for key in _LINE_KEYS if isinstance(record.get(key), str) and record[key].strip())
     return Rejected(f"record {origin.offset}: its `{key}` is not a line of {dataset}: {reasons[0]}", where, raw,
                     stage="normalise")
 
@@ -130,7 +133,7 @@ def _with_record(event: Event, record: Mapping[str, Any]) -> Event:
     """The record's host (when the line names none) and agent on the event."""
     extra: dict[str, Any] = {}
     host = record.get("host")
-    host_name = host.get("name") if isinstance(host, Mapping) else record.get("hostname")
+    host_name = host.get("name") if isinstance(host, Mapping) else record.get("hostname", record.get("Hostname"))
     if isinstance(host_name, str) and host_name and event.host_name is None:
         extra["host.name"] = host_name
     agent = record.get("agent")

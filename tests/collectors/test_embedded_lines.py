@@ -69,6 +69,13 @@ def test_a_labelled_iis_row_is_read_in_the_default_columns() -> None:
     assert short.reason.startswith("record 1: its `message` is not a line of iis.access: 4 values for 15 fields")
 
 
+def test_an_nxlog_im_file_record() -> None:
+    event = shipped({"EventReceivedTime": "2026-11-24 10:00:01", "SourceModuleName": "auth",
+                     "SourceModuleType": "im_file", "Message": SSHD})
+    assert isinstance(event, Event)
+    assert (event.get("event.dataset"), event.get("user.name")) == ("system.auth", "admin")
+
+
 def test_an_unlabelled_squid_line_is_recognised() -> None:
     event = shipped({"log": SQUID})
     assert isinstance(event, Event)
