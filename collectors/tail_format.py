@@ -104,8 +104,7 @@ class LineDecoder:
         self.tz = tz
         self.clock_ms = clock_ms
         self._repeats: OrderedDict[str, int] = OrderedDict()
-        self._zeek: zeek.ZeekLineReader | None = None
-        self._iis: iis.IisLineReader | None = None
+        self._reader: zeek.ZeekLineReader | iis.IisLineReader | None = None  # a Zeek or IIS log's header
 
     def decode(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
         if origin.line == 1:
@@ -118,10 +117,8 @@ class LineDecoder:
             return None
         if self.format == "syslog":
             return self._syslog(line, where)
-        if self.format == "zeek":
-            return self._zeek_line(line, origin)
-        if self.format == "iis":
-            return self._iis_line(line, origin)
+        if self.format in ("zeek", "iis"):
+            return self._headed_line(line, origin)
         if self.format == "squid":
             raw = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
             try:
@@ -144,33 +141,21 @@ class LineDecoder:
             return Rejected(f"line {where.offset}: {exc.reason}", where, raw)
         return syslog_file.to_event(message, raw, where, self._repeat_id(raw))
 
-    def _zeek_line(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
-        """A Zeek log line: `#` lines are its header (kept per file); a tailer that starts inside the file (after
-        a restart) first reads the header lines at the file's start."""
-        reader = self._zeek
+    def _headed_line(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
+        """A Zeek or IIS log line: `#` lines are the file's header (kept per file); a tailer that starts inside the
+        file (after a restart) first reads the header lines at the file's start."""
+        reader = self._reader
         if reader is None:
-            reader = self._zeek = zeek.ZeekLineReader(origin.path, zeek.path_from_name(Path(origin.path)))
+            path = origin.path
+            reader = self._reader = (zeek.ZeekLineReader(path, zeek.path_from_name(Path(path)))
+                                     if self.format == "zeek" else iis.IisLineReader(path))
             if origin.line > 1 and not line.startswith(b"#"):
                 try:
-                    with Path(origin.path).open("rb") as handle:
+                    with Path(path).open("rb") as handle:
                         reader.header_from(handle.read(_HEADER_BYTES))
                 except OSError as exc:
-                    log.warning("%s: cannot read the Zeek header at the file's start: %s", origin.path, exc)
+                    log.warning("%s: cannot read the %s header at the file's start: %s", path, self.format, exc)
         return reader.line(origin.line, line.rstrip(b"\r"))
-
-    def _iis_line(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
-        """An IIS log line: `#Fields:` directives name the columns; a tailer that starts inside the file (after a
-        restart) first reads the directives at the file's start."""
-        reader = self._iis
-        if reader is None:
-            reader = self._iis = iis.IisLineReader(origin.path)
-            if origin.line > 1 and not line.startswith(b"#"):
-                try:
-                    with Path(origin.path).open("rb") as handle:
-                        reader.header_from(handle.read(_HEADER_BYTES))
-                except OSError as exc:
-                    log.warning("%s: cannot read the IIS #Fields: at the file's start: %s", origin.path, exc)
-        return reader.line(origin.line, line)
 
     def _repeat_id(self, raw: str) -> str:
         """`syslog_file`'s ids: the n-th repeat of a line among the recent distinct lines hashes with its count."""
