@@ -18,6 +18,7 @@ import json
 import os
 import re
 from collections.abc import Collection, Iterable, Iterator
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -205,18 +206,19 @@ def _walk(directory: Path, suffixes: frozenset[str] | None, seen: set[str]) -> I
             yield path
 
 
-def read_path(path: Path, fmt: str | None = None) -> Iterator[Event | Rejected]:
+def read_path(path: Path, fmt: str | None = None, *, tz: tzinfo | None = None) -> Iterator[Event | Rejected]:
     """Every record of one file as an `Event`, or a `Rejected` for what cannot be read or normalised.
 
-    Never raises for bad content; `UnsupportedFormatError` (at call time) for a format name not in `FORMATS`.
-    An empty file yields nothing."""
+    `tz`: the zone of timestamps that carry none (syslog files' BSD timestamps; default UTC). Never raises for
+    bad content; `UnsupportedFormatError` (at call time) for a format name not in `FORMATS`. An empty file
+    yields nothing."""
     if fmt is not None and fmt not in FORMATS:
         expected = ", ".join(FORMATS)
         raise UnsupportedFormatError(f"unknown format {fmt!r}; expected one of {expected}", path=path)
-    return _read(Path(path), fmt)
+    return _read(Path(path), fmt, tz)
 
 
-def _read(path: Path, fmt: str | None) -> Iterator[Event | Rejected]:
+def _read(path: Path, fmt: str | None, tz: tzinfo | None) -> Iterator[Event | Rejected]:
     where = str(path)
     if path.is_dir():
         yield Rejected(_directory_reason(path), EventOrigin(path=where, format=fmt or "unknown"))
@@ -231,6 +233,8 @@ def _read(path: Path, fmt: str | None) -> Iterator[Event | Rejected]:
             return
     if fmt == "evtx":
         yield from read_evtx(path)
+    elif fmt == "syslog" and tz is not None:
+        yield from _plugin(fmt).read_file(path, tz=tz)
     elif fmt in PLUGINS:
         yield from _plugin(fmt).read_file(path)
     else:

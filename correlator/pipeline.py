@@ -19,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,13 +211,13 @@ def detect_events(items: Iterator[Event | Rejected], detection: Detection | Sigm
 
 def detect_file(
     path: Path, detection: Detection | SigmaEngine, fmt: str | None = None, *, event_lines: bool = False,
-    keep_events: bool = False,
+    keep_events: bool = False, tz: tzinfo | None = None,
 ) -> FileResult:
     result = FileResult(
         str(path), event_lines=[] if event_lines else None, stored_events=[] if keep_events else None
     )
     try:
-        return detect_events(_read(path, fmt, detection), detection, result)
+        return detect_events(_read(path, fmt, detection, tz), detection, result)
     except Exception as exc:  # a reader bug must not stop the run: what is left of the file is a dead letter
         log.exception("internal error while processing %s after %d events", path, result.events)
         reason = f"internal error after {result.events} events: {type(exc).__name__}: {exc}"
@@ -224,10 +225,11 @@ def detect_file(
         return result
 
 
-def _read(path: Path, fmt: str | None, detection: Detection | SigmaEngine) -> Iterator[Event | Rejected]:
+def _read(path: Path, fmt: str | None, detection: Detection | SigmaEngine, tz: tzinfo | None,
+          ) -> Iterator[Event | Rejected]:
     """The file's records; a capture file with its HTTP bodies carved when there are YARA rules to scan them."""
     if isinstance(detection, SigmaEngine) or detection.yara is None:
-        return read_path(path, fmt)
+        return read_path(path, fmt, tz=tz)
     if fmt is None:
         try:
             fmt = detect_format(path)
@@ -237,4 +239,4 @@ def _read(path: Path, fmt: str | None, detection: Detection | SigmaEngine) -> It
         from collectors.pcap import read_file
 
         return read_file(path, carve=True)
-    return read_path(path, fmt)
+    return read_path(path, fmt, tz=tz)

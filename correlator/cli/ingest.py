@@ -21,8 +21,10 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import tzinfo
 from pathlib import Path
 from typing import IO, Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import typer
@@ -73,7 +75,7 @@ from correlator.store.errors import StoreError
 from correlator.yara_payload import DEFAULT_PAYLOAD_TIMEOUT_S
 
 _WORKER_DETECTION: Detection | None = None
-_WORKER_ARGS: tuple[str | None, bool, bool] = (None, False, False)
+_WORKER_ARGS: tuple[str | None, bool, bool, tzinfo | None] = (None, False, False, None)
 
 
 def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -85,20 +87,20 @@ def _worker(path: str) -> tuple[FileResult, dict[str, int], dict[str, int]]:
     detection = _WORKER_DETECTION
     assert detection is not None, "worker started without a detection stage"
     engine = detection.engine
-    fmt, lines, keep = _WORKER_ARGS
+    fmt, lines, keep, tz = _WORKER_ARGS
     unknown, failures = dict(engine.stats.unknown_sources), dict(engine.stats.rule_errors)
-    result = detect_file(Path(path), detection, fmt, event_lines=lines, keep_events=keep)
+    result = detect_file(Path(path), detection, fmt, event_lines=lines, keep_events=keep, tz=tz)
     return (result, _delta(unknown, engine.stats.unknown_sources), _delta(failures, engine.stats.rule_errors))
 
 
 def run_files(
     files: list[Path], detection: Detection, fmt: str | None, *, workers: int, event_lines: bool,
-    keep_events: bool,
+    keep_events: bool, tz: tzinfo | None = None,
 ) -> Iterator[tuple[FileResult, dict[str, int], dict[str, int]]]:
     """Results per file, in file order, from `workers` forked processes (1: in this process)."""
     global _WORKER_DETECTION, _WORKER_ARGS  # noqa: PLW0603 - the fork start method shares these with workers
     _WORKER_DETECTION = detection
-    _WORKER_ARGS = (fmt, event_lines, keep_events)
+    _WORKER_ARGS = (fmt, event_lines, keep_events, tz)
     names = [str(f) for f in files]
     if workers <= 1 or len(files) <= 1:
         for name in names:
@@ -218,12 +220,20 @@ def ingest(
     pipeline: PipelineOpt = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
+    timezone: Annotated[str, typer.Option(
+        "--timezone", help="IANA zone of syslog timestamps that carry none (RFC 3164 lines: the servers' local "
+                           "time), e.g. Asia/Ho_Chi_Minh.")] = "UTC",
 ) -> None:
     """Replay log files through the rules: alerts, correlation, scores and cases, and a summary."""
     console = Console(stderr=True)
     if fmt is not None and fmt not in FORMATS:
         console.print(f"[red]unknown format {fmt!r}: expected one of {', '.join(FORMATS)}[/red]")
         raise typer.Exit(2)
+    try:
+        tz = None if timezone == "UTC" else ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        console.print(f"[red]unknown time zone {timezone!r}: an IANA name such as Asia/Ho_Chi_Minh or UTC[/red]")
+        raise typer.Exit(2) from None
     missing = [p for p in paths if not p.exists()]
     if missing:
         console.print(f"[red]no such file or directory: {', '.join(map(str, missing))}[/red]")
@@ -273,7 +283,7 @@ def ingest(
         stack.enter_context(progress)
         task = progress.add_task("files", total=len(files), events=0)
         results = run_files(files, detection, fmt, workers=n_workers, event_lines=events_fh is not None,
-                            keep_events=store is not None and store_events)
+                            keep_events=store is not None and store_events, tz=tz)
         alerts: list[Alert] = []
         matches: list[RuleMatch] = []
         for result, unknown, failures in results:

@@ -33,6 +33,8 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
       - {path: "/var/log/nginx/*.log", format: web-access, server: nginx}
       - {path: /var/log/audit/audit.log}         # auditd: records assembled into events as they are written
     tail_poll: 250ms
+    timezone: UTC                                 # zone of syslog timestamps without one (RFC 3164 and syslog
+                                                  # files: the senders' local time), e.g. Asia/Ho_Chi_Minh
     watch:                                        # directories files are dropped into whole: each file read once
       - {path: /srv/drop/evtx, pattern: "*.evtx"}   # (any offline format; `format` forces one)
     samples: {paths: [/var/quarantine], max_bytes: 32MiB, poll: 2s}   # files scanned with YARA once each
@@ -59,6 +61,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectors.tail_format import TailSpec
 from correlator.located_yaml import Located, LocatedError, load_located_yaml
@@ -72,7 +75,7 @@ __all__ = ["ENV_PREFIX", "Capture", "Listen", "RunConfig", "RunConfigError", "Sa
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
                 "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
                 "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll", "http",
-                "http_tokens", "samples", "uploads", "yara", "capture", "watch", "workers")
+                "http_tokens", "samples", "uploads", "yara", "capture", "watch", "workers", "timezone")
 ENV_PREFIX: Final = "SOCCTL_RUN_"
 MAX_WORKERS: Final = 64
 DEFAULT_SAMPLE_BYTES: Final = 32 << 20
@@ -168,6 +171,7 @@ class RunConfig:
     samples: Samples = Samples()
     uploads: Uploads = Uploads()
     capture: Capture = Capture()
+    timezone: str = "UTC"  # IANA zone of timestamps without an offset: syslog RFC 3164, syslog files
     source: str | None = None
 
 
@@ -235,7 +239,8 @@ def parse_run_config(text: str, source: str = "<run config>", environ: Mapping[s
         replay=reader.paths("replay"), tail=reader.tail_specs("tail"),
         tail_poll_ms=reader.duration("tail_poll", 250), watch=reader.watches("watch"),
         samples=reader.samples("samples"),
-        uploads=reader.uploads("uploads"), capture=reader.capture("capture"), source=source,
+        uploads=reader.uploads("uploads"), capture=reader.capture("capture"), timezone=reader.timezone("timezone"),
+        source=source,
     )
 
 
@@ -389,6 +394,15 @@ class _Reader:
         if not isinstance(items, list) or not all(isinstance(v, str) and v.strip() for v in items):
             raise self.fail(key, f"expected a path or a list of paths, not {value!r}")
         return tuple(Path(v) for v in items)
+
+    def timezone(self, key: str) -> str:
+        name = self.text(key) or "UTC"
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(key, f"unknown time zone {name!r} (an IANA name such as Asia/Ho_Chi_Minh or UTC)"
+                            ) from None
+        return name
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.doc.get(key, default)

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from correlator.model import Event, Rejected
 
@@ -37,7 +38,7 @@ async def replay(runner: Runner, paths: tuple[Path, ...]) -> None:
 
     loop = asyncio.get_running_loop()
     for path in iter_files(paths):
-        items = read_path(path)
+        items = read_path(path, tz=ZoneInfo(runner.config.timezone))
         while True:  # read in chunks off the loop: a large file does not sit in memory whole
             chunk: list[Item] = await loop.run_in_executor(None, _take, items, _CHUNK)
             for item in chunk:
@@ -141,7 +142,7 @@ async def watch(runner: Runner, stop: asyncio.Event) -> None:
 
     def sink_for(fmt: str | None) -> Callable[[DroppedFile], Any]:
         async def sink(dropped: DroppedFile) -> None:
-            items = read_path(dropped.path, fmt)
+            items = read_path(dropped.path, fmt, tz=ZoneInfo(runner.config.timezone))
             while chunk := await loop.run_in_executor(None, _take, items, _CHUNK):
                 for item in chunk:
                     await runner.put("watch", item)
@@ -177,7 +178,7 @@ async def tail(runner: Runner, stop: asyncio.Event) -> None:
     from collectors.tail_lines import FileOrigin
     from collectors.tail_state import Registry
 
-    formats = TailFormats(runner.config.tail)
+    formats = TailFormats(runner.config.tail, tz=ZoneInfo(runner.config.timezone))
 
     async def put_all(items: list[Item]) -> None:
         for item in items:

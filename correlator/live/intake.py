@@ -6,14 +6,16 @@ resending) is the same event, while the same text from two hosts is two."""
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from collectors.syslog_file import to_event
 from collectors.syslog_parse import SyslogParseError, parse_syslog
 from collectors.syslog_server import SyslogFrame
 from correlator.model import Event, EventOrigin, Rejected, event_id_for
 
-__all__ = ["frame_origin", "frame_to_event"]
+__all__ = ["frame_origin", "frame_to_event", "zone"]
 
 
 def frame_to_event(frame: SyslogFrame) -> Event | Rejected:
@@ -22,7 +24,7 @@ def frame_to_event(frame: SyslogFrame) -> Event | Rejected:
     if frame.error is not None:
         return Rejected(frame.error, origin, raw=raw, stage="read")
     try:
-        message = parse_syslog(raw, received_ms=frame.received_ms, source_host=frame.peer)
+        message = parse_syslog(raw, received_ms=frame.received_ms, source_host=frame.peer, tz=zone(frame.tz))
     except SyslogParseError as exc:
         return Rejected(f"not a syslog message: {exc.reason}", origin, raw=raw, stage="normalise")
     return to_event(message, raw, origin, event_id_for(f"{frame.peer}\0{raw}"))
@@ -37,3 +39,9 @@ def frame_origin(frame: SyslogFrame) -> EventOrigin:
 def _origin(transport: str, peer: str) -> EventOrigin:
     """One (immutable) origin per sender: senders send many messages."""
     return EventOrigin(path=f"syslog+{transport}://{peer}", format="syslog")
+
+
+@lru_cache(maxsize=64)
+def zone(name: str | None) -> tzinfo:
+    """The zone named by a frame (None: UTC)."""
+    return UTC if name is None else ZoneInfo(name)

@@ -417,7 +417,8 @@ class Runner:
         if listen.udp is not None or listen.tcp is not None or listen.tls is not None:
             tls = inputs.syslog_tls_context(listen.tls_files) if listen.tls_files is not None else None
             self.syslog = SyslogServer(self._take_frame, host=listen.host, udp_port=listen.udp, tcp_port=listen.tcp,
-                                       tls_port=listen.tls, tls=tls, try_sink=self._try_frame)
+                                       tls_port=listen.tls, tls=tls, try_sink=self._try_frame,
+                                       timezone=None if config.timezone == "UTC" else config.timezone)
             await self.syslog.start()
         metrics = None
         if config.metrics.port is not None:

@@ -134,3 +134,30 @@ def test_rules_check_repository_rules_all_load(runner, tmp_path):
     assert doc["failed"] == []
     assert doc["sigma"]["loaded"] >= 6
     assert doc["yara"]["loaded"] >= 3
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_timezone_places_local_syslog_times(runner: CliRunner, tmp_path: Path, workers: str) -> None:
+    """RFC 3164 lines carry the servers' local time: --timezone says which; UTC by default."""
+    log = tmp_path / "auth.log"
+    log.write_text("Nov 20 10:00:00 web01 sshd[1]: Failed password for root from 203.0.113.5 port 4242 ssh2\n",
+                   encoding="utf-8")
+    other = tmp_path / "secure"
+    other.write_text("Nov 20 11:00:00 web02 sshd[2]: Failed password for root from 203.0.113.5 port 4243 ssh2\n",
+                     encoding="utf-8")
+    stamps = {}
+    for zone in ("UTC", "Asia/Ho_Chi_Minh"):
+        out = tmp_path / f"events-{zone.replace('/', '-')}.jsonl"
+        result = runner.invoke(app, ["ingest", str(log), str(other), "--no-store", "--quiet", "--workers", workers,
+                                     "--timezone", zone, "--events-out", str(out),
+                                     "--cache-dir", str(tmp_path / "cache")])
+        assert result.exit_code == 0, result.output
+        stamps[zone] = sorted(orjson.loads(line)["@timestamp"] for line in out.read_text().splitlines())
+    assert [s[11:19] for s in stamps["UTC"]] == ["10:00:00", "11:00:00"]
+    assert [s[11:19] for s in stamps["Asia/Ho_Chi_Minh"]] == ["03:00:00", "04:00:00"]  # UTC+7
+
+
+def test_an_unknown_timezone_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", str(SAMPLES), "--no-store", "--timezone", "Mars/Olympus"])
+    assert result.exit_code == 2
+    assert "unknown time zone 'Mars/Olympus'" in result.output

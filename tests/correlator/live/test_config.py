@@ -79,12 +79,19 @@ def test_every_setting() -> None:
     ("- a\n- b\n", "run.yml:1: expected a mapping of settings"),
     ("tail: [{file: x}]\n", "run.yml:1: tail[0]: expected a path or {path, format, server}"),
     ("store: [\n", "run.yml:2: invalid YAML"),
+    ("timezone: Mars/Olympus\n", "run.yml:1: timezone: unknown time zone 'Mars/Olympus' (an IANA name such as "
+                                 "Asia/Ho_Chi_Minh or UTC)"),
 ], ids=["unknown", "queue", "duration", "port", "listen-key", "tls-port", "tls-files", "flag", "paths",
-        "not-a-mapping", "tail", "yaml"])
+        "not-a-mapping", "tail", "yaml", "timezone"])
 def test_errors_name_file_line_and_key(text: str, message: str) -> None:
     with pytest.raises(RunConfigError) as caught:
         parse_run_config(text, "run.yml")
     assert str(caught.value).startswith(message)
+
+
+def test_timezone() -> None:
+    assert parse_run_config("", "run.yml").timezone == "UTC"
+    assert parse_run_config("timezone: Asia/Ho_Chi_Minh\n", "run.yml").timezone == "Asia/Ho_Chi_Minh"
 
 
 def test_an_unreadable_file(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from collectors.files import read_path
 from collectors.tail_format import TailSpec
 from correlator.live.app import build_runner
@@ -207,6 +209,26 @@ def test_syslog_over_tls_with_a_configured_certificate(tmp_path: Path) -> None:
         assert runner.counters.events_in["syslog_tls"] == 1
         [event] = store.search("events", "", limit=5).hits
         assert (event["host"]["name"], event["user"]["name"]) == ("web01", "deploy")
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-thread", "2-workers"])
+def test_syslog_local_times_are_placed_by_the_configured_timezone(tmp_path: Path, workers: int) -> None:
+    config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
+                       syslog=Listen(udp=None, tcp=0), metrics=Listen(port=None), http=Listen(port=None),
+                       batch_wait_ms=20, timezone="Asia/Ho_Chi_Minh", workers=workers)
+    message = b"<38>Nov 20 10:00:00 web01 sshd[77]: Accepted publickey for deploy from 10.0.0.7 port 2 ssh2"
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+
+        async def send(port: int) -> None:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(message + b"\n")
+            await writer.drain()
+            writer.close()
+
+        serve_and_send(runner, "tcp", send, lambda: runner.counters.events_processed >= 1)
+        [event] = store.search("events", "", limit=5).hits
+        assert event["@timestamp"].endswith("T03:00:00.000Z")  # 10:00 in UTC+7
 
 
 def test_the_engine_expires_stored_uploads_at_start(tmp_path: Path) -> None:
