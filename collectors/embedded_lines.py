@@ -22,7 +22,9 @@ an event whose line names none (web access and Squid lines), and its `agent.*` i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from collectors import iis, squid, syslog_file, web_access
 from collectors.errors import CollectorError
@@ -73,10 +75,10 @@ def _dataset(record: Mapping[str, Any]) -> str | None:
     return None
 
 
-def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, received_ms: int,
-                   ) -> Event | Rejected | None:
+def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, received_ms: int, *,
+                   tz: str | None = None) -> Event | Rejected | None:
     """The event of the line a record ships (see the module doc); None when the record is not a shipped line or
-    no parser reads an unlabelled one."""
+    no parser reads an unlabelled one. `tz`: the IANA zone of a syslog line's time without one (None: UTC)."""
     line = embedded_line(record)
     if line is None:
         return None
@@ -96,7 +98,7 @@ def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, rec
     reasons: list[str] = []
     for parser in parsers:
         try:
-            item = _parse(parser, line, raw, event_id, origin, received_ms, dataset)
+            item = _parse(parser, line, raw, event_id, origin, (received_ms, tz), dataset)
         except CollectorError as exc:
             reasons.append(exc.reason)
             continue
@@ -111,12 +113,13 @@ def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, rec
                     stage="normalise")
 
 
-def _parse(parser: str, line: str, raw: str, event_id: str, origin: EventOrigin, received_ms: int,
+def _parse(parser: str, line: str, raw: str, event_id: str, origin: EventOrigin, received: tuple[int, str | None],
            dataset: str | None) -> Event | Rejected:
     where = EventOrigin(path=origin.path, offset=origin.offset, format=parser)
     if parser == "syslog":
+        received_ms, tz = received
         try:
-            message = parse_syslog(line, received_ms=received_ms)
+            message = parse_syslog(line, received_ms=received_ms, tz=UTC if tz is None else ZoneInfo(tz))
         except SyslogParseError as exc:
             raise CollectorError(exc.reason) from None
         return syslog_file.to_event(message, raw, where, event_id)

@@ -152,12 +152,14 @@ class HttpIntakeServer:
     def __init__(self, journal: IntakeJournal, tokens: Sequence[AgentToken], *, host: str = "127.0.0.1",
                  port: int = 8088, limits: IntakeLimits | None = None, clock: Callable[[], int] = _now_ms,
                  on_journaled: Callable[[], None] | None = None, samples_dir: Path | None = None,
-                 max_file_bytes: int = DEFAULT_MAX_SAMPLE_BYTES, on_uploaded: Callable[[], None] | None = None) -> None:
+                 max_file_bytes: int = DEFAULT_MAX_SAMPLE_BYTES, on_uploaded: Callable[[], None] | None = None,
+                 timezone: str | None = None) -> None:
         if max_file_bytes < 1:
             raise ValueError(f"max_file_bytes must be >= 1, got {max_file_bytes}")
         self.journal = journal
         self.host = host
         self.port = port
+        self.timezone = timezone  # of shipped syslog lines' local times (None: UTC)
         self.limits = limits if limits is not None else IntakeLimits()
         self.clock = clock
         self.on_journaled = on_journaled
@@ -353,7 +355,7 @@ class HttpIntakeServer:
         check_encoding(coding)
         body = await self._body(head, reader, writer, self.limits.max_body)
         self.metrics.bytes_received += len(body)
-        source = BatchSource(peer, agent.name, agent.organization, self.clock())
+        source = BatchSource(peer, agent.name, agent.organization, self.clock(), self.timezone)
         assert self._worker is not None
         loop = asyncio.get_running_loop()
         counts = await loop.run_in_executor(self._worker, self._journal_batch, body, coding, source)

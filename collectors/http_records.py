@@ -39,13 +39,14 @@ Layout = Literal["lines", "array", "document"]
 @dataclass(frozen=True, slots=True)
 class BatchSource:
     """Who sent a batch and when: the peer's address, the name of the agent's token (the events' `agent.name`
-    when they have none), the token's organization (their `organization.id`) and the arrival time (the time of a
-    record that has none of its own)."""
+    when they have none), the token's organization (their `organization.id`), the arrival time (the time of a
+    record that has none of its own) and the zone of shipped syslog lines' local times (None: UTC)."""
 
     peer: str
     agent: str
     organization: str | None = None
     received_ms: int = 0
+    timezone: str | None = None
 
     @property
     def path(self) -> str:
@@ -103,7 +104,8 @@ def record_item(record: Record, unit: str, source: BatchSource) -> Event | Rejec
     if not isinstance(value, dict):
         return Rejected(f"{unit} {number}: expected a JSON object, got {json_type(value)}", origin, raw)
     origin = EventOrigin(path=origin.path, offset=number, format=_classify(value))
-    shipped = embedded_event(value, raw, origin, source.received_ms) if origin.format == "json" else None
+    shipped = (embedded_event(value, raw, origin, source.received_ms, tz=source.timezone)
+               if origin.format == "json" else None)
     if isinstance(shipped, Rejected):
         return shipped
     try:

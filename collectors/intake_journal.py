@@ -50,6 +50,8 @@ class JournalBatch:
         source = self.source
         header = {"v": _VERSION, "peer": source.peer, "agent": source.agent, "organization": source.organization,
                   "received_ms": source.received_ms}
+        if source.timezone is not None:  # read again as accepted (older batches have no zone: UTC)
+            header["timezone"] = source.timezone
         return orjson.dumps(header) + b"\n" + self.body
 
     @classmethod
@@ -67,7 +69,10 @@ class JournalBatch:
         if not (isinstance(peer, str) and isinstance(agent, str) and isinstance(received, int)
                 and (organization is None or isinstance(organization, str))):
             raise ValueError(f"batch header lacks peer, agent or received_ms: {line[:200]!r}")
-        return cls(BatchSource(peer, agent, organization, received), body)
+        zone = header.get("timezone")
+        if zone is not None and not isinstance(zone, str):
+            raise ValueError(f"batch header's timezone is not a string: {line[:200]!r}")
+        return cls(BatchSource(peer, agent, organization, received, zone), body)
 
     def items(self) -> list[Item]:
         return batch_items(self.body, self.source)

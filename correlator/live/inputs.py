@@ -72,7 +72,8 @@ async def start_http(runner: Runner, collector: Callable[[str, Callable[[asyncio
     uploads = runner.config.uploads
     runner.http = HttpIntakeServer(journal, tokens, host=listen.host, port=listen.port, on_journaled=consumer.wake,
                                  samples_dir=runner.config.state_dir / "samples" if uploads.enabled else None,
-                                 max_file_bytes=uploads.max_bytes)
+                                 max_file_bytes=uploads.max_bytes,
+                                 timezone=None if runner.config.timezone == "UTC" else runner.config.timezone)
     await runner.http.start()
     collector("http", consumer.run)
     if runner.http.uploads is not None:

@@ -102,6 +102,20 @@ def test_other_records_are_left_to_the_generic_path(record: dict[str, Any]) -> N
     assert shipped(record) is None
 
 
+def test_a_shipped_syslog_line_takes_the_intakes_zone() -> None:
+    record = {"log": SSHD}
+    raw = orjson.dumps(record).decode()
+    utc = embedded_event(record, raw, ORIGIN, RECEIVED_MS)
+    local = embedded_event(record, raw, ORIGIN, RECEIVED_MS, tz="Asia/Ho_Chi_Minh")
+    assert isinstance(utc, Event)
+    assert isinstance(local, Event)
+    assert utc.timestamp_ms - local.timestamp_ms == 7 * 3_600_000
+    body = orjson.dumps(record)
+    (item,) = batch_items(body, BatchSource("10.0.0.5", "fb", None, RECEIVED_MS, "Asia/Ho_Chi_Minh"))
+    assert isinstance(item, Event)
+    assert item.timestamp_ms == local.timestamp_ms
+
+
 def test_embedded_line_prefers_fluent_bits_log() -> None:
     assert embedded_line({"log": SSHD + "\n", "message": "other"}) == SSHD
 
@@ -119,3 +133,15 @@ def test_the_intake_gives_shipped_lines_their_events_and_hints(tmp_path: Path) -
     sources = load_sources()
     rules = load_rules([], sources=sources, cache_dir=tmp_path / "cache")
     assert ("ls", "linux", None, "auth") in (SigmaEngine(rules.rules, sources).route(auth) or ())
+
+
+def test_a_journaled_batch_keeps_its_zone() -> None:
+    from collectors.intake_journal import JournalBatch
+
+    batch = JournalBatch(BatchSource("10.0.0.5", "fb", None, RECEIVED_MS, "Asia/Ho_Chi_Minh"),
+                         orjson.dumps({"log": SSHD}))
+    again = JournalBatch.decode(batch.encode())
+    assert again == batch
+    older = JournalBatch.decode(JournalBatch(BatchSource("10.0.0.5", "fb", None, RECEIVED_MS), b"{}").encode())
+    assert older.source.timezone is None
+    assert b"timezone" not in JournalBatch(BatchSource("p", "a"), b"").encode()  # older readers' header as it was
