@@ -11,8 +11,9 @@ Which parser: the record's dataset when it names one (`event.dataset`, `data_str
 `fileset.name` with `event.module`): system/linux auth and syslog -> syslog, apache/nginx access -> web access,
 iis access -> an IIS row in IIS's default columns (`iis.DEFAULT_FIELDS`: a shipped row has no `#Fields:`),
 squid -> Squid; otherwise the first of syslog, web access and Squid that reads the line. A line that the named
-dataset's parser cannot read is a `Rejected` (stage normalise) with the reason, the record kept as raw; a line no
-parser reads without a named dataset leaves the record to the generic JSON path (`None`).
+dataset's parser cannot read gives a `Rejected` with the reason (the HTTP intake keeps such a record as a generic
+event with the reason in `error.message`); a line no parser reads without a named dataset leaves the record to the
+generic JSON path (`None`).
 
 The event keeps the record as its raw text and the record's content hash as its id (what the intake has always
 used: a batch sent again gives the same ids); its origin is the intake's. The record's `host.name` is the host of

@@ -6,11 +6,12 @@ of objects or a single (pretty-printed) JSON object, as agents post them: Winlog
 Each record is judged on its own, the way `collectors.files` judges a file by its first record (`_classify`), and
 made an event by `collectors.json_reader.normalise_record` (Windows shapes by `normalise_windows`, anything else
 generically), except a record that only ships a raw line (Fluent Bit's `log`, Filebeat's `message`): that line is
-parsed as its file's line would be (`collectors.embedded_lines`). Its id is the content hash of the record's own
-text. A record that cannot be read or normalised is a `Rejected` with its line (in an array: its element number)
-and the reason. What the intake adds: the token's
-hints (`agent.name`, `organization.id`), the arrival time for a record without one, and, for a generic record,
-a string `log` (Fluent Bit's and Docker's line) as ECS `message` (`log` is an object in ECS).
+parsed as its file's line would be (`collectors.embedded_lines`); a record whose dataset names a format its line
+is not in stays the generic event, with the reason in `error.message` (as an ingest pipeline's grok failure).
+Its id is the content hash of the record's own text. A record that cannot be read or normalised is a `Rejected`
+with its line (in an array: its element number) and the reason. What the intake adds: the token's hints
+(`agent.name`, `organization.id`), the arrival time for a record without one, and, for a generic record, a string
+`log` (Fluent Bit's and Docker's line) as ECS `message` (`log` is an object in ECS).
 
 Pure: the same body and source give the same items (ids, reasons, line numbers), at intake, where the counts
 answer the agent, and when the journal hands the batch on, also after a crash.
@@ -106,12 +107,12 @@ def record_item(record: Record, unit: str, source: BatchSource) -> Event | Rejec
     origin = EventOrigin(path=origin.path, offset=number, format=_classify(value))
     shipped = (embedded_event(value, raw, origin, source.received_ms, tz=source.timezone)
                if origin.format == "json" else None)
-    if isinstance(shipped, Rejected):
-        return shipped
     try:
-        event = shipped if shipped is not None else normalise_record(value, raw, origin)
+        event = shipped if isinstance(shipped, Event) else normalise_record(value, raw, origin)
     except CollectorError as exc:
         return Rejected(exc.reason, origin, raw, stage="normalise")
+    if isinstance(shipped, Rejected):  # kept as the record it is, the reason its line was not read on it
+        event = _with_error(event, shipped.reason)
     if event.timestamp_ms == 0 and source.received_ms:
         event.timestamp_ms = source.received_ms
     return _with_hints(event, source)
@@ -140,6 +141,25 @@ def _with_hints(event: Event, source: BatchSource) -> Event:
     computer = native.get("Computer")  # the Windows readers' host.name, known without building the document
     return Event(event.id, event.timestamp_ms, event.raw, fields=native, origin=event.origin, ecs_factory=build_ecs,
                  host_name=computer if isinstance(computer, str) else None)
+
+
+def _with_error(event: Event, reason: str) -> Event:
+    """The event with `error.message` (as an Elastic ingest pipeline leaves a line its grok did not match)."""
+    if not event.ecs_deferred:
+        error = event.ecs.setdefault("error", {})
+        if isinstance(error, dict):
+            error["message"] = event.fields["error.message"] = reason
+        return event
+
+    def build_ecs() -> tuple[dict[str, Any], dict[str, Any]]:
+        doc, fields = event.ecs, dict(event.fields)
+        error = doc.setdefault("error", {})
+        if isinstance(error, dict):
+            error["message"] = fields["error.message"] = reason
+        return doc, fields
+
+    return Event(event.id, event.timestamp_ms, event.raw, fields=event.native, origin=event.origin,
+                 ecs_factory=build_ecs, host_name=event.host_name)
 
 
 def _message_from_log(doc: dict[str, Any], fields: dict[str, Any]) -> None:

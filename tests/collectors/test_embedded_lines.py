@@ -120,6 +120,16 @@ def test_embedded_line_prefers_fluent_bits_log() -> None:
     assert embedded_line({"log": SSHD + "\n", "message": "other"}) == SSHD
 
 
+def test_the_intake_keeps_a_mislabelled_record_with_the_reason() -> None:
+    record = {"@timestamp": "2026-11-20T01:05:00Z", "message": "agent record", "event": {"dataset": "system.auth"}}
+    (item,) = batch_items(orjson.dumps(record), BatchSource("10.0.0.5", "fb", None, RECEIVED_MS))
+    assert isinstance(item, Event)
+    assert item.get("message") == "agent record"
+    assert item.get("error.message") == ("record 1: its `message` is not a line of system.auth: no syslog timestamp "
+                                         "('Mmm dd hh:mm:ss' or RFC 3339) at the start of 'agent record'")
+    assert item.ecs["error"] == {"message": item.get("error.message")}
+
+
 def test_the_intake_gives_shipped_lines_their_events_and_hints(tmp_path: Path) -> None:
     body = b"\n".join(orjson.dumps(r) for r in [{"date": 1795500000.5, "log": SSHD}, {"message": "hello"}])
     items = batch_items(body, BatchSource("10.0.0.5", "web01-fluentbit", "so-tttt", RECEIVED_MS))
