@@ -3,13 +3,16 @@
 1. intake: Linux auth syslog frames (`bench/intake.py`'s `messages`) to `Event` with `frame_to_event`, and the
    same with the ECS document built (what storing the event costs on top);
 2. cases: `AlertSink.deliver` of a batch of scored alerts into cases on SQLite: a first batch that opens cases,
-   then a second that feeds them (the repository's cache warm).
+   then a second that feeds them (the repository's cache warm);
+3. campaign (working tree only): one host's long campaign, `--campaign` alerts in batches of 100, the cost per
+   alert as the campaign grows (a case holds at most `grouping.max_alerts`, 1,000: the cost stays flat).
 
 "Old" is the code of a git revision (`--old-rev`, by default the one before these stages were reworked), loaded
 from git into this process beside the working tree's. The two run alternately on the same data, round after
 round, and the figures are medians: on a busy machine only the ratios mean something.
 
     python bench/live_stages.py [--events 20000] [--alerts 400] [--hosts 40] [--rounds 7] [--old-rev REV]
+                                [--campaign 8000] [--only intake|cases|campaign]
 """
 
 from __future__ import annotations
@@ -196,6 +199,31 @@ def cases(args: argparse.Namespace) -> None:
     print(f"cases deliver, both: old {a / n * 1000:.3f} ms, new {b / n * 1000:.3f} ms per alert: {ratio:.2f}x")
 
 
+def campaign(args: argparse.Namespace) -> None:
+    from correlator.cases.repository import CaseRepository
+    from correlator.sink import AlertSink
+
+    first, _ = _outcomes(args.campaign, 1)  # one host: every alert has the same grouping key
+    batch = 100
+    with tempfile.TemporaryDirectory(prefix="socctl-bench-campaign-") as tmp:
+        store = SqliteStore(Path(tmp) / "socctl.db")
+        try:
+            sink = AlertSink(store, CaseRepository(store, CaseGrouper(), lambda: RECEIVED_MS), lambda: RECEIVED_MS)
+            spans: list[float] = []
+            for start in range(0, len(first.alerts), batch):
+                begun = time.perf_counter()
+                sink.deliver(Outcome(alerts=first.alerts[start:start + batch]))
+                spans.append(time.perf_counter() - begun)
+            per = 1000 // batch
+            for k in range(0, len(spans), per):
+                chunk = spans[k:k + per]
+                print(f"campaign: alerts {k * batch:>6,}-{(k + len(chunk)) * batch:>6,}: "
+                      f"{sum(chunk) / (len(chunk) * batch) * 1000:.3f} ms per alert")
+            print(f"campaign: {store.count('cases')} cases for {len(first.alerts):,} alerts of one host")
+        finally:
+            store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
@@ -203,13 +231,16 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--old-rev", default=OLD_REV)
-    parser.add_argument("--only", choices=("intake", "cases"))
+    parser.add_argument("--campaign", type=int, default=8_000, help="Alerts of one host's campaign.")
+    parser.add_argument("--only", choices=("intake", "cases", "campaign"))
     args = parser.parse_args()
     print(f"old = {args.old_rev}, new = working tree; cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
-    if args.only != "cases":
+    if args.only in (None, "intake"):
         intake(args)
-    if args.only != "intake":
+    if args.only in (None, "cases"):
         cases(args)
+    if args.only in (None, "campaign"):
+        campaign(args)
 
 
 if __name__ == "__main__":

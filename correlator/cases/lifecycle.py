@@ -121,6 +121,8 @@ def apply(
     extra_entries: tuple[TimelineEntry, ...] = changes.pop("_absorbed_timeline", ())
     new_case = replace(case, **changes, version=seq, updated_ms=at_ms,
                        timeline=(*case.timeline, *extra_entries, entry))
+    if isinstance(command, AddAlert):
+        new_case.carry_alert_set(case, command.alert.id)
     return new_case, entry
 
 

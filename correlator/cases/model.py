@@ -254,6 +254,13 @@ class Case:
             object.__setattr__(self, "_alert_set", known)
         return alert_id in known
 
+    def carry_alert_set(self, previous: Case, added: str) -> None:
+        """This case is `previous` with alert `added` more: its id set is the previous one's and that one (a copy
+        in C instead of a walk of every alert), when the previous one was made."""
+        known = previous._alert_set
+        if known is not None:
+            object.__setattr__(self, "_alert_set", known | {added})
+
     @property
     def event_ids(self) -> tuple[str, ...]:
         """The events behind the case: its alerts' events, then attached event evidence."""
