@@ -45,6 +45,7 @@ PLUGINS: dict[str, str] = {
     "suricata-eve": "collectors.suricata",
     "zeek": "collectors.zeek",
     "auditd": "collectors.auditd",
+    "windows-firewall": "collectors.windows_firewall",
     "iis": "collectors.iis",
     "squid": "collectors.squid",
     "web-access": "collectors.web_access",
@@ -52,7 +53,7 @@ PLUGINS: dict[str, str] = {
 }
 _BINARY_PLUGINS: tuple[str, ...] = ("pcap",)
 _JSON_PLUGINS: tuple[str, ...] = ("suricata-eve", "zeek")
-_TEXT_PLUGINS: tuple[str, ...] = ("zeek", "auditd", "iis", "squid", "web-access", "syslog")
+_TEXT_PLUGINS: tuple[str, ...] = ("zeek", "auditd", "windows-firewall", "iis", "squid", "web-access", "syslog")
 FORMATS: tuple[str, ...] = ("evtx", "evtx-json", "winlogbeat", "json", *PLUGINS)
 # What a directory walk picks up (besides syslog files named like auth.log.1, secure, messages); files named
 # explicitly are always read.
@@ -209,7 +210,8 @@ def _walk(directory: Path, suffixes: frozenset[str] | None, seen: set[str]) -> I
 def read_path(path: Path, fmt: str | None = None, *, tz: tzinfo | None = None) -> Iterator[Event | Rejected]:
     """Every record of one file as an `Event`, or a `Rejected` for what cannot be read or normalised.
 
-    `tz`: the zone of timestamps that carry none (syslog files' BSD timestamps; default UTC). Never raises for
+    `tz`: the zone of timestamps that carry none (syslog files' BSD timestamps, Windows Firewall logs' local
+    times; default UTC). Never raises for
     bad content; `UnsupportedFormatError` (at call time) for a format name not in `FORMATS`. An empty file
     yields nothing."""
     if fmt is not None and fmt not in FORMATS:
@@ -233,7 +235,7 @@ def _read(path: Path, fmt: str | None, tz: tzinfo | None) -> Iterator[Event | Re
             return
     if fmt == "evtx":
         yield from read_evtx(path)
-    elif fmt == "syslog" and tz is not None:
+    elif fmt in ("syslog", "windows-firewall") and tz is not None:  # local times without a zone
         yield from _plugin(fmt).read_file(path, tz=tz)
     elif fmt in PLUGINS:
         yield from _plugin(fmt).read_file(path)

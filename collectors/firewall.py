@@ -39,7 +39,7 @@ from collectors.errors import CollectorError
 from collectors.linux_auth import canonical_ip
 from collectors.syslog_parse import SyslogMessage
 
-__all__ = ["DATASETS", "FirewallParseError", "firewall_fields"]
+__all__ = ["DATASETS", "FirewallParseError", "connection_fields", "firewall_fields"]
 
 Fields = dict[str, Any]  # flat: dotted ECS names
 
@@ -89,7 +89,7 @@ def firewall_fields(message: SyslogMessage) -> Fields | None:
 # --------------------------------------------------------------------------------------------------- common
 
 
-def _connection(
+def connection_fields(
     dataset: str,
     observer: tuple[str, str],
     action: str,
@@ -229,7 +229,7 @@ def _netfilter(text: str, match: re.Match[str]) -> Fields:
         for key, name_ in (("TYPE", "iptables.icmp.type"), ("CODE", "iptables.icmp.code")):
             if pairs.get(key, "").isdigit():
                 extra[name_] = int(pairs[key])
-    return _connection(
+    return connection_fields(
         "iptables.log", ("Linux", product), action, _verdict(action),
         (pairs["SRC"], _port(pairs.get("SPT"), "SPT")), (pairs["DST"], _port(pairs.get("DPT"), "DPT")), transport,
         direction=direction, interfaces=(inside or None, outside or None), rule=(None, name), extra=extra,
@@ -274,7 +274,7 @@ def _filterlog(text: str) -> Fields:
     if tracker:
         extra["rule.uuid"] = tracker
     inbound = direction == "in"
-    return _connection(
+    return connection_fields(
         "pfsense.log", ("Netgate", "pfSense"), action, action == "pass", (src, sport), (dst, dport), transport,
         direction="ingress" if inbound else "egress",
         interfaces=(interface, None) if inbound else (None, interface), rule=(rule or None, None), extra=extra,
@@ -353,7 +353,7 @@ def _asa(severity: int, message_id: str, text: str) -> Fields | None:
     if found.get("type") is not None:
         extra["cisco_asa.icmp_type"] = int(found["type"])
         extra["cisco_asa.icmp_code"] = int(found["code"])
-    return _connection(
+    return connection_fields(
         "cisco_asa.log", ("Cisco", "ASA"), action, verdict, source, destination, _transport(found["proto"]),
         event_action=event_action, end=end, direction=direction.lower() if direction else None,
         interfaces=interfaces, rule=(None, found.get("acl")), extra=extra,
@@ -385,7 +385,7 @@ def _fortigate(text: str) -> Fields:
         if pairs.get(key):
             extra[name] = pairs[key].lower() if key == "service" else pairs[key]
     roles = (pairs.get("srcintfrole", ""), pairs.get("dstintfrole", ""))
-    return _connection(
+    return connection_fields(
         "fortinet.firewall", ("Fortinet", "FortiGate"), action, verdict,
         (pairs["srcip"], _port(pairs.get("srcport"), "srcport")),
         (pairs["dstip"], _port(pairs.get("dstport"), "dstport")), _transport(proto) if proto else None,
@@ -439,7 +439,7 @@ def _panos(text: str, log_type: str) -> Fields:
         _panos_traffic(row, extra)
     else:
         _panos_threat(row, subtype, extra)
-    return _connection(
+    return connection_fields(
         "panw.panos", ("Palo Alto Networks", "PAN-OS"), action, verdict,
         (at(7), _port(at(24), "source port")), (at(8), _port(at(25), "destination port")),
         _transport(at(29)) if at(29) else None,

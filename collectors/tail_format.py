@@ -7,9 +7,10 @@ that format's pure per-line function.
 
 Per-line formats (`LINE_FORMATS`): syslog (`syslog_parse.parse_syslog` + `syslog_file.to_event`, the received
 time is the time the line is read), web-access (`web_access.parse_line`), iis (`iis.IisLineReader`: rows under
-the last `#Fields:`, read from the file's start when tailing resumes inside it), squid (`squid.parse_line`), and
-the JSON-lines formats json, evtx-json, winlogbeat (`json_reader.normalise_record`: Windows records by
-`normalise_windows`, the rest by `generic.normalise_json`), suricata-eve (`suricata.normalise_record`) and zeek
+the last `#Fields:`, read from the file's start when tailing resumes inside it), windows-firewall (the same, times
+in `tz`), squid (`squid.parse_line`), and the JSON-lines formats json, evtx-json, winlogbeat
+(`json_reader.normalise_record`: Windows records by `normalise_windows`, the rest by `generic.normalise_json`),
+suricata-eve (`suricata.normalise_record`) and zeek
 (TSV under its `#` header, kept per file and read from the file's start when tailing resumes inside it, or JSON
 lines).
 
@@ -42,7 +43,7 @@ from typing import Any, Final
 
 import orjson
 
-from collectors import auditd, iis, squid, suricata, syslog_file, web_access, zeek
+from collectors import auditd, iis, squid, suricata, syslog_file, web_access, windows_firewall, zeek
 from collectors.errors import CollectorError, UnsupportedFormatError
 from collectors.files import FORMATS, detect_format
 from collectors.json_reader import normalise_record
@@ -54,8 +55,8 @@ __all__ = ["AUDIT_IDLE", "LINE_FORMATS", "AuditDecoder", "LineDecoder", "TailFor
 
 log = logging.getLogger(__name__)
 
-LINE_FORMATS: Final = ("syslog", "web-access", "iis", "squid", "json", "evtx-json", "winlogbeat", "suricata-eve",
-                       "zeek")
+LINE_FORMATS: Final = ("syslog", "web-access", "iis", "squid", "windows-firewall", "json", "evtx-json",
+                       "winlogbeat", "suricata-eve", "zeek")
 _HEADER_BYTES: Final = 64 * 1024  # where a Zeek or IIS log's header lines are looked for when tailing resumes
 AUDIT_IDLE: Final = 2.0  # seconds without a record before an open audit event comes out (auparse's default)
 DETECT_ATTEMPTS: Final = 20  # lines a file's format may stay unrecognised before its lines are rejected for good
@@ -104,7 +105,8 @@ class LineDecoder:
         self.tz = tz
         self.clock_ms = clock_ms
         self._repeats: OrderedDict[str, int] = OrderedDict()
-        self._reader: zeek.ZeekLineReader | iis.IisLineReader | None = None  # a Zeek or IIS log's header
+        # The header of a Zeek, IIS or Windows Firewall log.
+        self._reader: zeek.ZeekLineReader | iis.IisLineReader | windows_firewall.FirewallLogReader | None = None
 
     def decode(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
         if origin.line == 1:
@@ -117,7 +119,7 @@ class LineDecoder:
             return None
         if self.format == "syslog":
             return self._syslog(line, where)
-        if self.format in ("zeek", "iis"):
+        if self.format in ("zeek", "iis", "windows-firewall"):
             return self._headed_line(line, origin)
         if self.format == "squid":
             raw = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
@@ -141,14 +143,20 @@ class LineDecoder:
             return Rejected(f"line {where.offset}: {exc.reason}", where, raw)
         return syslog_file.to_event(message, raw, where, self._repeat_id(raw))
 
+    def _new_reader(self, path: str) -> zeek.ZeekLineReader | iis.IisLineReader | windows_firewall.FirewallLogReader:
+        if self.format == "zeek":
+            return zeek.ZeekLineReader(path, zeek.path_from_name(Path(path)))
+        if self.format == "iis":
+            return iis.IisLineReader(path)
+        return windows_firewall.FirewallLogReader(path, self.tz)
+
     def _headed_line(self, line: bytes, origin: FileOrigin) -> Event | Rejected | None:
-        """A Zeek or IIS log line: `#` lines are the file's header (kept per file); a tailer that starts inside the
-        file (after a restart) first reads the header lines at the file's start."""
+        """A Zeek, IIS or Windows Firewall log line: `#` lines are the file's header (kept per file); a tailer that
+        starts inside the file (after a restart) first reads the header lines at the file's start."""
         reader = self._reader
         if reader is None:
             path = origin.path
-            reader = self._reader = (zeek.ZeekLineReader(path, zeek.path_from_name(Path(path)))
-                                     if self.format == "zeek" else iis.IisLineReader(path))
+            reader = self._reader = self._new_reader(path)
             if origin.line > 1 and not line.startswith(b"#"):
                 try:
                     with Path(path).open("rb") as handle:

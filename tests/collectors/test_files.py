@@ -66,7 +66,8 @@ def test_detect_format_rejects_text_with_path_and_reason(write: WriteFile) -> No
         detect_format(path)
     assert caught.value.path == str(path)
     assert caught.value.reason == (
-        "not a known log format (EVTX, JSON, pcap, suricata-eve, zeek, auditd, iis, squid, web-access, syslog); "
+        "not a known log format (EVTX, JSON, pcap, suricata-eve, zeek, auditd, windows-firewall, iis, squid, "
+        "web-access, syslog); "
         "the file starts with 'Dear team, the quarterly report is attac'"
     )
     assert str(caught.value).startswith(f"{path}: not a known log format")
