@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from collectors.errors import CollectorError
+from collectors.w3c import W3cLineReader, field_names, read_w3c
 from collectors.web_access import request_fields
 from correlator.model import Event, EventOrigin, Rejected, event_id_for, ms_to_iso, nest
 
@@ -63,41 +64,13 @@ class IisParseError(CollectorError):
     """An IIS log row that cannot be read."""
 
 
-class IisLineReader:
-    """The lines of one IIS log, in order: directives update the fields, rows become events. The tailer may start
-    inside a file (after a restart): `header_from` then reads the directives at the file's start."""
+class IisLineReader(W3cLineReader):
+    """The lines of one IIS log (`W3cLineReader`), rows by `parse_row`."""
 
-    def __init__(self, where: str | None) -> None:
-        self.where = where
-        self.fields: tuple[str, ...] = ()
+    format = FORMAT
 
-    def header_from(self, head: bytes) -> None:
-        """The last `#Fields:` directive of a file's first bytes."""
-        for data in head.removeprefix(_UTF8_BOM).split(b"\n"):
-            text = data.rstrip(b"\r").decode("utf-8", "replace")
-            if text.startswith("#Fields:"):
-                self.fields = _field_names(text)
-
-    def line(self, number: int, data: bytes) -> Event | Rejected | None:
-        """The item of line `number` (without its line ending); None for a directive or a blank line."""
-        if number == 1:
-            data = data.removeprefix(_UTF8_BOM)
-        text = data.rstrip(b"\r").decode("utf-8", "backslashreplace")
-        if not text.strip():
-            return None
-        if text.startswith("#"):
-            if text.startswith("#Fields:"):
-                self.fields = _field_names(text)
-            return None
-        origin = EventOrigin(path=self.where, offset=number, format=FORMAT)
-        try:
-            return parse_row(text, self.fields, origin)
-        except IisParseError as exc:
-            return Rejected(f"line {number}: {exc.reason}", origin, text)
-
-
-def _field_names(directive: str) -> tuple[str, ...]:
-    return tuple(directive.removeprefix("#Fields:").split())
+    def row(self, text: str, origin: EventOrigin) -> Event:
+        return parse_row(text, self.fields, origin)
 
 
 def parse_row(line: str, fields: tuple[str, ...], origin: EventOrigin) -> Event:
@@ -169,7 +142,7 @@ def sniff(head: bytes) -> bool:
         return True
     for line in text.splitlines()[:8]:
         if line.startswith("#Fields:"):
-            names = set(_field_names(line))
+            names = set(field_names(line))
             return {"date", "time", "cs-uri-stem"} <= names
         if not line.startswith("#"):
             return False
@@ -178,17 +151,4 @@ def sniff(head: bytes) -> bool:
 
 def read_file(path: Path) -> Iterator[Event | Rejected]:
     """Every row of an IIS log as an `Event`, or a `Rejected` ("line N: reason", the row as raw)."""
-    return _read(Path(path))
-
-
-def _read(path: Path) -> Iterator[Event | Rejected]:
-    where = str(path)
-    reader = IisLineReader(where)
-    try:
-        with path.open("rb") as handle:
-            for number, data in enumerate(handle, 1):
-                item = reader.line(number, data.rstrip(b"\n"))
-                if item is not None:
-                    yield item
-    except OSError as exc:
-        yield Rejected(f"cannot read file: {exc.strerror or exc}", EventOrigin(path=where, format=FORMAT))
+    return read_w3c(Path(path), IisLineReader(str(path)))

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from collectors.errors import CollectorError
 from collectors.firewall import FirewallParseError, connection_fields
+from collectors.w3c import W3cLineReader, read_w3c
 from correlator.model import Event, EventOrigin, Rejected, event_id_for, ms_to_iso, nest
 
 __all__ = ["DATASET", "FORMAT", "FirewallLogReader", "read_file", "sniff"]
@@ -44,36 +45,19 @@ class FirewallLogError(CollectorError):
     """A Windows Firewall log row that cannot be read."""
 
 
-class FirewallLogReader:
-    """The lines of one pfirewall.log, in order; `header_from` reads the directives at the file's start when a
-    tailer resumes inside it."""
+class FirewallLogReader(W3cLineReader):
+    """The lines of one pfirewall.log (`W3cLineReader`; its default columns until a `#Fields:`), rows by
+    `parse_row` in the zone `tz`."""
+
+    format = FORMAT
+    reject_stage = "normalise"
 
     def __init__(self, where: str | None, tz: tzinfo = UTC) -> None:
-        self.where = where
+        super().__init__(where, DEFAULT_FIELDS)
         self.tz = tz
-        self.fields: tuple[str, ...] = DEFAULT_FIELDS
 
-    def header_from(self, head: bytes) -> None:
-        for data in head.removeprefix(_UTF8_BOM).split(b"\n"):
-            text = data.rstrip(b"\r").decode("utf-8", "replace")
-            if text.startswith("#Fields:"):
-                self.fields = tuple(text.removeprefix("#Fields:").split())
-
-    def line(self, number: int, data: bytes) -> Event | Rejected | None:
-        if number == 1:
-            data = data.removeprefix(_UTF8_BOM)
-        text = data.rstrip(b"\r").decode("utf-8", "backslashreplace")
-        if not text.strip():
-            return None
-        if text.startswith("#"):
-            if text.startswith("#Fields:"):
-                self.fields = tuple(text.removeprefix("#Fields:").split())
-            return None
-        origin = EventOrigin(path=self.where, offset=number, format=FORMAT)
-        try:
-            return parse_row(text, self.fields, origin, self.tz)
-        except CollectorError as exc:
-            return Rejected(f"line {number}: {exc.reason}", origin, text, stage="normalise")
+    def row(self, text: str, origin: EventOrigin) -> Event:
+        return parse_row(text, self.fields, origin, self.tz)
 
 
 def parse_row(line: str, fields: tuple[str, ...], origin: EventOrigin, tz: tzinfo = UTC) -> Event:
@@ -131,17 +115,4 @@ def sniff(head: bytes) -> bool:
 
 def read_file(path: Path, *, tz: tzinfo = UTC) -> Iterator[Event | Rejected]:
     """Every row of a Windows Firewall log as an `Event`, or a `Rejected` ("line N: reason")."""
-    return _read(Path(path), tz)
-
-
-def _read(path: Path, tz: tzinfo) -> Iterator[Event | Rejected]:
-    where = str(path)
-    reader = FirewallLogReader(where, tz)
-    try:
-        with path.open("rb") as handle:
-            for number, data in enumerate(handle, 1):
-                item = reader.line(number, data.rstrip(b"\n"))
-                if item is not None:
-                    yield item
-    except OSError as exc:
-        yield Rejected(f"cannot read file: {exc.strerror or exc}", EventOrigin(path=where, format=FORMAT))
+    return read_w3c(Path(path), FirewallLogReader(str(path), tz))
