@@ -14,6 +14,7 @@ from correlator.model import Event, Rejected
 from correlator.sigma.engine import SigmaEngine
 from correlator.sigma.loader import load_rules
 from correlator.sigma.sources import load_sources
+from tests.correlator.sigma.conftest import rule
 
 HEADER = ["#Version: 1.5", "#Software: Microsoft Windows Firewall", "#Time Format: Local",
           "#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin "
@@ -71,18 +72,8 @@ def test_tailing_resumes_with_the_files_fields_and_zone(tmp_path: Path) -> None:
 
 def test_a_sigma_firewall_rule_matches(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "rdp.yml").write_text("""title: Inbound RDP dropped
-id: 0b0c4c36-6f7e-4a53-9a54-7d3d8c1b2a10
-status: test
-level: low
-logsource:
-  category: firewall
-detection:
-  selection:
-    dst_port: 3389
-    action: drop
-  condition: selection
-""")
+    body = "selection:\n  dst_port: 3389\n  action: drop\ncondition: selection"
+    (tmp_path / "rules" / "rdp.yml").write_text(rule(body, logsource="category: firewall", title="Inbound RDP dropped"))
     sources = load_sources()
     engine = SigmaEngine(load_rules([tmp_path / "rules"], sources=sources).rules, sources)
     drop, allow = (i for i in read_file(write_log(tmp_path / "pfirewall.log", [DROP_RDP, ALLOW_DNS])))
