@@ -411,7 +411,10 @@ _NO_ADDRESS: Final = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - PAN-OS's "
 
 def _panos(text: str, log_type: str) -> Fields:
     """A PAN-OS TRAFFIC or THREAT log line (the CSV after the syslog header)."""
-    row = next(csv.reader([text]), [])
+    try:
+        row = next(csv.reader([text]), [])
+    except csv.Error as exc:  # a field over the csv module's limit (128 KiB)
+        raise FirewallParseError(f"PAN-OS {log_type}: not readable as CSV: {exc}") from None
     if len(row) < _PANOS_COMMON:
         raise FirewallParseError(f"PAN-OS {log_type}: {len(row)} fields, at least {_PANOS_COMMON} expected")
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
@@ -70,8 +71,11 @@ class JournalBatch:
                 and (organization is None or isinstance(organization, str))):
             raise ValueError(f"batch header lacks peer, agent or received_ms: {line[:200]!r}")
         zone = header.get("timezone")
-        if zone is not None and not isinstance(zone, str):
-            raise ValueError(f"batch header's timezone is not a string: {line[:200]!r}")
+        if zone is not None:
+            try:
+                ZoneInfo(zone)
+            except (TypeError, ValueError, ZoneInfoNotFoundError):
+                raise ValueError(f"batch header's timezone is not a known zone: {line[:200]!r}") from None
         return cls(BatchSource(peer, agent, organization, received, zone), body)
 
     def items(self) -> list[Item]:

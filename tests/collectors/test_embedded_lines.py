@@ -155,3 +155,6 @@ def test_a_journaled_batch_keeps_its_zone() -> None:
     older = JournalBatch.decode(JournalBatch(BatchSource("10.0.0.5", "fb", None, RECEIVED_MS), b"{}").encode())
     assert older.source.timezone is None
     assert b"timezone" not in JournalBatch(BatchSource("p", "a"), b"").encode()  # older readers' header as it was
+    bogus = JournalBatch(BatchSource("10.0.0.5", "fb", None, RECEIVED_MS, "Mars/Olympus"), b"{}").encode()
+    with pytest.raises(ValueError, match="batch header's timezone is not a known zone"):
+        JournalBatch.decode(bogus)

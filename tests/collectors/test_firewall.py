@@ -240,8 +240,10 @@ def test_recognised_lines(line: str, expected: dict[str, Any]) -> None:
     ("<14>Nov 20 10:00:04 PA-3220 1,2026/11/20 10:00:04,012801000000,TRAFFIC,deny,2560,2026/11/20 10:00:04,"
      "203.0.113.5,10.0.0.5,0.0.0.0,0.0.0.0,r,,,ssh,vsys1,u,t,e1,e2,fwd,,1,1,51234,22,0,0,0x0,tcp,",
      "PAN-OS TRAFFIC: no action (field 31)"),
+    ("<14>Nov 20 10:00:04 PA-3220 1,2026/11/20 10:00:04,012801000000,TRAFFIC,deny," + "x" * 140_000,
+     "PAN-OS TRAFFIC: not readable as CSV: field larger than field limit (131072)"),
 ], ids=["filterlog-header", "filterlog-tcp", "filterlog-ip", "filterlog-action", "filterlog-address", "asa",
-        "netfilter", "fortigate", "panos-short", "panos-action"])
+        "netfilter", "fortigate", "panos-short", "panos-action", "panos-huge-field"])
 def test_malformed_firewall_lines_raise_with_reason(line: str, reason: str) -> None:
     with pytest.raises(FirewallParseError) as caught:
         fields_of(line)
