@@ -383,14 +383,15 @@ def alert_value(alert: Alert, name: str) -> Any:
     if name == "host.name" and alert.host_name:
         return alert.host_name
     extra = alert.extra
-    if name in extra:
-        return extra[name]
-    node: Any = extra
-    for part in name.split("."):
-        if not (node.__class__ is dict or isinstance(node, Mapping)) or part not in node:  # dict: no ABC check
-            node = None
-            break
-        node = node[part]
-    if node is not None:
-        return node
+    if extra:  # most Sigma alerts have none (suppression reads four fields of every alert)
+        if name in extra:
+            return extra[name]
+        node: Any = extra
+        for part in name.split("."):
+            if not (node.__class__ is dict or isinstance(node, Mapping)) or part not in node:  # dict: no ABC check
+                node = None
+                break
+            node = node[part]
+        if node is not None:
+            return node
     return alert.matched.get(name)

@@ -40,9 +40,10 @@ if TYPE_CHECKING:
     from correlator.assets import Inventory
     from correlator.intel_index import ThreatIntel
     from correlator.sigma.engine import SigmaEngine
+    from correlator.sigma.loader import RuleTexts
     from correlator.suppression import SuppressionPolicy
 
-__all__ = ["Problem", "Runtime", "RuntimeConfigError", "RuntimeOptions", "default_yara_rules_dir",
+__all__ = ["Problem", "Runtime", "RuntimeConfigError", "RuntimeOptions", "base_rules", "default_yara_rules_dir",
            "load_payload_scanner", "load_runtime", "load_suppression_policy", "scan_correlation_rules"]
 
 _CORRELATION: Final = re.compile(r"^correlation\s*:", re.MULTILINE)
@@ -72,6 +73,8 @@ class Problem:
 @dataclass(frozen=True)
 class RuntimeOptions:
     rule_paths: Sequence[Path] = ()
+    # What the Sigma load of `rule_paths` read for the correlation loader (`RuleSet.texts`); None: read them here.
+    rule_texts: RuleTexts | None = None
     intel: Sequence[Path] = ()
     assets: Path | None = None
     allowlist_files: Sequence[Path] = ()
@@ -163,15 +166,20 @@ def scan_correlation_rules(paths: Iterable[Path]) -> tuple[list[tuple[str, str]]
                 problems.append(Problem("rule file", str(file), f"cannot read: {exc}"))
                 continue
             (documents if _CORRELATION.search(text) else others).append((str(file), text))
+    return documents, base_rules(others) if documents else [], problems
+
+
+def base_rules(texts: Iterable[tuple[str, str]]) -> list[BaseRule]:
+    """The rules correlation rules may reference, from (path, text) of rule files: the top-level ``id:`` and
+    ``name:`` of each document."""
     base: list[BaseRule] = []
-    if documents:
-        for path, text in others:
-            for part in _DOC_SPLIT.split(text):
-                found_id, found_name = _TOP_ID.search(part), _TOP_NAME.search(part)
-                if found_id or found_name:
-                    base.append(BaseRule(found_id.group(1) if found_id else None,
-                                         found_name.group(1).strip() if found_name else None, path))
-    return documents, base, problems
+    for path, text in texts:
+        for part in _DOC_SPLIT.split(text):
+            found_id, found_name = _TOP_ID.search(part), _TOP_NAME.search(part)
+            if found_id or found_name:
+                base.append(BaseRule(found_id.group(1) if found_id else None,
+                                     found_name.group(1).strip() if found_name else None, path))
+    return base
 
 
 def _load_allowlist(files: Sequence[Path], entries: Sequence[AllowlistEntry],
@@ -232,8 +240,12 @@ def load_runtime(options: RuntimeOptions, *, allowlist_entries: Sequence[Allowli
     """Load every component named in `options` (see the module doc for what is collect-all and what fails fast).
     `allowlist_entries`: entries kept in the store, added to those of `options.allowlist_files`."""
     problems: list[Problem] = []
-    documents, base, unreadable = scan_correlation_rules(options.rule_paths)
-    problems.extend(unreadable)
+    if options.rule_texts is not None:  # the Sigma loader read the files (and reports those it could not)
+        documents = list(options.rule_texts.correlation)
+        base = base_rules(options.rule_texts.others) if documents else []
+    else:
+        documents, base, unreadable = scan_correlation_rules(options.rule_paths)
+        problems.extend(unreadable)
     correlations = load_correlation_texts(documents, base_rules=base)
     problems.extend(Problem("correlation rule", e.path, e.reason, e.line) for e in correlations.errors)
     playbooks = load_playbooks(options.playbooks if options.playbooks is not None else [default_playbooks_dir()])

@@ -137,6 +137,9 @@ def _term(value: Any) -> Term:
     """A key value: a stripped string, the sorted distinct strings of a list, or None when missing."""
     if value is None:
         return None
+    if value.__class__ is str:
+        text = value.strip()
+        return None if text.lower() in _EMPTY else text
     if isinstance(value, Mapping):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode() if value else None
     if isinstance(value, list | tuple):
@@ -192,6 +195,8 @@ class Suppressor:
 
     def __init__(self, policy: SuppressionPolicy = DEFAULT_POLICY) -> None:
         self._policy = policy
+        # Per rule (kind, id): its scope and exemption under the policy (fixed for a suppressor's life).
+        self._scopes: dict[tuple[str, str], tuple[SuppressionScope | None, str | None]] = {}
         self._live: dict[Key, list[_Representative]] = {}
         self._ends: list[tuple[int, int, _Representative]] = []  # heap of (window end, seq, representative)
         self._seq = 0
@@ -214,10 +219,14 @@ class Suppressor:
     def _key(self, alert: Alert) -> tuple[Key | None, int, str]:
         """(key, window, why there is no key)."""
         policy = self._policy
-        scope = policy.scope(alert.rule)
+        rule = alert.rule
+        cached = self._scopes.get((rule.kind, rule.id))
+        if cached is None:
+            cached = self._scopes[(rule.kind, rule.id)] = (policy.scope(rule), policy.exemption(rule))
+        scope, exemption = cached
         if scope is None:
-            return None, 0, policy.exemption(alert.rule) or "not suppressed"
-        values = tuple(_term(alert_value(alert, name)) for name in scope.fields)
+            return None, 0, exemption or "not suppressed"
+        values = tuple([_term(alert_value(alert, name)) for name in scope.fields])
         if policy.missing_fields == "do_not_suppress" and None in values:
             missing = [name for name, value in zip(scope.fields, values, strict=True) if value is None]
             return None, 0, f"missing key field(s) {', '.join(missing)} (missing_fields: do_not_suppress)"

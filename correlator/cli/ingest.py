@@ -263,7 +263,8 @@ def ingest(
                 console.print(f"[red]cannot open the store: {exc}[/red]")
                 raise typer.Exit(2) from exc
         runtime = load_runtime_or_exit(console, RuntimeOptions(
-            rule_paths=opts.rule_paths(), intel=intel or [], assets=assets, allowlist_files=allowlist or [],
+            rule_paths=opts.rule_paths(), rule_texts=ruleset.texts, intel=intel or [], assets=assets,
+            allowlist_files=allowlist or [],
             scoring=scoring, suppression=suppression, suppress=not no_suppression, cases_config=cases_config,
             playbooks=playbooks, lateness_ms=parse_duration_or_exit(console, lateness, "--lateness"),
             yara=not no_yara, yara_rules=yara_rules or None, yara_timeout_s=yara_timeout,

@@ -27,6 +27,7 @@ from correlator.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from correlator.correlation import CorrelationSet
+    from correlator.sigma.loader import RuleTexts
 
 rules_app = typer.Typer(help="Validate and inspect Sigma and YARA rules.", no_args_is_help=True)
 
@@ -70,7 +71,7 @@ def check(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     failures: list[RuleLoadError] = list(ruleset.errors)
-    correlations = _correlations(targets)
+    correlations = _correlations(ruleset.texts)
     failures.extend(correlations.errors)
     yara_loaded = 0
     yara_files = _yara_files(targets)
@@ -120,13 +121,13 @@ def check(
     raise typer.Exit(1 if failures else 0)
 
 
-def _correlations(targets: list[Path]) -> CorrelationSet:
-    """Correlation rules under the targets, resolved against every rule there (collect-all)."""
+def _correlations(texts: RuleTexts) -> CorrelationSet:
+    """Correlation rules of the files the Sigma load read, resolved against every rule there (collect-all)."""
     from correlator.correlation import load_correlation_texts
-    from correlator.runtime import scan_correlation_rules
+    from correlator.runtime import base_rules
 
-    documents, base, _unreadable = scan_correlation_rules(targets)  # unreadable files: the Sigma loader reports them
-    return load_correlation_texts(documents, base_rules=base)
+    documents = list(texts.correlation)
+    return load_correlation_texts(documents, base_rules=base_rules(texts.others) if documents else [])
 
 
 def register(app: typer.Typer) -> None:

@@ -67,7 +67,8 @@ def load_parts(config: RunConfig, inputs: StoreInputs) -> _Loaded:
     options = RuleOptions(list(config.rules), config.no_default_rules)
     ruleset, sources = load_sigma(options)
     engine = SigmaEngine(ruleset.rules, sources)
-    runtime = load_runtime(dataclasses.replace(config.runtime, rule_paths=tuple(options.rule_paths())),
+    runtime = load_runtime(dataclasses.replace(config.runtime, rule_paths=tuple(options.rule_paths()),
+                                               rule_texts=ruleset.texts),
                            allowlist_entries=inputs.allowlist)
     warnings = [f"rule not loaded: {error}" for error in ruleset.errors]
     warnings += [f"{problem.what} not loaded: {problem}" for problem in runtime.problems]

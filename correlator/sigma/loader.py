@@ -8,6 +8,7 @@ package versions, so a warm start only reads and unpickles, and a changed rule r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -38,6 +39,36 @@ class LoadStats:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class RuleTexts:
+    """What the correlation loader needs of the rule files a load read, so it does not read them again: the
+    files with a `correlation:` document, and every other file only when there are some (references to other
+    rules are resolved only then). (path, text) pairs in load order; a file that is not UTF-8 is left out (the
+    Sigma loader reports it)."""
+
+    correlation: tuple[tuple[str, str], ...] = ()
+    others: tuple[tuple[str, str], ...] = ()
+
+
+def rule_texts(contents: Sequence[tuple[Path, bytes]]) -> RuleTexts:
+    """The `RuleTexts` of files read (pure)."""
+    correlation: list[tuple[str, str]] = []
+    others: list[tuple[Path, bytes]] = []
+    for path, data in contents:
+        if _CORRELATION_RE.search(data):
+            with contextlib.suppress(UnicodeDecodeError):
+                correlation.append((str(path), data.decode("utf-8")))
+        else:
+            others.append((path, data))
+    if not correlation:
+        return RuleTexts()
+    decoded: list[tuple[str, str]] = []
+    for path, data in others:
+        with contextlib.suppress(UnicodeDecodeError):
+            decoded.append((str(path), data.decode("utf-8")))
+    return RuleTexts(tuple(correlation), tuple(decoded))
+
+
 @dataclass
 class RuleSet:
     """The outcome of loading: compiled rules, failures (with file and reason), notes, and counts."""
@@ -48,6 +79,7 @@ class RuleSet:
     filters: int = 0
     correlations: int = 0
     stats: LoadStats = field(default_factory=LoadStats)
+    texts: RuleTexts = field(default_factory=RuleTexts)
 
     @property
     def loaded(self) -> int:
@@ -191,18 +223,21 @@ def load_rules(
     files = iter_rule_files(paths)
     contents: list[tuple[Path, bytes]] = []
     filter_texts: list[tuple[Path, bytes]] = []
+    read: list[tuple[Path, bytes]] = []
     for path in files:
         try:
             data = path.read_bytes()
         except OSError as exc:
             result.errors.append(RuleLoadError(str(path), f"cannot read: {exc.strerror or exc}"))
             continue
+        read.append((path, data))
         if _FILTER_RE.search(data):
             filter_texts.append((path, data))
         else:
             contents.append((path, data))
     result.stats.files = len(files)
     result.filters = len(filter_texts)
+    result.texts = rule_texts(read)
 
     base = hashlib.sha256(_versions().encode())
     base.update(sources.signature.encode())

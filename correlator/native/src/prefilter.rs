@@ -7,12 +7,13 @@
 //! only the values of placed fields are searched for placed literals; the others (keywords) count anywhere.
 //! Same inputs and outputs as the pure-Python `Prefilter`; the tests check the two agree.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 use aho_corasick::{AhoCorasick, MatchKind};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyString};
 
 use crate::haystack::push_value;
@@ -27,11 +28,11 @@ struct Automaton {
 }
 
 impl Automaton {
-    fn new(literals: &[String], ids: Vec<u32>) -> PyResult<Option<Self>> {
+    fn new(literals: &[&str], ids: Vec<u32>) -> PyResult<Option<Self>> {
         if ids.is_empty() {
             return Ok(None);
         }
-        let patterns: Vec<&str> = ids.iter().map(|&n| literals[n as usize].as_str()).collect();
+        let patterns: Vec<&str> = ids.iter().map(|&n| literals[n as usize]).collect();
         let error = |e: aho_corasick::BuildError| PyValueError::new_err(e.to_string());
         let automaton = AhoCorasick::new(&patterns).map_err(error)?;
         let gate = if patterns.len() <= FEW_LITERALS {
@@ -116,9 +117,60 @@ const MASK_BITS: usize = 64;
 /// Up to this many literals, a leftmost-first search can skip through text with a vectorised prefilter.
 const FEW_LITERALS: usize = 64;
 
-/// Per variant, its clauses (sets of literals; the order is fixed here), or None.
-type ClauseSets = Vec<Option<Vec<HashSet<String>>>>;
-type FieldSets = Option<Vec<Option<Vec<(String, Option<Vec<String>>)>>>>;
+/// Per variant, its clauses (sets of literals, each sorted here), or None. The strings are the Python objects'
+/// own UTF-8 (no copies): a bucket of the Windows process creation rules has some 14,000 literals.
+type ClauseSets = Vec<Option<Vec<Vec<PyBackedStr>>>>;
+/// Per variant, where each of its literals counts: in the values of the fields given, or anywhere (None).
+type FieldSets = Vec<Option<Vec<(PyBackedStr, Option<Vec<PyBackedStr>>)>>>;
+
+/// The strings of an iterable (a frozenset, tuple or list of str).
+fn strings(obj: &Bound<'_, PyAny>) -> PyResult<Vec<PyBackedStr>> {
+    let mut out = Vec::with_capacity(obj.len().unwrap_or(0));
+    for item in obj.try_iter()? {
+        out.push(item?.extract::<PyBackedStr>()?);
+    }
+    Ok(out)
+}
+
+/// `clause_sets` as `make_prefilter` passes it: per variant None or a sequence of literal sets.
+fn clause_sets(obj: &Bound<'_, PyAny>) -> PyResult<ClauseSets> {
+    let mut out = Vec::with_capacity(obj.len().unwrap_or(0));
+    for variant in obj.try_iter()? {
+        let variant = variant?;
+        if variant.is_none() {
+            out.push(None);
+            continue;
+        }
+        let mut clauses = Vec::new();
+        for clause in variant.try_iter()? {
+            let mut literals = strings(&clause?)?;
+            literals.sort_unstable();
+            clauses.push(literals);
+        }
+        out.push(Some(clauses));
+    }
+    Ok(out)
+}
+
+/// `field_sets`: per variant None or a sequence of (literal, None or a sequence of field names).
+fn field_sets(obj: &Bound<'_, PyAny>) -> PyResult<FieldSets> {
+    let mut out = Vec::with_capacity(obj.len().unwrap_or(0));
+    for variant in obj.try_iter()? {
+        let variant = variant?;
+        if variant.is_none() {
+            out.push(None);
+            continue;
+        }
+        let mut entries = Vec::new();
+        for entry in variant.try_iter()? {
+            let (literal, fields): (PyBackedStr, Option<Bound<'_, PyAny>>) = entry?.extract()?;
+            let fields = fields.map(|f| strings(&f)).transpose()?;
+            entries.push((literal, fields));
+        }
+        out.push(Some(entries));
+    }
+    Ok(out)
+}
 
 #[pyclass(module = "correlator._native", frozen)]
 pub struct NativePrefilter {
@@ -139,26 +191,27 @@ pub struct NativePrefilter {
 /// A literal is placed only when every variant using it places it; otherwise it counts anywhere for all.
 fn placements<'s>(
     clause_sets: &'s ClauseSets,
-    field_sets: &'s FieldSets,
-) -> (Vec<HashMap<&'s str, &'s [String]>>, Vec<&'s str>) {
-    let mut per_variant: Vec<HashMap<&str, &[String]>> = vec![HashMap::new(); clause_sets.len()];
-    let mut anywhere: HashSet<&str> = HashSet::new();
+    field_sets: Option<&'s FieldSets>,
+) -> (Vec<AHashMap<&'s str, &'s [PyBackedStr]>>, Vec<&'s str>) {
+    let mut per_variant: Vec<AHashMap<&str, &[PyBackedStr]>> =
+        vec![AHashMap::new(); clause_sets.len()];
+    let mut anywhere: AHashSet<&str> = AHashSet::new();
     for (i, clauses) in clause_sets.iter().enumerate() {
         let Some(clauses) = clauses.as_ref().filter(|c| !c.is_empty()) else {
             continue;
         };
-        let given: HashMap<&str, &Option<Vec<String>>> = field_sets
-            .as_ref()
-            .and_then(|sets| sets[i].as_ref())
+        let given: AHashMap<&str, Option<&[PyBackedStr]>> = field_sets
+            .and_then(|sets| sets.get(i)?.as_ref())
             .map(|entries| {
                 entries
                     .iter()
-                    .map(|(lit, fields)| (lit.as_str(), fields))
+                    .map(|(lit, fields)| (&**lit, fields.as_deref()))
                     .collect()
             })
             .unwrap_or_default();
         for lit in clauses.iter().flatten() {
-            match given.get(lit.as_str()) {
+            let lit: &str = lit;
+            match given.get(lit) {
                 Some(Some(fields)) => {
                     per_variant[i].insert(lit, fields);
                 }
@@ -173,10 +226,7 @@ fn placements<'s>(
     }
     let names: BTreeSet<&str> = per_variant
         .iter()
-        .flat_map(|p| {
-            p.values()
-                .flat_map(|fields| fields.iter().map(String::as_str))
-        })
+        .flat_map(|p| p.values().flat_map(|fields| fields.iter().map(|f| &**f)))
         .collect();
     (per_variant, names.into_iter().collect())
 }
@@ -185,62 +235,67 @@ fn placements<'s>(
 impl NativePrefilter {
     #[new]
     #[pyo3(signature = (clause_sets, field_sets=None))]
-    fn new(clause_sets: ClauseSets, field_sets: FieldSets) -> PyResult<Self> {
+    fn new(
+        clause_sets: &Bound<'_, PyAny>,
+        field_sets: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let clause_sets = self::clause_sets(clause_sets)?;
+        let field_sets = field_sets
+            .filter(|f| !f.is_none())
+            .map(self::field_sets)
+            .transpose()?;
         let variant_count = clause_sets.len();
-        let (per_variant, field_names) = placements(&clause_sets, &field_sets);
+        let (per_variant, field_names) = placements(&clause_sets, field_sets.as_ref());
         let field_bits: AHashMap<String, u64> = field_names
             .into_iter()
             .enumerate()
             .map(|(n, name)| (name.to_owned(), 1u64 << n.min(MASK_BITS - 1)))
             .collect();
-        let mask = |i: usize, lit: &String| -> u64 {
-            match per_variant[i].get(lit.as_str()) {
+        let mask = |i: usize, lit: &str| -> u64 {
+            match per_variant[i].get(lit) {
                 None => ALL_FIELDS,
-                Some(fields) => fields.iter().fold(0, |m, f| m | field_bits[f]),
+                Some(fields) => fields.iter().fold(0, |m, f| m | field_bits[&**f]),
             }
         };
-        let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut literals: Vec<String> = Vec::new();
+        let mut ids: AHashMap<&str, u32> = AHashMap::new();
+        let mut literals: Vec<&str> = Vec::new();
         let mut targets: Vec<Vec<(u32, u64)>> = Vec::new();
         let mut rest: Vec<Vec<Vec<(u32, u64)>>> = vec![Vec::new(); variant_count];
         let mut always: Vec<u32> = Vec::new();
-        let mut id_of =
-            |lit: &String, literals: &mut Vec<String>, targets: &mut Vec<Vec<(u32, u64)>>| -> u32 {
-                if let Some(&n) = ids.get(lit) {
-                    return n;
-                }
-                let n = literals.len() as u32;
-                ids.insert(lit.clone(), n);
-                literals.push(lit.clone());
+        fn id_of<'s>(
+            lit: &'s str,
+            ids: &mut AHashMap<&'s str, u32>,
+            literals: &mut Vec<&'s str>,
+            targets: &mut Vec<Vec<(u32, u64)>>,
+        ) -> u32 {
+            *ids.entry(lit).or_insert_with(|| {
+                literals.push(lit);
                 targets.push(Vec::new());
-                n
-            };
+                (literals.len() - 1) as u32
+            })
+        }
         for (i, clauses) in clause_sets.iter().enumerate() {
             let Some(clauses) = clauses.as_ref().filter(|c| !c.is_empty()) else {
                 always.push(i as u32);
                 continue;
             };
-            let mut first: Vec<&String> = clauses[0].iter().collect();
-            first.sort();
-            for lit in first {
-                let n = id_of(lit, &mut literals, &mut targets);
+            for lit in &clauses[0] {
+                let n = id_of(lit, &mut ids, &mut literals, &mut targets);
                 targets[n as usize].push((i as u32, mask(i, lit)));
             }
             for clause in &clauses[1..] {
-                let mut sorted: Vec<&String> = clause.iter().collect();
-                sorted.sort();
-                let lits = sorted
-                    .into_iter()
-                    .map(|l| (id_of(l, &mut literals, &mut targets), mask(i, l)))
+                let lits = clause
+                    .iter()
+                    .map(|l| (id_of(l, &mut ids, &mut literals, &mut targets), mask(i, l)))
                     .collect();
                 rest[i].push(lits);
             }
         }
-        let placed_lits: HashSet<&str> =
+        let placed_lits: AHashSet<&str> =
             per_variant.iter().flat_map(|p| p.keys().copied()).collect();
         let (mut anywhere, mut placed) = (Vec::new(), Vec::new());
         for (n, lit) in literals.iter().enumerate() {
-            if placed_lits.contains(lit.as_str()) {
+            if placed_lits.contains(lit) {
                 placed.push(n as u32);
             } else {
                 anywhere.push(n as u32);
