@@ -7,7 +7,8 @@
     table.close(flow)  # RST seen: the caller makes its record with `flow.record("rst")`
 
 A flow is the 5-tuple seen in both directions; its initiator is the source (the sender of a lone SYN, the
-receiver of a SYN-ACK, else the side with the ephemeral port, else the first sender). It ends on RST, a short
+receiver of a SYN-ACK, else the side with the ephemeral port, else the first sender; never a multicast or
+broadcast address: an unsolicited router advertisement to ff02::1 starts its own flow). It ends on RST, a short
 linger after FINs from both sides, an idle timeout (capture time, not the wall clock) or the end of the capture.
 ICMP echo, timestamp, information, router and mask messages pair with their replies as in Zeek and the
 Community ID spec (https://github.com/corelight/community-id-spec).
@@ -263,6 +264,8 @@ class FlowTable:
 
     @staticmethod
     def _initiated_by_destination(packet: Packet) -> bool:
+        if _group_address(packet.dst):  # a multicast or broadcast address never starts a conversation
+            return False
         if packet.proto == PROTO_TCP and packet.tcp_flags & TCP_SYN:
             return bool(packet.tcp_flags & TCP_ACK)  # a SYN-ACK answers the initiator
         if packet.proto in (PROTO_ICMP, PROTO_ICMP6):
@@ -310,6 +313,13 @@ class FlowTable:
         while starts and starts[0][2].closed:
             heapq.heappop(starts)
         return starts[0][0] if starts else None
+
+
+def _group_address(address: bytes) -> bool:
+    """Whether a packed address is multicast (224.0.0.0/4, ff00::/8) or the IPv4 limited broadcast."""
+    if len(address) == 4:
+        return 224 <= address[0] <= 239 or address == b"\xff\xff\xff\xff"
+    return address[:1] == b"\xff"
 
 
 def _text(address: bytes) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, IPv6
+from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 from scapy.utils import EDecimal, wrpcap, wrpcapng
@@ -460,6 +460,24 @@ def test_icmp_and_icmpv6_flows_pair_requests_with_replies(capture_file: Callable
         {"network.transport": "ipv6-icmp", "network.type": "ipv6",
          "network.community_id": "1:dGHyGvjMfljg6Bppwm3bg0LO8TY=", "source.ip": "fe80::200:86ff:fe05:80da",
          "source.port": None, "network.packets": 2, "network.direction": "external"}]
+
+
+def test_a_message_to_a_group_address_is_never_initiated_by_that_address(capture_file: Callable[..., Path]) -> None:
+    """An unsolicited router advertisement (a reply type) to all nodes, an NTP answer from port 123 to a multicast
+    group: the sender starts the flow (as Zeek's conn.log has it), not ff02::1 or the group."""
+    def unsolicited(capture: Capture) -> None:
+        capture.add(Ether(**MAC) / IPv6(src="fe80::a00:27ff:fe18:a1ef", dst="ff02::1") / ICMPv6ND_RA())
+        capture.add(Ether(**MAC) / IP(src="192.168.1.4", dst="224.0.1.1") / UDP(sport=123, dport=40000))
+        capture.add(Ether(**MAC) / IP(src="192.168.1.4", dst="255.255.255.255") / UDP(sport=67, dport=50000))
+        capture.add(Ether(**MAC) / IP(src="192.168.1.4", dst="192.168.1.41") / UDP(sport=123, dport=40001))
+
+    found = events(capture_file(unsolicited))
+    assert [pick(event, "source.ip", "destination.ip") for event in found] == [
+        {"source.ip": "fe80::a00:27ff:fe18:a1ef", "destination.ip": "ff02::1"},
+        {"source.ip": "192.168.1.4", "destination.ip": "224.0.1.1"},
+        {"source.ip": "192.168.1.4", "destination.ip": "255.255.255.255"},
+        {"source.ip": "192.168.1.41", "destination.ip": "192.168.1.4"},  # unicast: the ephemeral side still leads
+    ]
 
 
 def test_any_packet_source_feeds_the_same_stages(capture_file: Callable[..., Path]) -> None:
