@@ -164,9 +164,9 @@ def windows_rules(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -
     return load_rules(files, sources=load_sources(None), cache_dir=tmp_path_factory.mktemp("peer-cache")), files
 
 
-def test_alerts_agree_with_pysigmas_sqlite_backend(shared_data: Path,
-                                                    windows_rules: tuple[RuleSet, list[Path]]) -> None:
-    logging.getLogger("correlator").setLevel(logging.ERROR)  # unknown-source notes are not what this is about
+def test_alerts_agree_with_pysigmas_sqlite_backend(shared_data: Path, windows_rules: tuple[RuleSet, list[Path]],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="correlator")  # unknown-source notes are not what this is about
     ruleset, files = windows_rules
     events = [e for f in sorted((shared_data / "evtx").rglob("*.evtx")) for e in read_evtx(f)
               if isinstance(e, Event)]
