@@ -12,7 +12,8 @@ native reader hands records of unusual shape back as parsed JSON, which take the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from collectors.windows import evtx_event, normalise_windows
 from correlator.accel import native_available
 from correlator.model import Event, EventOrigin, Rejected
 
-__all__ = ["MAX_CONSECUTIVE_ERRORS", "read_evtx"]
+__all__ = ["MAX_CONSECUTIVE_ERRORS", "QuietRecords", "read_evtx"]
 
 # A parser that fails this many times in a row without yielding a record is treated as dead for that file.
 MAX_CONSECUTIVE_ERRORS = 64
@@ -42,21 +43,34 @@ def _package_records(where: str, threads: int) -> Iterator[Any]:
     return evtx.PyEvtxParser(where, number_of_threads=threads, indent=False).records_json()
 
 
-def _native_records(where: str) -> Iterator[Any]:
+@dataclass
+class QuietRecords:
+    """Records the native reader may leave unbuilt, and how many it did. `route(channel, event_id)` gives the
+    native prefilter of the Sigma rules of that Windows event source when an event in which it finds no literal
+    cannot raise an alert (see `SigmaEngine.quiet_prefilter`), else None. Such records are counted in `count`,
+    not yielded: for a replay that keeps neither events nor their lines, nothing else reads them."""
+
+    route: Callable[[str, int], object | None]
+    count: int = 0
+
+
+def _native_records(where: str, quiet: QuietRecords | None = None) -> Iterator[Any]:
     from correlator._native import EvtxRecords
 
-    return EvtxRecords(where)
+    return EvtxRecords(where, quiet.route) if quiet is not None else EvtxRecords(where)
 
 
-def read_evtx(path: Path, *, threads: int = 1, native: bool | None = None) -> Iterator[Event | Rejected]:
+def read_evtx(path: Path, *, threads: int = 1, native: bool | None = None,
+              quiet: QuietRecords | None = None) -> Iterator[Event | Rejected]:
     """Every record of an EVTX file as an `Event`, or a `Rejected` for what cannot be read or normalised.
 
     `threads` is the package parser's worker count (1 keeps a reader on one core; 0 lets the parser decide;
-    the native reader uses one). `native` chooses the reader (default: native when available)."""
+    the native reader uses one). `native` chooses the reader (default: native when available). `quiet`: the
+    native reader counts records no rule can match there instead of yielding them (see `QuietRecords`)."""
     where = str(path)
     native = native_available() if native is None else native
     try:
-        records = _native_records(where) if native else _package_records(where, threads)
+        records = _native_records(where, quiet) if native else _package_records(where, threads)
     except (OSError, RuntimeError, ValueError) as exc:
         yield Rejected(f"not a readable EVTX file: {exc}", EventOrigin(path=where, format="evtx"))
         return
@@ -82,6 +96,11 @@ def read_evtx(path: Path, *, threads: int = 1, native: bool | None = None) -> It
             return
         failures = 0
         if native:
+            if item.__class__ is int:  # a quiet record: only its record id
+                assert quiet is not None
+                quiet.count += 1
+                last_good = item
+                continue
             raw, event_id, counter, record, parts = item
             if parts is not None:  # normalised natively
                 fields, user_count, extra_count, data_count, timestamp_ms = parts

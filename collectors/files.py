@@ -31,7 +31,7 @@ from collectors.errors import (
     UnknownFormatError,
     UnsupportedFormatError,
 )
-from collectors.evtx_reader import read_evtx
+from collectors.evtx_reader import QuietRecords, read_evtx
 from collectors.json_reader import read_json
 from correlator.model import Event, EventOrigin, Rejected
 
@@ -207,20 +207,23 @@ def _walk(directory: Path, suffixes: frozenset[str] | None, seen: set[str]) -> I
             yield path
 
 
-def read_path(path: Path, fmt: str | None = None, *, tz: tzinfo | None = None) -> Iterator[Event | Rejected]:
+def read_path(path: Path, fmt: str | None = None, *, tz: tzinfo | None = None,
+              quiet: QuietRecords | None = None) -> Iterator[Event | Rejected]:
     """Every record of one file as an `Event`, or a `Rejected` for what cannot be read or normalised.
 
     `tz`: the zone of timestamps that carry none (syslog files' BSD timestamps, Windows Firewall logs' local
-    times; default UTC). Never raises for
+    times; default UTC). `quiet`: EVTX records no rule can match are counted there, not yielded (see
+    `QuietRecords`). Never raises for
     bad content; `UnsupportedFormatError` (at call time) for a format name not in `FORMATS`. An empty file
     yields nothing."""
     if fmt is not None and fmt not in FORMATS:
         expected = ", ".join(FORMATS)
         raise UnsupportedFormatError(f"unknown format {fmt!r}; expected one of {expected}", path=path)
-    return _read(Path(path), fmt, tz)
+    return _read(Path(path), fmt, tz, quiet)
 
 
-def _read(path: Path, fmt: str | None, tz: tzinfo | None) -> Iterator[Event | Rejected]:
+def _read(path: Path, fmt: str | None, tz: tzinfo | None, quiet: QuietRecords | None = None,
+          ) -> Iterator[Event | Rejected]:
     where = str(path)
     if path.is_dir():
         yield Rejected(_directory_reason(path), EventOrigin(path=where, format=fmt or "unknown"))
@@ -234,7 +237,7 @@ def _read(path: Path, fmt: str | None, tz: tzinfo | None) -> Iterator[Event | Re
             yield Rejected(exc.reason, EventOrigin(path=where, format="unknown"))
             return
     if fmt == "evtx":
-        yield from read_evtx(path)
+        yield from read_evtx(path, quiet=quiet)
     elif fmt in ("syslog", "windows-firewall") and tz is not None:  # local times without a zone
         yield from _plugin(fmt).read_file(path, tz=tz)
     elif fmt in PLUGINS:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from collectors.errors import CollectorError
+from collectors.evtx_reader import QuietRecords
 from collectors.files import detect_format, read_path
 from correlator.correlation.match import RuleMatch
 from correlator.model import Alert, Event, EventOrigin, Rejected, nest
@@ -216,20 +217,35 @@ def detect_file(
     result = FileResult(
         str(path), event_lines=[] if event_lines else None, stored_events=[] if keep_events else None
     )
+    quiet = _quiet(detection, event_lines, keep_events)
     try:
-        return detect_events(_read(path, fmt, detection, tz), detection, result)
+        return detect_events(_read(path, fmt, detection, tz, quiet), detection, result)
     except Exception as exc:  # a reader bug must not stop the run: what is left of the file is a dead letter
         log.exception("internal error while processing %s after %d events", path, result.events)
         reason = f"internal error after {result.events} events: {type(exc).__name__}: {exc}"
         result.rejected.append(Rejected(reason, EventOrigin(path=str(path), format=fmt or "unknown"), stage="read"))
         return result
+    finally:
+        if quiet is not None:
+            result.events += quiet.count
+
+
+def _quiet(detection: Detection | SigmaEngine, event_lines: bool, keep_events: bool) -> QuietRecords | None:
+    """Records the EVTX reader may count without building: when nothing but the rules reads an event (no event
+    lines, no stored events, no threat intel matched against every event)."""
+    if event_lines or keep_events:
+        return None
+    if isinstance(detection, Detection) and detection.intel is not None:
+        return None
+    engine = detection if isinstance(detection, SigmaEngine) else detection.engine
+    return QuietRecords(engine.quiet_prefilter)
 
 
 def _read(path: Path, fmt: str | None, detection: Detection | SigmaEngine, tz: tzinfo | None,
-          ) -> Iterator[Event | Rejected]:
+          quiet: QuietRecords | None = None) -> Iterator[Event | Rejected]:
     """The file's records; a capture file with its HTTP bodies carved when there are YARA rules to scan them."""
     if isinstance(detection, SigmaEngine) or detection.yara is None:
-        return read_path(path, fmt, tz=tz)
+        return read_path(path, fmt, tz=tz, quiet=quiet)
     if fmt is None:
         try:
             fmt = detect_format(path)
@@ -239,4 +255,4 @@ def _read(path: Path, fmt: str | None, detection: Detection | SigmaEngine, tz: t
         from collectors.pcap import read_file
 
         return read_file(path, carve=True)
-    return read_path(path, fmt, tz=tz)
+    return read_path(path, fmt, tz=tz, quiet=quiet)

@@ -168,8 +168,17 @@ def compile_rule(rule: Any, path: str, ctx: CompileContext) -> CompiledRule:
             _check_compiles(rest)
             variants.append(_variant(ctx, name, tuple(routes), rest))
     if not variants:
-        notes.append("log source not mapped to a Windows channel: evaluated against every Windows event")
-        variants.append(_variant(ctx, "windows-any", (("win", None, None),), generic_ir))
+        # Routed by the EventIDs every match has, when the detection names them (they stay in the test).
+        any_eids = route_event_ids(generic_ir)
+        if any_eids is None:
+            notes.append("log source not mapped to a Windows channel: evaluated against every Windows event")
+            any_routes: tuple[RouteKey, ...] = (("win", None, None),)
+        else:
+            ids = ", ".join(str(eid) for eid in sorted(any_eids))
+            notes.append(f"log source not mapped to a Windows channel: evaluated against every Windows event "
+                         f"with EventID {ids}")
+            any_routes = tuple(("win", None, eid) for eid in sorted(any_eids))
+        variants.append(_variant(ctx, "windows-any", any_routes, generic_ir))
     return CompiledRule(meta, tuple(variants), generic, tuple(notes))
 
 

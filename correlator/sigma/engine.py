@@ -17,7 +17,7 @@ from typing import Any
 from correlator.model import Alert, Event, MatchedRule
 from correlator.sigma.ir import Node
 from correlator.sigma.matchers import Pred, compile_node, lowered
-from correlator.sigma.prefilter import Candidates, LiteralFields, make_prefilter
+from correlator.sigma.prefilter import Candidates, LiteralFields, is_native, make_prefilter
 from correlator.sigma.rule import CompiledRule, RouteKey, Variant
 from correlator.sigma.sources import SourcesConfig
 
@@ -243,6 +243,20 @@ class SigmaEngine:
             cached = tuple(_ls_keys(self.sources.logsources_for(sig)))
             self._ls_cache[sig] = cached
         return cached or None
+
+    def quiet_prefilter(self, channel: str, event_id: int) -> object | None:
+        """The native prefilter of the Windows events of (`channel`, `event_id`) when an event in which it finds
+        no candidate is sure to raise no alert: its rules read the record's own fields only (no ECS view) and
+        none is always evaluated. None otherwise (the Python prefilter, or events that must be built). The
+        native EVTX reader asks this once per source to skip building the events no rule can match."""
+        bucket = self._win_buckets.get((channel, event_id))
+        if bucket is None:
+            bucket = self._bucket_for_keys(_win_keys(channel.lower(), event_id))
+            if len(self._win_buckets) < _UNKNOWN_CACHE_LIMIT:
+                self._win_buckets[(channel, event_id)] = bucket
+        if bucket.needs_ecs or bucket.prefilter.always or not is_native(bucket.prefilter):
+            return None
+        return bucket.prefilter
 
     def _note_unknown(self, event: Event) -> None:
         f = event.fields

@@ -273,6 +273,11 @@ def make_prefilter(
     return Prefilter(clause_sets, field_sets)
 
 
+def is_native(prefilter: Candidates) -> bool:
+    """Whether a prefilter is the native one (which the native EVTX reader can run itself)."""
+    return type(prefilter).__name__ == "NativePrefilter" and type(prefilter).__module__ == "correlator._native"
+
+
 class Prefilter:
     """Which variants of a bucket are candidates for an event's haystack.
 

@@ -43,7 +43,7 @@ def test_detect_file_finds_alerts_and_rejects(engine):
 
 
 def test_reader_bug_becomes_a_dead_letter(engine, monkeypatch, caplog):
-    def exploding_reader(path, fmt=None, *, tz=None):
+    def exploding_reader(path, fmt=None, *, tz=None, quiet=None):
         yield from ()
         raise RuntimeError("boom")
 

@@ -10,6 +10,8 @@
 //! - otherwise `record` is the parsed JSON (what `orjson.loads(raw)` gives) and Python normalises it; both
 //!   are None when the rendering is not JSON serde can read, and Python reports it.
 //!
+//! With `quiet` (see `Quiet`), a record no rule of its source can match is just its record id (an int).
+//!
 //! `record_id` is System.EventRecordID when it is an integer, else the parser's own record number. Errors are
 //! raised from `__next__` as the Python package raises them (RuntimeError for corrupt data, OSError for I/O),
 //! and iteration can go on after them.
@@ -19,6 +21,8 @@ use std::error::Error;
 use std::fs::File;
 use std::sync::Arc;
 
+use ahash::AHashMap;
+
 use evtx::err::{ChunkError, EvtxError};
 use evtx::{EvtxParser, IntoIterChunks, ParserSettings};
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError};
@@ -27,13 +31,15 @@ use pyo3::types::{PyString, PyTuple};
 use sha2::{Digest, Sha256};
 
 use crate::json::{get, Json};
-use crate::normalise::normalise;
+use crate::normalise::{view, NativeView};
+use crate::prefilter::NativePrefilter;
 
 #[pyclass(module = "correlator._native", unsendable)]
 pub struct EvtxRecords {
     chunks: IntoIterChunks<File>,
     settings: Arc<ParserSettings>,
     pending: VecDeque<PyResult<PyObject>>,
+    quiet: Option<Quiet>,
 }
 
 fn io_error(err: &std::io::Error) -> PyErr {
@@ -81,8 +87,54 @@ fn event_id(raw: &[u8]) -> String {
     out
 }
 
-fn record_item(py: Python<'_>, raw: String, counter: u64) -> PyResult<PyObject> {
-    let id = event_id(raw.as_bytes());
+/// What the reader skips: records of Windows event sources whose rules cannot match them. `route` is called once
+/// per (Channel, EventID) with both and returns that source's `NativePrefilter` when an event in which it finds
+/// no candidate is sure to give no alert, else None; a record its prefilter finds nothing in is handed back as
+/// its record id alone (an int), without the event id, the raw text or the field dict.
+struct Quiet {
+    route: PyObject,
+    prefilters: AHashMap<String, AHashMap<i64, Option<Py<NativePrefilter>>>>,
+}
+
+impl Quiet {
+    fn skips(&mut self, py: Python<'_>, view: &NativeView<'_, '_>) -> bool {
+        let Some(Json::Str(channel)) = view.channel else {
+            return false;
+        };
+        let event_id = match view.event_id {
+            Json::Int(n) => *n,
+            Json::UInt(n) => match i64::try_from(*n) {
+                Ok(n) => n,
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
+        if !self.prefilters.contains_key(channel.as_ref()) {
+            self.prefilters.insert(channel.to_string(), AHashMap::new());
+        }
+        let by_id = self
+            .prefilters
+            .get_mut(channel.as_ref())
+            .expect("inserted above");
+        let prefilter = by_id.entry(event_id).or_insert_with(|| {
+            // A route that fails (it should not) skips nothing: the engine then meets the event and reports.
+            self.route
+                .call1(py, (channel.as_ref(), event_id))
+                .ok()
+                .and_then(|found| found.extract::<Py<NativePrefilter>>(py).ok())
+        });
+        prefilter
+            .as_ref()
+            .is_some_and(|prefilter| prefilter.get().finds_nothing(&view.entries) == Some(true))
+    }
+}
+
+fn record_item(
+    py: Python<'_>,
+    raw: String,
+    counter: u64,
+    quiet: Option<&mut Quiet>,
+) -> PyResult<PyObject> {
     let parsed = Json::parse(&raw);
     let record_id = parsed
         .as_ref()
@@ -95,12 +147,17 @@ fn record_item(py: Python<'_>, raw: String, counter: u64) -> PyResult<PyObject> 
             || Ok(counter.into_pyobject(py)?.into_any().unbind()),
             |v| v.to_py(py),
         )?;
-    let (record, parts) = match &parsed {
-        None => (py.None(), py.None()),
-        Some(value) => match normalise(py, value)? {
-            Some(parts) => (py.None(), parts),
-            None => (value.to_py(py)?, py.None()),
-        },
+    let view = parsed.as_ref().and_then(view);
+    if let (Some(quiet), Some(view)) = (quiet, view.as_ref()) {
+        if quiet.skips(py, view) {
+            return Ok(record_id);
+        }
+    }
+    let id = event_id(raw.as_bytes());
+    let (record, parts) = match (&parsed, view) {
+        (None, _) => (py.None(), py.None()),
+        (Some(_), Some(view)) => (py.None(), view.to_py(py)?),
+        (Some(value), None) => (value.to_py(py)?, py.None()),
     };
     let raw = PyString::new(py, &raw);
     Ok(PyTuple::new(
@@ -157,7 +214,12 @@ impl EvtxRecords {
                     })
             });
             self.pending.push_back(match item {
-                Ok(rendered) => record_item(py, rendered.data, rendered.event_record_id),
+                Ok(rendered) => record_item(
+                    py,
+                    rendered.data,
+                    rendered.event_record_id,
+                    self.quiet.as_mut(),
+                ),
                 Err(err) => Err(evtx_error(err)),
             });
         }
@@ -168,7 +230,8 @@ impl EvtxRecords {
 #[pymethods]
 impl EvtxRecords {
     #[new]
-    fn new(path: &str) -> PyResult<Self> {
+    #[pyo3(signature = (path, quiet=None))]
+    fn new(path: &str, quiet: Option<PyObject>) -> PyResult<Self> {
         let file = File::open(path).map_err(|e| io_error(&e))?;
         let settings = ParserSettings::new().num_threads(1).indent(false);
         let parser = EvtxParser::from_read_seek(file)
@@ -178,6 +241,10 @@ impl EvtxRecords {
             chunks: parser.into_chunks(),
             settings: Arc::new(settings),
             pending: VecDeque::new(),
+            quiet: quiet.map(|route| Quiet {
+                route,
+                prefilters: AHashMap::new(),
+            }),
         })
     }
 

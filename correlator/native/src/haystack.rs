@@ -8,6 +8,8 @@ use std::io::Write;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyList, PyString, PyTuple};
 
+use crate::json::Json;
+
 pub const SEP: u8 = 0x1f;
 
 pub fn push_value(hay: &mut Vec<u8>, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -57,4 +59,27 @@ fn push_text(hay: &mut Vec<u8>, text: &Bound<'_, PyString>) -> PyResult<()> {
     }
     hay.push(SEP);
     Ok(())
+}
+
+/// A JSON value into the haystack as `push_value` puts the Python object `Json::to_py` makes of it; None for
+/// what is not rendered here exactly alike: floats (Python's repr), non-ASCII text (Python's full Unicode
+/// lower-casing) and objects (a dict's repr).
+pub fn push_json(hay: &mut Vec<u8>, value: &Json<'_>) -> Option<()> {
+    match value {
+        Json::Null => return Some(()),
+        Json::Bool(flag) => hay.extend_from_slice(if *flag { b"true" } else { b"false" }),
+        Json::Int(n) => {
+            let _ = write!(hay, "{n}");
+        }
+        Json::UInt(n) => {
+            let _ = write!(hay, "{n}");
+        }
+        Json::Str(text) if text.is_ascii() => {
+            hay.extend(text.bytes().map(|b| b.to_ascii_lowercase()))
+        }
+        Json::Array(items) => return items.iter().try_for_each(|item| push_json(hay, item)),
+        Json::Float(_) | Json::Str(_) | Json::Object(_) => return None,
+    }
+    hay.push(SEP);
+    Some(())
 }

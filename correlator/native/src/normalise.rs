@@ -7,6 +7,7 @@
 //! returns None and Python normalises the record itself, so the two paths agree by construction on the
 //! unusual shapes.
 
+use ahash::AHashSet;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
@@ -26,35 +27,27 @@ fn attribute<'p, 'a>(node: Option<&'p Json<'a>>, name: &str) -> Option<&'p Json<
     }
 }
 
-/// `_leaves`: every leaf of an XML-ish tree by its bare element name, into `out`; how many were set.
-fn leaves(
-    py: Python<'_>,
-    node: &Pairs<'_>,
-    out: &Bound<'_, PyDict>,
-    name: Option<&str>,
-) -> PyResult<usize> {
-    let mut count = 0;
+/// `_leaves`: every leaf of an XML-ish tree by its bare element name, onto `out` (a name met twice is there
+/// twice: such a record goes to Python).
+fn leaves<'p, 'a>(node: &'p Pairs<'a>, out: &mut View<'p, 'a>, name: Option<&'p str>) {
     for (key, value) in node {
         if key == "#attributes" || key.starts_with('@') {
             continue;
         }
         if key == "#text" {
             if let Some(name) = name {
-                out.set_item(py_key(py, name), value.to_py(py)?)?;
-                count += 1;
+                out.push((name, DataValue::Json(value)));
             }
         } else if let Json::Object(child) = value {
-            count += leaves(py, child, out, Some(key))?;
+            leaves(child, out, Some(key));
         } else {
-            out.set_item(py_key(py, key.as_ref()), value.to_py(py)?)?;
-            count += 1;
+            out.push((key.as_ref(), DataValue::Json(value)));
         }
     }
-    Ok(count)
 }
 
-/// A value of the EventData view: a JSON value, None, or the list of unnamed `Data` items.
-enum DataValue<'p, 'a> {
+/// A value of the field view: a JSON value, None, or the list of unnamed `Data` items.
+pub enum DataValue<'p, 'a> {
     Json(&'p Json<'a>),
     Null,
     Unnamed(Vec<Option<&'p Json<'a>>>),
@@ -76,7 +69,7 @@ impl DataValue<'_, '_> {
     }
 }
 
-type View<'p, 'a> = Vec<(&'p str, DataValue<'p, 'a>)>;
+pub type View<'p, 'a> = Vec<(&'p str, DataValue<'p, 'a>)>;
 
 /// `out[key] = value` with a dict's semantics: a name already there keeps its place and takes the new value.
 fn put<'p, 'a>(out: &mut View<'p, 'a>, key: &'p str, value: DataValue<'p, 'a>) {
@@ -249,62 +242,54 @@ pub fn epoch_ms(text: &str) -> Option<i64> {
     Some(seconds * 1_000 + micros / 1_000)
 }
 
-/// `(sigma, data, user_data, extra, native, timestamp_ms)` for a record of the usual shape, else None.
-pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>> {
-    let Some(event) = record
-        .object()
-        .and_then(|r| get(r, "Event"))
-        .and_then(Json::object)
-    else {
-        return Ok(None);
-    };
-    let Some(system) = get(event, "System").and_then(Json::object) else {
-        return Ok(None);
-    };
+/// The field view of a record of the usual shape, before any Python object is made: its fields in section order
+/// (UserData leaves, ProcessingErrorData leaves, EventData, System under Sigma's names), where the sections
+/// end, and the values routing and the timestamp need.
+pub struct NativeView<'p, 'a> {
+    pub entries: View<'p, 'a>,
+    user_count: usize,
+    extra_count: usize,
+    data_count: usize,
+    pub channel: Option<&'p Json<'a>>,
+    pub event_id: &'p Json<'a>,
+    time_created: Option<&'p Json<'a>>,
+}
+
+/// The `NativeView` of a record of the usual shape, else None (Python normalises it). Python keeps the
+/// sections apart and lets later ones win on a shared name; a shared name anywhere sends the record to Python.
+pub fn view<'p, 'a>(record: &'p Json<'a>) -> Option<NativeView<'p, 'a>> {
+    let event = record.object().and_then(|r| get(r, "Event"))?.object()?;
+    let system = get(event, "System")?.object()?;
     let event_id = match get(system, "EventID") {
         Some(Json::Object(node)) => get(node, "#text"),
         other => other,
     };
-    let Some(event_id) = event_id.filter(|v| v.is_int()) else {
-        return Ok(None);
-    };
+    let event_id = event_id.filter(|v| v.is_int())?;
     if get(system, "EventRecordID").is_some_and(|v| !v.is_null() && !v.is_int()) {
-        return Ok(None);
+        return None;
     }
-    let data = match get(event, "EventData") {
-        None | Some(Json::Null) => Vec::new(),
-        Some(node) => event_data(node),
-    };
-
-    // One dict in the order Python merges them: UserData leaves, ProcessingErrorData leaves, EventData, System.
-    // Python keeps the sections apart and lets later ones win on a shared name; here a shared name anywhere
-    // (seen as fewer entries than insertions) sends the record to Python instead.
-    let native = PyDict::new(py);
-    let mut inserted = 0;
+    let mut entries: View<'p, 'a> = Vec::new();
     if let Some(Json::Object(node)) = get(event, "UserData") {
-        inserted += leaves(py, node, &native, None)?;
+        leaves(node, &mut entries, None);
     }
-    let user_count = inserted;
+    let user_count = entries.len();
     if let Some(Json::Object(node)) = get(event, "ProcessingErrorData") {
-        inserted += leaves(py, node, &native, None)?;
+        leaves(node, &mut entries, None);
     }
-    let extra_count = inserted;
-    for (key, value) in &data {
-        native.set_item(py_key(py, key), value.to_py(py)?)?;
-        inserted += 1;
+    let extra_count = entries.len();
+    match get(event, "EventData") {
+        None | Some(Json::Null) => {}
+        Some(node) => entries.extend(event_data(node)),
     }
-    let data_count = inserted - extra_count;
-    let mut system_value = |name: &str, value: &Json<'_>| -> PyResult<()> {
-        inserted += 1;
-        native.set_item(py_key(py, name), value.to_py(py)?)
-    };
-    system_value("EventID", event_id)?;
+    let data_count = entries.len() - extra_count;
+    entries.push(("EventID", DataValue::Json(event_id)));
     let provider = get(system, "Provider");
     for (attr, name) in [("Name", "Provider_Name"), ("Guid", "Provider_Guid")] {
         if let Some(value) = attribute(provider, attr).filter(|v| !v.is_null()) {
-            system_value(name, value)?;
+            entries.push((name, DataValue::Json(value)));
         }
     }
+    let mut channel = None;
     for name in [
         "Channel",
         "Computer",
@@ -315,43 +300,72 @@ pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>
         "Keywords",
         "Version",
     ] {
-        match get(system, name) {
-            None | Some(Json::Null) => {}
-            Some(Json::Object(node)) => {
-                system_value(name, get(node, "#text").unwrap_or(&Json::Null))?
+        let value = match get(system, name) {
+            None | Some(Json::Null) => continue,
+            Some(Json::Object(node)) => get(node, "#text").map_or(DataValue::Null, DataValue::Json),
+            Some(value) => DataValue::Json(value),
+        };
+        if name == "Channel" {
+            if let DataValue::Json(value) = value {
+                channel = Some(value);
             }
-            Some(value) => system_value(name, value)?,
         }
+        entries.push((name, value));
     }
     for name in ["ProcessID", "ThreadID"] {
         if let Some(value) = attribute(get(system, "Execution"), name).filter(|v| !v.is_null()) {
-            system_value(name, value)?;
+            entries.push((name, DataValue::Json(value)));
         }
     }
     if let Some(value) = attribute(get(system, "Security"), "UserID").filter(|v| !v.is_null()) {
-        system_value("UserID", value)?;
+        entries.push(("UserID", DataValue::Json(value)));
     }
     let time_created = attribute(get(system, "TimeCreated"), "SystemTime").filter(|v| !v.is_null());
     if let Some(value) = time_created {
-        system_value("TimeCreated", value)?;
+        entries.push(("TimeCreated", DataValue::Json(value)));
     }
-    if native.len() != inserted {
-        return Ok(None);
+    let mut seen = AHashSet::with_capacity(entries.len());
+    if !entries.iter().all(|(name, _)| seen.insert(*name)) {
+        return None;
     }
-    let timestamp_ms: PyObject = match time_created {
-        None => 0i64.into_pyobject(py)?.into_any().unbind(),
-        Some(Json::Str(text)) => match epoch_ms(text) {
-            Some(ms) => ms.into_pyobject(py)?.into_any().unbind(),
-            None => py.None(),
-        },
-        Some(_) => py.None(),
-    };
-    let parts = [
-        native.into_any().unbind(),
-        user_count.into_pyobject(py)?.into_any().unbind(),
-        extra_count.into_pyobject(py)?.into_any().unbind(),
-        data_count.into_pyobject(py)?.into_any().unbind(),
-        timestamp_ms,
-    ];
-    Ok(Some(PyTuple::new(py, parts)?.into_any().unbind()))
+    Some(NativeView {
+        entries,
+        user_count,
+        extra_count,
+        data_count,
+        channel,
+        event_id,
+        time_created,
+    })
+}
+
+impl NativeView<'_, '_> {
+    /// `(native, user_count, extra_count, data_count, timestamp_ms)` (see the module doc).
+    pub fn to_py(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let native = PyDict::new(py);
+        for (name, value) in &self.entries {
+            native.set_item(py_key(py, name), value.to_py(py)?)?;
+        }
+        let timestamp_ms: PyObject = match self.time_created {
+            None => 0i64.into_pyobject(py)?.into_any().unbind(),
+            Some(Json::Str(text)) => match epoch_ms(text) {
+                Some(ms) => ms.into_pyobject(py)?.into_any().unbind(),
+                None => py.None(),
+            },
+            Some(_) => py.None(),
+        };
+        let parts = [
+            native.into_any().unbind(),
+            self.user_count.into_pyobject(py)?.into_any().unbind(),
+            self.extra_count.into_pyobject(py)?.into_any().unbind(),
+            self.data_count.into_pyobject(py)?.into_any().unbind(),
+            timestamp_ms,
+        ];
+        Ok(PyTuple::new(py, parts)?.into_any().unbind())
+    }
+}
+
+/// `(native, user_count, extra_count, data_count, timestamp_ms)` for a record of the usual shape, else None.
+pub fn normalise(py: Python<'_>, record: &Json<'_>) -> PyResult<Option<PyObject>> {
+    view(record).map(|view| view.to_py(py)).transpose()
 }

@@ -16,7 +16,8 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyString};
 
-use crate::haystack::push_value;
+use crate::haystack::{push_json, push_value};
+use crate::normalise::DataValue;
 
 /// The literals of a bucket that are searched together, and the literal id of each of its patterns.
 struct Automaton {
@@ -349,19 +350,7 @@ impl NativePrefilter {
                 None => {} // only field-placed literals: other fields' values are never searched
             }
         }
-        let mut found = Found::new(self.literal_count);
-        if let Some(anywhere) = &self.anywhere {
-            for hay in [&in_fields, &other] {
-                anywhere.find_all(hay, &mut found);
-            }
-        }
-        if let Some(placed) = &self.placed {
-            for m in placed.automaton.find_overlapping_iter(in_fields.as_slice()) {
-                let n = placed.ids[m.pattern().as_usize()];
-                found.add(n, bits[ends.partition_point(|&end| end <= m.start())]);
-            }
-        }
-        Ok(self.select(&found))
+        Ok(self.select(&self.scan(&in_fields, &other, &ends, &bits)))
     }
 
     #[getter]
@@ -376,6 +365,50 @@ impl NativePrefilter {
 }
 
 impl NativePrefilter {
+    /// The literals found in the haystacks of an event's fields (see `candidates_fields`).
+    fn scan(&self, in_fields: &[u8], other: &[u8], ends: &[usize], bits: &[u64]) -> Found {
+        let mut found = Found::new(self.literal_count);
+        if let Some(anywhere) = &self.anywhere {
+            for hay in [in_fields, other] {
+                anywhere.find_all(hay, &mut found);
+            }
+        }
+        if let Some(placed) = &self.placed {
+            for m in placed.automaton.find_overlapping_iter(in_fields) {
+                let n = placed.ids[m.pattern().as_usize()];
+                found.add(n, bits[ends.partition_point(|&end| end <= m.start())]);
+            }
+        }
+        found
+    }
+
+    /// Whether an EVTX record with this field view has no candidate: what `candidates_fields` of the dict the
+    /// view becomes would say, without making the dict. None when a value would not go into the haystack here
+    /// byte for byte as `push_value` puts its Python object (a float, non-ASCII text, an object): the caller
+    /// then makes the event and asks `candidates_fields`.
+    pub fn finds_nothing(&self, entries: &[(&str, DataValue<'_, '_>)]) -> Option<bool> {
+        if self.literal_count == 0 {
+            return Some(self.always.is_empty());
+        }
+        let mut in_fields = Vec::with_capacity(1024);
+        let mut other = Vec::with_capacity(1024);
+        let mut ends: Vec<usize> = Vec::new();
+        let mut bits: Vec<u64> = Vec::new();
+        for (name, value) in entries {
+            match self.field_bits.get(*name) {
+                Some(&bit) => {
+                    push_view_value(&mut in_fields, value)?;
+                    ends.push(in_fields.len());
+                    bits.push(bit);
+                }
+                None if self.anywhere.is_some() => push_view_value(&mut other, value)?,
+                None => {}
+            }
+        }
+        let found = self.scan(&in_fields, &other, &ends, &bits);
+        Some(self.select(&found).is_empty())
+    }
+
     fn select(&self, found: &Found) -> Vec<u32> {
         if found.ids.is_empty() {
             return self.always.clone();
@@ -410,5 +443,18 @@ impl NativePrefilter {
             }
         }
         out
+    }
+}
+
+/// A view value into a haystack as `push_value` puts the Python object it becomes; None where that cannot be
+/// matched here (see `push_json`).
+fn push_view_value(hay: &mut Vec<u8>, value: &DataValue<'_, '_>) -> Option<()> {
+    match value {
+        DataValue::Null => Some(()),
+        DataValue::Json(json) => push_json(hay, json),
+        DataValue::Unnamed(items) => items
+            .iter()
+            .flatten()
+            .try_for_each(|item| push_json(hay, item)),
     }
 }

@@ -14,7 +14,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from collectors.files import iter_files, read_path
+from collectors.evtx_reader import QuietRecords, read_evtx
+from collectors.files import detect_format, iter_files, read_path
+from correlator.accel import native_available
 from correlator.cli import app
 from correlator.model import Event
 from correlator.sigma.engine import SigmaEngine
@@ -122,3 +124,34 @@ def test_ingest_with_workers_gives_the_same_alerts(
     assert {"id", "title", "level", "tags"} <= set(first["rule"])
     assert first["log"]["file"]["path"].endswith(".evtx")
     assert isinstance(first["log"]["record_id"], int)
+
+
+def test_quiet_evtx_records_are_only_those_no_rule_can_match(all_rules: RuleSet, evtx_files: list[Path]) -> None:
+    """The native reader skips building a record whose source's prefilter finds no literal in it (`QuietRecords`):
+    every record it skips is one the engine, given the built event, finds no candidate in; it skips most of
+    those; the records it yields are the others, in order."""
+    if not native_available():
+        pytest.skip("the native extension is not built: the reader skips nothing")
+    engine = SigmaEngine(all_rules.rules, load_sources())
+    skipped = no_candidates = total = 0
+    for path in evtx_files:
+        if detect_format(path) != "evtx":
+            continue
+        quiet = QuietRecords(engine.quiet_prefilter)
+        kept = [e.id for e in read_evtx(path, quiet=quiet) if isinstance(e, Event)]
+        events = [e for e in read_evtx(path) if isinstance(e, Event)]
+        total += len(events)
+        assert len(kept) + quiet.count == len(events), path
+        kept_ids = set(kept)
+        assert kept == [e.id for e in events if e.id in kept_ids], path  # the same records, in order
+        for event in events:
+            bucket = engine._bucket(event)
+            fields = event.fields if bucket.needs_ecs else event.native
+            empty = not bucket.prefilter.candidates_fields(fields)
+            no_candidates += empty
+            if event.id not in kept_ids:
+                skipped += 1
+                assert empty, f"{path}: record {event.origin.record_id} skipped but has candidates"
+                assert engine.match(event) == []
+    assert skipped > 0.4 * total > 3000
+    assert skipped > 0.9 * no_candidates  # the few left: values the reader leaves to Python (floats, non-ASCII)

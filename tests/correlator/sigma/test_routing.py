@@ -121,3 +121,24 @@ def test_unknown_source_uses_rules_whose_fields_it_carries(load, caplog):
     assert len(unknown) == 1  # reported once
     assert loaded.engine.stats.unknown_sources == {"test:-/-/-": 2}
     assert loaded.titles(make_event({"src_ip": "8.8.8.8"})) == {"not-only rule"}
+
+
+def test_unmapped_windows_service_routes_by_the_event_ids_its_detection_names(load):
+    """A Windows service no pipeline maps to a channel is met by every Windows event — of the EventIDs every
+    match must have, when the detection names them: events of other EventIDs never evaluate it (it has no
+    literal, so it would be evaluated for every one)."""
+    loaded = load(rule("sel:\n  EventID: [30803, 30804]\nfilter:\n  ServerAddress|cidr: '10.0.0.0/8'\n"
+                       "condition: sel and not filter", title="smb", logsource="product: windows\n"
+                       "  service: smbclient-connectivity"))
+    compiled = loaded.ruleset.rules[0]
+    (variant,) = compiled.variants
+    assert variant.routes == (("win", None, 30803), ("win", None, 30804))
+    assert compiled.notes == ("log source not mapped to a Windows channel: evaluated against every Windows event "
+                              "with EventID 30803, 30804",)
+    channel = "Microsoft-Windows-SmbClient/Connectivity"
+    assert loaded.hits(win_event(30803, channel, ServerAddress="203.0.113.9"))
+    assert loaded.hits(win_event(30804, "Anything", ServerAddress="203.0.113.9"))
+    assert not loaded.hits(win_event(30803, channel, ServerAddress="10.1.2.3"))
+    assert not loaded.hits(win_event(4624, "Security", ServerAddress="203.0.113.9"))
+    assert not loaded.engine._bucket(win_event(4624, "Security", ServerAddress="203.0.113.9")).runners
+    assert len(loaded.engine._bucket(win_event(30804, "Anything")).runners) == 1
