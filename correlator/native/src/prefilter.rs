@@ -133,8 +133,11 @@ fn strings(obj: &Bound<'_, PyAny>) -> PyResult<Vec<PyBackedStr>> {
     Ok(out)
 }
 
-/// `clause_sets` as `make_prefilter` passes it: per variant None or a sequence of literal sets.
-fn clause_sets(obj: &Bound<'_, PyAny>) -> PyResult<ClauseSets> {
+/// Per variant None or the items of a sequence, each read by `item`.
+fn per_variant<T>(
+    obj: &Bound<'_, PyAny>,
+    item: impl Fn(&Bound<'_, PyAny>) -> PyResult<T>,
+) -> PyResult<Vec<Option<Vec<T>>>> {
     let mut out = Vec::with_capacity(obj.len().unwrap_or(0));
     for variant in obj.try_iter()? {
         let variant = variant?;
@@ -142,35 +145,30 @@ fn clause_sets(obj: &Bound<'_, PyAny>) -> PyResult<ClauseSets> {
             out.push(None);
             continue;
         }
-        let mut clauses = Vec::new();
-        for clause in variant.try_iter()? {
-            let mut literals = strings(&clause?)?;
-            literals.sort_unstable();
-            clauses.push(literals);
-        }
-        out.push(Some(clauses));
+        let items = variant
+            .try_iter()?
+            .map(|each| item(&each?))
+            .collect::<PyResult<Vec<T>>>()?;
+        out.push(Some(items));
     }
     Ok(out)
 }
 
+/// `clause_sets` as `make_prefilter` passes it: per variant None or a sequence of literal sets.
+fn clause_sets(obj: &Bound<'_, PyAny>) -> PyResult<ClauseSets> {
+    per_variant(obj, |clause| {
+        let mut literals = strings(clause)?;
+        literals.sort_unstable();
+        Ok(literals)
+    })
+}
+
 /// `field_sets`: per variant None or a sequence of (literal, None or a sequence of field names).
 fn field_sets(obj: &Bound<'_, PyAny>) -> PyResult<FieldSets> {
-    let mut out = Vec::with_capacity(obj.len().unwrap_or(0));
-    for variant in obj.try_iter()? {
-        let variant = variant?;
-        if variant.is_none() {
-            out.push(None);
-            continue;
-        }
-        let mut entries = Vec::new();
-        for entry in variant.try_iter()? {
-            let (literal, fields): (PyBackedStr, Option<Bound<'_, PyAny>>) = entry?.extract()?;
-            let fields = fields.map(|f| strings(&f)).transpose()?;
-            entries.push((literal, fields));
-        }
-        out.push(Some(entries));
-    }
-    Ok(out)
+    per_variant(obj, |entry| {
+        let (literal, fields): (PyBackedStr, Option<Bound<'_, PyAny>>) = entry.extract()?;
+        Ok((literal, fields.map(|f| strings(&f)).transpose()?))
+    })
 }
 
 #[pyclass(module = "correlator._native", frozen)]
