@@ -25,7 +25,7 @@ from correlator.errors import RuleLoadError
 from correlator.sigma.rule import CompiledRule
 from correlator.sigma.sources import SourcesConfig
 
-COMPILER_VERSION = "10"  # bump when the IR or the compiler's output changes
+COMPILER_VERSION = "11"  # bump when the IR or the compiler's output changes
 _FILTER_RE = re.compile(rb"^filter\s*:", re.MULTILINE)
 _CORRELATION_RE = re.compile(rb"^correlation\s*:", re.MULTILINE)
 _QUOTED_RE = re.compile(r"'([^']{2,})'")

@@ -8,6 +8,7 @@ set is not found cannot match; rules without a literal set are always evaluated 
 
 from __future__ import annotations
 
+import itertools
 import re
 import re._parser as sre_parse  # type: ignore[import-not-found]  # CPython's regex parser (3.11+)
 from collections.abc import Sequence
@@ -34,20 +35,28 @@ def _pattern_literal(kind: str, text: str) -> str | None:
     return lit if selective(lit) else None
 
 
+# Characters rare enough in event values (command-line obfuscation, redirection, pipes, PowerShell's format
+# strings) that a literal of one or two of them still narrows: `^^` (cmd escapes), `|`, `<`, the backtick.
+RARE_CHARACTERS = frozenset("`^|<>{}~")
+
+
 def selective(lit: str) -> bool:
-    """Long enough to narrow anything: MIN_LITERAL characters, or any non-ASCII character (homoglyphs, RTLO)."""
-    return len(lit) >= MIN_LITERAL or (bool(lit) and not lit.isascii())
+    """Narrows anything: MIN_LITERAL characters, any non-ASCII character (homoglyphs, RTLO), or a shorter
+    literal with a rare character (`RARE_CHARACTERS`)."""
+    if len(lit) >= MIN_LITERAL:
+        return True
+    return bool(lit) and (not lit.isascii() or not RARE_CHARACTERS.isdisjoint(lit))
 
 
 def _seq_literals(seq: object) -> list[str] | None:
-    """Literal alternatives required by a parsed regex sequence: the longest top-level run, or the union of
-    the alternatives of a top-level branch. None when nothing is required."""
+    """Literal alternatives required by a parsed regex sequence: the longest selective top-level run, or the
+    union of the alternatives of a top-level branch. None when nothing selective is required."""
     best: list[str] | None = None
     run: list[str] = []
 
     def consider(cands: list[str] | None) -> None:
         nonlocal best
-        if not cands:
+        if not cands or not all(selective(c.lower()) for c in cands):
             return
         if best is None or min(map(len, cands)) > min(map(len, best)):
             best = cands
@@ -119,23 +128,52 @@ def literal_clauses(node: Node) -> list[frozenset[str]]:
                     out.append(clause)
         return out
     if tag == "or":
-        union: set[str] = set()
+        alternatives = []
         for child in node[1]:
             clauses = literal_clauses(child)
             if not clauses:
                 return []
-            union |= max(clauses, key=lambda c: _score(frozenset(c)))
-        return [frozenset(union)]
+            alternatives.append(clauses)
+        return _distribute(alternatives)
     leaf = _leaf_literals(node)
     return [leaf] if leaf else []
 
 
+MAX_DISTRIBUTED = 16
+
+
+def _distribute(alternatives: list[list[frozenset[str]]]) -> list[frozenset[str]]:
+    """The clauses of an OR of conjunctions, by distribution: (A1 and A2) or B = (A1 or B) and (A2 or B). Each
+    alternative keeps its best clauses (by `_score`) while the product stays within MAX_DISTRIBUTED, so which
+    of them narrows best is decided later, with every clause of the rule in view (a path fragment on the image
+    and a rare one on the command line: the rare one is not lost to the longer common one)."""
+    ranked = [sorted(clauses, key=_score, reverse=True) for clauses in alternatives]
+    keep = [1] * len(ranked)
+    grown = True
+    while grown:
+        grown = False
+        for i, clauses in enumerate(ranked):
+            product = 1
+            for j, n in enumerate(keep):
+                product *= n + 1 if j == i else n
+            if keep[i] < len(clauses) and product <= MAX_DISTRIBUTED:
+                keep[i] += 1
+                grown = True
+    out: list[frozenset[str]] = []
+    for combo in itertools.product(*(clauses[:n] for clauses, n in zip(ranked, keep, strict=True))):
+        clause = frozenset().union(*combo)
+        if clause not in out:
+            out.append(clause)
+    return out
+
+
 def required_literals(node: Node, common: Sequence[str] = ()) -> tuple[frozenset[str], ...] | None:
     """The most selective clauses (best first, at most MAX_CLAUSES), or None when the node has none.
-    A clause whose literals all occur in a `common` value ranks after every other clause."""
+    A clause with a literal that occurs in a `common` value (so the clause holds in most events) ranks after
+    every other clause."""
 
     def score(lits: frozenset[str]) -> tuple[int, int, int]:
-        ubiquitous = all(any(lit in text for text in common) for lit in lits)
+        ubiquitous = any(lit in text for lit in lits for text in common)
         return (0 if ubiquitous else 1, *_score(lits))
 
     clauses = sorted(literal_clauses(node), key=score, reverse=True)[:MAX_CLAUSES]

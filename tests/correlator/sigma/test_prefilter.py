@@ -9,12 +9,14 @@ import random
 import pytest
 
 from correlator.sigma.prefilter import (
+    MAX_DISTRIBUTED,
     Prefilter,
     literal_clauses,
     make_prefilter,
     native_available,
     regex_literals,
     required_literals,
+    selective,
 )
 from tests.correlator.sigma.conftest import proc, rule
 
@@ -31,10 +33,23 @@ from tests.correlator.sigma.conftest import proc, rule
         ("(evil){2,}", "", ["evil"]),
         ("InVoKe", "i", ["invoke"]),
         ("x(a|bc)y", "", None),
+        # one or two rare characters still narrow (PowerShell token obfuscation: the backtick, format strings)
+        ("\\w+`(?:\\w+|-|.)`[\\w+|\\s]", "", ["`"]),
+        ('"(?:\\{\\d\\})+"\\s*-f', "", ["{"]),
+        ("(?i)\\$\\{`?e`?n`?v", "", ["${"]),
     ],
 )
 def test_regex_literals(pattern, flags, expected):
     assert regex_literals(pattern, flags) == expected
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected"),
+    [("abc", True), ("ab", False), ("^^", True), ("<", True), ("0x", False), ("é", True), ("", False)],
+    ids=["three", "two-common", "cmd-escape", "redirect", "hex-prefix", "non-ascii", "empty"],
+)
+def test_selective(literal, expected):
+    assert selective(literal) is expected
 
 
 def test_clauses_of_and_or_not():
@@ -46,6 +61,31 @@ def test_clauses_of_and_or_not():
     assert literal_clauses(("or", (leaf_a, short))) == []
     assert literal_clauses(("not", leaf_a)) == []
     assert required_literals(("and", (short, ("not", leaf_a)))) is None
+
+
+def test_or_of_conjunctions_distributes():
+    """(A1 and A2) or B = (A1 or B) and (A2 or B): every combination is a clause, so the rare one can lead."""
+    image = ("str", "Image", False, (("ct", "\\windows\\"),))
+    traversal = ("str", "CommandLine", False, (("ct", "\\..\\windows\\"), ("ct", "\\..\\..\\")))
+    exe_up = ("str", "CommandLine", False, (("ct", ".exe\\..\\"),))
+    node = ("or", (("and", (image, traversal)), exe_up))
+    assert literal_clauses(node) == [
+        frozenset({"\\windows\\", ".exe\\..\\"}),
+        frozenset({"\\..\\windows\\", "\\..\\..\\", ".exe\\..\\"}),
+    ]
+    clauses = required_literals(node, ("c:\\windows\\system32\\cmd.exe",))
+    assert clauses is not None
+    assert clauses[0] == frozenset({"\\..\\windows\\", "\\..\\..\\", ".exe\\..\\"})
+
+
+def test_distribution_is_bounded():
+    leaves = [("str", f"F{i}", False, (("ct", f"literal{i}"),)) for i in range(12)]
+    conjunctions = [("and", tuple(leaves[i:i + 3])) for i in range(0, 12, 3)]  # 4 alternatives of 3 clauses
+    clauses = literal_clauses(("or", tuple(conjunctions)))
+    assert 1 <= len(clauses) <= MAX_DISTRIBUTED
+    for clause in clauses:  # each clause takes one literal from every alternative
+        assert len(clause) == 4
+        assert {int(lit.removeprefix("literal")) // 3 for lit in clause} == {0, 1, 2, 3}
 
 
 def test_common_literals_rank_last():
