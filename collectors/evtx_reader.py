@@ -48,7 +48,8 @@ class QuietRecords:
     """Records the native reader may leave unbuilt, and how many it did. `route(channel, event_id)` gives the
     native prefilter of the Sigma rules of that Windows event source when an event in which it finds no literal
     cannot raise an alert (see `SigmaEngine.quiet_prefilter`), else None. Such records are counted in `count`,
-    not yielded: for a replay that keeps neither events nor their lines, nothing else reads them."""
+    not yielded: for a replay that keeps neither events nor their lines, nothing else reads them. The others
+    carry what that prefilter found in them (`Event.prefiltered`), so the engine does not search them again."""
 
     route: Callable[[str, int], object | None]
     count: int = 0
@@ -101,12 +102,13 @@ def read_evtx(path: Path, *, threads: int = 1, native: bool | None = None,
                 quiet.count += 1
                 last_good = item
                 continue
-            raw, event_id, counter, record, parts = item
+            raw, event_id, counter, record, parts, prefiltered = item
             if parts is not None:  # normalised natively
                 fields, user_count, extra_count, data_count, timestamp_ms = parts
                 last_good = counter
                 origin = EventOrigin(path=where, record_id=counter, format="evtx")
-                yield evtx_event(fields, user_count, extra_count, data_count, timestamp_ms, raw, event_id, origin)
+                yield evtx_event(fields, user_count, extra_count, data_count, timestamp_ms, raw, event_id, origin,
+                                 prefiltered)
                 continue
         elif type(item) is not dict or not isinstance(item.get("data"), str):
             yield Rejected(f"parser returned an unexpected item: {type(item).__name__}",

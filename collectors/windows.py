@@ -412,11 +412,13 @@ def evtx_event(
     raw: str,
     event_id: str,
     origin: EventOrigin,
+    prefiltered: tuple[object, list[int]] | None = None,
 ) -> Event:
     """An EVTX record the native reader (correlator/native) has already normalised: `native` is the field view
     `_from_evtx` builds, its sections in order (UserData leaves, the rest of `extra`, EventData, System values)
     with no name in two sections, the counts say where they end; `timestamp_ms` is None when the reader left
-    the time to `to_epoch_ms`. The sections are taken apart again only if the ECS document is built."""
+    the time to `to_epoch_ms`. The sections are taken apart again only if the ECS document is built.
+    `prefiltered`: the literal prefilter's answer for the record, when the reader ran it (`Event.prefiltered`)."""
     if timestamp_ms is None:
         timestamp_ms = to_epoch_ms(native.get("TimeCreated")) or 0
 
@@ -432,7 +434,8 @@ def evtx_event(
 
     computer = native.get("Computer")  # the document's host.name, without building it
     return Event(id=event_id, timestamp_ms=timestamp_ms, raw=raw, fields=native, origin=origin,
-                 ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None)
+                 ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None,
+                 prefiltered=prefiltered)
 
 
 def _deferred_event(
@@ -445,6 +448,7 @@ def _deferred_event(
     raw: str,
     event_id: str,
     origin: EventOrigin,
+    prefiltered: tuple[object, list[int]] | None = None,
 ) -> Event:
     """An EVTX or flat record's `Event`: the ECS document is built on first use (stores, outputs, rules on ECS
     names)."""
@@ -456,4 +460,5 @@ def _deferred_event(
 
     computer = sigma.get("Computer")  # the document's host.name, without building it
     return Event(id=event_id, timestamp_ms=timestamp_ms, raw=raw, fields=native, origin=origin,
-                 ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None)
+                 ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None,
+                 prefiltered=prefiltered)

@@ -137,8 +137,8 @@ class Event:
     unless a rule needs an ECS name, so events whose ECS nobody reads never pay for it.
     """
 
-    __slots__ = ("_ecs", "_ecs_factory", "_fields", "_host_name", "id", "native", "origin", "payload", "raw",
-                 "timestamp_ms")
+    __slots__ = ("_ecs", "_ecs_factory", "_fields", "_host_name", "id", "native", "origin", "payload", "prefiltered",
+                 "raw", "timestamp_ms")
 
     def __init__(
         self,
@@ -152,6 +152,7 @@ class Event:
         ecs_factory: EcsFactory | None = None,
         host_name: str | None = None,
         payload: bytes | None = None,
+        prefiltered: tuple[object, list[int]] | None = None,
     ) -> None:
         if ecs is None and ecs_factory is None:
             raise ValueError("an Event needs an ECS document or an ecs_factory")
@@ -166,6 +167,9 @@ class Event:
         # Content carried with the event for the YARA stage (a carved HTTP body, an uploaded or dropped file);
         # never stored: the document names it by `file.hash.sha256` and `file.size`.
         self.payload = payload
+        # The literal prefilter's answer when the reader already ran it over the record: (the prefilter of the
+        # event's source, the candidate variants it found). Never pickled (a worker's prefilter stays there).
+        self.prefiltered = prefiltered
         # Without a factory the given fields are complete: `fields` and `native` are the same dict.
         self._fields: dict[str, Any] | None = self.native if ecs_factory is None else None
 
@@ -212,10 +216,11 @@ class Event:
 
     def __getstate__(self) -> dict[str, Any]:
         self._materialise()  # factories are closures: ship the built document instead
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self.__slots__ if name != "prefiltered"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         object.__setattr__(self, "payload", None)  # pickles from before the payload slot
+        object.__setattr__(self, "prefiltered", None)
         for name, value in state.items():
             object.__setattr__(self, name, value)
 

@@ -245,16 +245,17 @@ class SigmaEngine:
         return cached or None
 
     def quiet_prefilter(self, channel: str, event_id: int) -> object | None:
-        """The native prefilter of the Windows events of (`channel`, `event_id`) when an event in which it finds
-        no candidate is sure to raise no alert: its rules read the record's own fields only (no ECS view) and
-        none is always evaluated. None otherwise (the Python prefilter, or events that must be built). The
-        native EVTX reader asks this once per source to skip building the events no rule can match."""
+        """The native prefilter of the Windows events of (`channel`, `event_id`) when its rules read the record's
+        own fields only (no ECS view), else None (the Python prefilter, or events that must be built first). The
+        native EVTX reader asks this once per source and runs it over the record's values: a record in which it
+        finds no candidate (always-evaluated rules are candidates of every record) is sure to raise no alert and
+        is not built; the others carry what it found (`Event.prefiltered`)."""
         bucket = self._win_buckets.get((channel, event_id))
         if bucket is None:
             bucket = self._bucket_for_keys(_win_keys(channel.lower(), event_id))
             if len(self._win_buckets) < _UNKNOWN_CACHE_LIMIT:
                 self._win_buckets[(channel, event_id)] = bucket
-        if bucket.needs_ecs or bucket.prefilter.always or not is_native(bucket.prefilter):
+        if bucket.needs_ecs or not is_native(bucket.prefilter):
             return None
         return bucket.prefilter
 
@@ -279,7 +280,11 @@ class SigmaEngine:
         # The record's own fields (`native`) unless a rule of this source reads an ECS name: the ECS view of a
         # deferred event is built only then. Keywords search the values of the view in use.
         fields = event.fields if bucket.needs_ecs else event.native
-        cands = bucket.prefilter.candidates_fields(fields)
+        prefiltered = event.prefiltered  # what the reader found with this very prefilter (the EVTX reader's)
+        if prefiltered is not None and prefiltered[0] is bucket.prefilter:
+            cands = prefiltered[1]
+        else:
+            cands = bucket.prefilter.candidates_fields(fields)
         if not cands:
             return []
         stats.evaluated += len(cands)

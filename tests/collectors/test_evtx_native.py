@@ -182,3 +182,24 @@ def test_native_normalisation_equals_python_on_every_shape(raw: str) -> None:
     assert list(got.fields.items()) == list(expected.fields.items())
     assert got.to_document() == expected.to_document()
     assert (got.id, got.timestamp_ms, got.host_name) == (expected.id, expected.timestamp_ms, expected.host_name)
+
+
+def test_haystack_folds_latin_text_as_python_does() -> None:
+    """The reader searches a record's values itself (quiet records, `Event.prefiltered`): text it lower-cases
+    must be byte for byte what Python's `str.lower` gives, else it leaves the record to Python. Latin blocks
+    (the `®` of every Sysmon Product, Vietnamese names) are folded; other scripts are left."""
+    from correlator._native import haystack_text
+
+    folded = 0
+    for code in [*range(0x80, 0x250), *range(0x1E00, 0x1F00)]:
+        text = f"C:\\Users\\Ab{chr(code)}Z"
+        mine = haystack_text(text)
+        if mine is not None:
+            folded += 1
+            assert mine == text.lower(), hex(code)
+    assert folded == (0x250 - 0x80 - 1) + 0x100  # every character of those blocks but U+0130
+    assert haystack_text("Microsoft® Windows® Operating System") == "microsoft® windows® operating system"
+    assert haystack_text("Nguyễn Văn Ánh ĐẶNG") == "nguyễn văn ánh đặng"
+    assert haystack_text("İstanbul") is None  # special casing: Python decides
+    assert haystack_text("Ωmega") is None  # Greek (final sigma and all): Python decides
+    assert haystack_text("ADMIN") == "admin"

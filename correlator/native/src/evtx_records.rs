@@ -2,7 +2,7 @@
 //!
 //! The crate version and settings are those of the `evtx` Python package socctl falls back to, so a record's
 //! raw text (its compact JSON rendering) and therefore its event id are the same on both paths. Per record,
-//! `__next__` returns `(raw, event_id, record_id, record, parts)`:
+//! `__next__` returns `(raw, event_id, record_id, record, parts, prefiltered)`:
 //!
 //! - `parts` is `(native, user_count, extra_count, data_count, timestamp_ms)` for records of the usual shape
 //!   (see `normalise.rs`): the field view `_from_evtx` in collectors/windows.py builds, sections in order;
@@ -87,27 +87,29 @@ fn event_id(raw: &[u8]) -> String {
     out
 }
 
-/// What the reader skips: records of Windows event sources whose rules cannot match them. `route` is called once
-/// per (Channel, EventID) with both and returns that source's `NativePrefilter` when an event in which it finds
-/// no candidate is sure to give no alert, else None; a record its prefilter finds nothing in is handed back as
-/// its record id alone (an int), without the event id, the raw text or the field dict.
+/// What the reader skips, and what it tells the engine: records of Windows event sources whose rules cannot
+/// match them. `route` is called once per (Channel, EventID) with both and returns that source's
+/// `NativePrefilter` when an event in which it finds no candidate is sure to give no alert, else None; a record
+/// its prefilter finds nothing in is handed back as its record id alone (an int), without the event id, the raw
+/// text or the field dict. For the others the prefilter's answer goes along (`Prefiltered`): the engine need not
+/// search the record's values again.
 struct Quiet {
     route: PyObject,
     prefilters: AHashMap<String, AHashMap<i64, Option<Py<NativePrefilter>>>>,
 }
 
+/// The prefilter of a record's source and the candidates it found in the record.
+type Prefiltered = (Py<NativePrefilter>, Vec<u32>);
+
 impl Quiet {
-    fn skips(&mut self, py: Python<'_>, view: &NativeView<'_, '_>) -> bool {
+    fn check(&mut self, py: Python<'_>, view: &NativeView<'_, '_>) -> Option<Prefiltered> {
         let Some(Json::Str(channel)) = view.channel else {
-            return false;
+            return None;
         };
         let event_id = match view.event_id {
             Json::Int(n) => *n,
-            Json::UInt(n) => match i64::try_from(*n) {
-                Ok(n) => n,
-                Err(_) => return false,
-            },
-            _ => return false,
+            Json::UInt(n) => i64::try_from(*n).ok()?,
+            _ => return None,
         };
         if !self.prefilters.contains_key(channel.as_ref()) {
             self.prefilters.insert(channel.to_string(), AHashMap::new());
@@ -123,9 +125,9 @@ impl Quiet {
                 .ok()
                 .and_then(|found| found.extract::<Py<NativePrefilter>>(py).ok())
         });
-        prefilter
-            .as_ref()
-            .is_some_and(|prefilter| prefilter.get().finds_nothing(&view.entries) == Some(true))
+        let prefilter = prefilter.as_ref()?;
+        let candidates = prefilter.get().candidates_view(&view.entries)?;
+        Some((prefilter.clone_ref(py), candidates))
     }
 }
 
@@ -148,9 +150,16 @@ fn record_item(
             |v| v.to_py(py),
         )?;
     let view = parsed.as_ref().and_then(view);
+    let mut prefiltered = py.None();
     if let (Some(quiet), Some(view)) = (quiet, view.as_ref()) {
-        if quiet.skips(py, view) {
-            return Ok(record_id);
+        if let Some((prefilter, candidates)) = quiet.check(py, view) {
+            if candidates.is_empty() {
+                return Ok(record_id);
+            }
+            prefiltered = (prefilter, candidates)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind();
         }
     }
     let id = event_id(raw.as_bytes());
@@ -168,6 +177,7 @@ fn record_item(
             record_id,
             record,
             parts,
+            prefiltered,
         ],
     )?
     .into_any()

@@ -27,12 +27,20 @@ fn normalise_record(py: Python<'_>, raw: &str) -> PyResult<Option<PyObject>> {
     }
 }
 
+/// The case-folded text a string value becomes in the native reader's haystack (None: left to Python), for
+/// tests that compare it with `str.lower`.
+#[pyfunction]
+fn haystack_text(text: &str) -> Option<String> {
+    haystack::fold_text(text)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<prefilter::NativePrefilter>()?;
     m.add_class::<evtx_records::EvtxRecords>()?;
     m.add_function(wrap_pyfunction!(system_time_ms, m)?)?;
     m.add_function(wrap_pyfunction!(normalise_record, m)?)?;
+    m.add_function(wrap_pyfunction!(haystack_text, m)?)?;
     m.add_function(wrap_pyfunction!(document_text::document_text, m)?)?;
     Ok(())
 }

@@ -380,13 +380,13 @@ impl NativePrefilter {
         found
     }
 
-    /// Whether an EVTX record with this field view has no candidate: what `candidates_fields` of the dict the
-    /// view becomes would say, without making the dict. None when a value would not go into the haystack here
-    /// byte for byte as `push_value` puts its Python object (a float, non-ASCII text, an object): the caller
-    /// then makes the event and asks `candidates_fields`.
-    pub fn finds_nothing(&self, entries: &[(&str, DataValue<'_, '_>)]) -> Option<bool> {
+    /// The candidates of an EVTX record with this field view: what `candidates_fields` of the dict the view
+    /// becomes would say, without making the dict. None when a value would not go into the haystack here byte
+    /// for byte as `push_value` puts its Python object (a float, non-ASCII text, an object): the caller then
+    /// makes the event and asks `candidates_fields`.
+    pub fn candidates_view(&self, entries: &[(&str, DataValue<'_, '_>)]) -> Option<Vec<u32>> {
         if self.literal_count == 0 {
-            return Some(self.always.is_empty());
+            return Some(self.always.clone());
         }
         let mut in_fields = Vec::with_capacity(1024);
         let mut other = Vec::with_capacity(1024);
@@ -404,7 +404,7 @@ impl NativePrefilter {
             }
         }
         let found = self.scan(&in_fields, &other, &ends, &bits);
-        Some(self.select(&found).is_empty())
+        Some(self.select(&found))
     }
 
     fn select(&self, found: &Found) -> Vec<u32> {

@@ -129,18 +129,27 @@ def test_ingest_with_workers_gives_the_same_alerts(
 def test_quiet_evtx_records_are_only_those_no_rule_can_match(all_rules: RuleSet, evtx_files: list[Path]) -> None:
     """The native reader skips building a record whose source's prefilter finds no literal in it (`QuietRecords`):
     every record it skips is one the engine, given the built event, finds no candidate in; it skips most of
-    those; the records it yields are the others, in order."""
+    those; the records it yields are the others, in order, and what the reader found in them with their
+    source's prefilter (`Event.prefiltered`) is what that prefilter finds in the built event."""
     if not native_available():
         pytest.skip("the native extension is not built: the reader skips nothing")
     engine = SigmaEngine(all_rules.rules, load_sources())
-    skipped = no_candidates = total = 0
+    skipped = no_candidates = total = hinted = 0
     for path in evtx_files:
         if detect_format(path) != "evtx":
             continue
         quiet = QuietRecords(engine.quiet_prefilter)
-        kept = [e.id for e in read_evtx(path, quiet=quiet) if isinstance(e, Event)]
+        read = [e for e in read_evtx(path, quiet=quiet) if isinstance(e, Event)]
+        kept = [e.id for e in read]
         events = [e for e in read_evtx(path) if isinstance(e, Event)]
         total += len(events)
+        for event in read:
+            if event.prefiltered is not None:
+                prefilter, found = event.prefiltered
+                hinted += 1
+                assert prefilter is engine._bucket(event).prefilter, path
+                assert list(found) == list(prefilter.candidates_fields(event.native)), path
+                assert found, path  # a record with no candidate is not yielded at all
         assert len(kept) + quiet.count == len(events), path
         kept_ids = set(kept)
         assert kept == [e.id for e in events if e.id in kept_ids], path  # the same records, in order
@@ -154,4 +163,5 @@ def test_quiet_evtx_records_are_only_those_no_rule_can_match(all_rules: RuleSet,
                 assert empty, f"{path}: record {event.origin.record_id} skipped but has candidates"
                 assert engine.match(event) == []
     assert skipped > 0.4 * total > 3000
+    assert hinted > 0.3 * total
     assert skipped > 0.9 * no_candidates  # the few left: values the reader leaves to Python (floats, non-ASCII)
