@@ -45,6 +45,7 @@ from correlator.scoring import (
     assess_serious_incident,
     score,
 )
+from correlator.suppression import Fresh, SuppressionBatch, first_alert
 
 if TYPE_CHECKING:
     from correlator.assets import InformationSystem, Inventory
@@ -81,6 +82,26 @@ class Outcome:
         self.updated.extend(other.updated)
         self.correlation_alerts += other.correlation_alerts
         self.suppressed += other.suppressed
+
+
+class _Batch:
+    """What one call of the stage (`run`, `advance`, `finish`) has produced so far. Suppression sees the whole
+    call as one batch: a representative counted into by several events of it is rendered once, at the end, with
+    its final count (`outcome`)."""
+
+    def __init__(self, suppressor: Suppressor | None) -> None:
+        self.suppression = suppressor.batch() if suppressor is not None else None
+        self.fresh: list[tuple[Fresh, RiskScore, SeriousIncidentVerdict | None]] = []
+        self.correlation_alerts = 0
+        self.suppressed = 0
+
+    def outcome(self) -> Outcome:
+        final = SuppressionBatch.final
+        return Outcome(
+            alerts=[ScoredAlert(final(item), risk, verdict) for item, risk, verdict in self.fresh],
+            updated=self.suppression.updated() if self.suppression is not None else [],
+            correlation_alerts=self.correlation_alerts, suppressed=self.suppressed,
+        )
 
 
 def chain_depths(rules: CorrelationSet) -> dict[str, int]:
@@ -169,7 +190,7 @@ class Analyzer:
 
     def run(self, alerts: Iterable[Alert], matches: Iterable[RuleMatch] = ()) -> Outcome:
         """One batch of detections (any order within the batch)."""
-        out = Outcome()
+        out = _Batch(self.suppressor)
         items: list[Alert | RuleMatch] = [*alerts, *matches]
         items.sort(key=_order)
         group: list[Alert] = []
@@ -184,28 +205,29 @@ class Analyzer:
                 group.append(item)
         if group:
             self._emit(group, out)
-        return out
+        return out.outcome()
 
     def advance(self, watermark_ms: int) -> Outcome:
         """Event time has reached `watermark_ms` (live input): close what is final, evict expired state."""
-        out = Outcome()
+        out = _Batch(self.suppressor)
         if self.correlation is not None:
             self._correlated(self.correlation.advance(watermark_ms), out)
+        outcome = out.outcome()
         if self.suppressor is not None:
             self.suppressor.advance(watermark_ms)
         self._related.evict(watermark_ms)
-        return out
+        return outcome
 
     def finish(self) -> Outcome:
         """End of input (a complete replay): every open correlation window closes."""
-        out = Outcome()
+        out = _Batch(self.suppressor)
         if self.correlation is not None:
             self._correlated(self.correlation.flush(), out)
-        return out
+        return out.outcome()
 
     # ------------------------------------------------------------------------------------------------ stages
 
-    def _correlated(self, alerts: list[Alert], out: Outcome) -> None:
+    def _correlated(self, alerts: list[Alert], out: _Batch) -> None:
         if not alerts:
             return
         out.correlation_alerts += len(alerts)
@@ -218,7 +240,7 @@ class Analyzer:
         alerts.sort(key=lambda a: (a.timestamp_ms, a.event_id, a.rule.id))
         self._emit(alerts, out)
 
-    def _emit(self, alerts: list[Alert], out: Outcome) -> None:
+    def _emit(self, alerts: list[Alert], out: _Batch) -> None:
         """Alerts of one event (or correlation alerts that closed together): suppression, then the scores of the
         alerts that stand (written into each, so a representative keeps its own; an alert counted into a
         representative is not scored); only alerts that stand alone count as related. Intel and YARA hits count
@@ -244,18 +266,19 @@ class Analyzer:
                 alert.extra["serious_incident"] = verdict.to_dict()
             scored[alert.id] = (risk, verdict)
 
-        if self.suppressor is not None:
-            fresh, updated = self.suppressor.process_many(alerts, standing=score_one)
+        fresh: list[Fresh]
+        if out.suppression is not None:
+            fresh = out.suppression.add(alerts, standing=score_one)
             out.suppressed += len(alerts) - len(fresh)
-            out.updated.extend(updated)
         else:
-            fresh = alerts
-            for alert in fresh:
+            fresh = list(alerts)
+            for alert in alerts:
                 score_one(alert)
-        for alert in fresh:
+        for item in fresh:
+            alert = first_alert(item)
             self._related.add(alert)
             risk, verdict = scored[alert.id]
-            out.alerts.append(ScoredAlert(alert, risk, verdict))
+            out.fresh.append((item, risk, verdict))
 
     def _systems(self, alert: Alert) -> list[InformationSystem]:
         if self.inventory is None:

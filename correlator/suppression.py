@@ -293,23 +293,14 @@ class Suppressor:
         created (not counted into another) before it is rendered: what it writes into the alert's `extra`
         (a score) is in the alert returned and stays with a representative. Each representative is rendered
         once, after the whole batch."""
-        new: list[Alert | _Representative] = []
-        opened: set[int] = set()
-        updated: dict[int, _Representative] = {}
-        for alert in alerts:
-            action, rep, _ = self._decide(alert, explain=False)
-            if rep is None:
-                new.append(alert)
-            elif action is Action.NEW:
-                opened.add(id(rep))
-                new.append(rep)
-            elif id(rep) not in opened:
-                updated.setdefault(id(rep), rep)
-        if standing is not None:
-            for item in new:
-                standing(item.alert if isinstance(item, _Representative) else item)
-        return ([item.render() if isinstance(item, _Representative) else item for item in new],
-                [rep.render() for rep in updated.values()])
+        batch = self.batch()
+        fresh = batch.add(alerts, standing)
+        return [batch.final(item) for item in fresh], batch.updated()
+
+    def batch(self) -> SuppressionBatch:
+        """A batch fed in parts (`SuppressionBatch.add`), rendered once at its end: what `process_many` does for
+        alerts that come in groups (the analysis stage scores each event's alerts in turn)."""
+        return SuppressionBatch(self)
 
     def advance(self, watermark_ms: int) -> list[Alert]:
         """Move the watermark (it never goes back) and evict the representatives whose window ended before it
@@ -433,3 +424,49 @@ def _rep_from_dict(data: Mapping[str, Any]) -> _Representative:
     rep.count = int(data["count"])
     rep.ids = [str(i) for i in data["ids"]]
     return rep
+
+
+Fresh = Alert | _Representative  # an alert created as it is, or a representative opened in the batch
+
+
+class SuppressionBatch:
+    """Alerts suppressed as one batch, in parts: each representative is rendered once, at the end, with its
+    final count (`final`, `updated`), however many parts of the batch counted into it."""
+
+    def __init__(self, suppressor: Suppressor) -> None:
+        self._suppressor = suppressor
+        self._opened: set[int] = set()
+        self._updated: dict[int, _Representative] = {}
+
+    def add(self, alerts: Iterable[Alert], standing: Callable[[Alert], None] | None = None) -> list[Fresh]:
+        """The alerts of `alerts` to create, in order: an alert not subject to suppression as it is, a
+        representative opened here unrendered (`final` renders it). `standing` as in `process_many`."""
+        fresh: list[Fresh] = []
+        for alert in alerts:
+            action, rep, _ = self._suppressor._decide(alert, explain=False)
+            if rep is None:
+                fresh.append(alert)
+            elif action is Action.NEW:
+                self._opened.add(id(rep))
+                fresh.append(rep)
+            elif id(rep) not in self._opened:
+                self._updated.setdefault(id(rep), rep)
+        if standing is not None:
+            for item in fresh:
+                standing(first_alert(item))
+        return fresh
+
+    @staticmethod
+    def final(item: Fresh) -> Alert:
+        """A fresh item as it is created: a representative with its count so far (at the batch's end: final)."""
+        return item.render() if isinstance(item, _Representative) else item
+
+    def updated(self) -> list[Alert]:
+        """The representatives from before the batch that it changed, each once with its latest count, in order
+        of first change."""
+        return [rep.render() for rep in self._updated.values()]
+
+
+def first_alert(item: Fresh) -> Alert:
+    """The alert a fresh item stands for (a representative's first alert), unrendered."""
+    return item.alert if isinstance(item, _Representative) else item

@@ -62,6 +62,14 @@ log = logging.getLogger(__name__)
 
 Item = Event | Rejected
 ANALYSIS_METRICS_EVERY_S: Final = 1.0
+METRICS_COST_SHARE: Final = 0.01  # of the pipeline thread's time, at most, for walking the analysis state
+
+
+def metrics_interval(walk_seconds: float) -> float:
+    """Seconds until the analysis metrics are taken again after a walk of the state that took `walk_seconds`:
+    ANALYSIS_METRICS_EVERY_S, or longer when the state is large (a walk of 40 ms, some 100,000 open windows:
+    every 4 s), so the walks never take more than METRICS_COST_SHARE of the pipeline thread."""
+    return max(ANALYSIS_METRICS_EVERY_S, walk_seconds / METRICS_COST_SHARE)
 Queued = tuple[str, Intake, float]  # collector, item (a syslog frame is parsed by detection), time taken in
 
 
@@ -112,9 +120,11 @@ class Runner:
         # thread-safe, and a batch must be done before the next starts.
         self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="socctl-pipeline")
         # Taken in the pipeline thread after a batch, at most every ANALYSIS_METRICS_EVERY_S (they walk the
-        # correlation state: every batch, that was a tenth of the engine's time at saturation).
+        # correlation state: every batch, that was a tenth of the engine's time at saturation), and with a large
+        # state no more often than METRICS_COST_SHARE of the time allows (`_take_analysis_metrics`).
         self.analysis_metrics: dict[str, Any] = {}
         self._metrics_taken = -ANALYSIS_METRICS_EVERY_S
+        self._metrics_every = ANALYSIS_METRICS_EVERY_S
 
     # ------------------------------------------------------------------------------------------------ intake
 
@@ -212,9 +222,11 @@ class Runner:
 
     def _take_analysis_metrics(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if force or now - self._metrics_taken >= ANALYSIS_METRICS_EVERY_S:
+        if force or now - self._metrics_taken >= self._metrics_every:
             self.analysis_metrics = self.analyzer.metrics()
-            self._metrics_taken = now
+            taken = time.monotonic()
+            self._metrics_taken = taken
+            self._metrics_every = metrics_interval(taken - now)
 
     def _deliver(self, outcome: Any) -> None:
         counters = self.counters

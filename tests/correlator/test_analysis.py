@@ -152,7 +152,7 @@ def test_suppression_counts_repeats_and_keeps_the_first_score() -> None:
     assert len(out.alerts) == 1
     assert not more.alerts
     assert more.suppressed == 5
-    (latest,) = {a.id: a for a in more.updated}.values()
+    (latest,) = more.updated  # five events counted into it: one update, with the batch's final count
     assert latest.id == out.alerts[0].alert.id
     assert latest.extra["suppression"]["count"] == 6
     assert latest.extra["risk"] == out.alerts[0].alert.extra["risk"]
@@ -167,9 +167,12 @@ def test_suppression_in_one_batch_scores_what_stands_as_scoring_every_alert_woul
     assert [a.alert.id for a in together.alerts] == [alerts[0].id]
     assert together.suppressed == 3
     assert together.alerts[0].risk == alone.alerts[0].risk
-    (latest,) = {a.id: a for a in together.updated}.values()  # each event's alerts are one group: updates follow
-    assert latest.extra["suppression"]["count"] == 4
-    assert latest.extra["risk"] == alone.alerts[0].alert.extra["risk"]
+    # The whole batch is one suppression batch: the representative is created once, with its final count.
+    assert together.updated == []
+    (representative,) = together.alerts
+    assert representative.alert.extra["suppression"]["count"] == 4
+    assert representative.alert.extra["suppression"]["docs_count"] == 3
+    assert representative.alert.extra["risk"] == alone.alerts[0].alert.extra["risk"]
 
 
 def test_inventory_enriches_correlation_alerts_and_decides_serious_incidents() -> None:

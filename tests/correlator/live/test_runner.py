@@ -14,7 +14,7 @@ from collectors.files import read_path
 from collectors.tail_format import TailSpec
 from correlator.live.app import build_runner
 from correlator.live.config import Listen, RunConfig
-from correlator.live.runner import Runner
+from correlator.live.runner import ANALYSIS_METRICS_EVERY_S, METRICS_COST_SHARE, Runner, metrics_interval
 from correlator.store.config import open_store
 from tests.conftest import REPO_ROOT
 
@@ -261,3 +261,14 @@ def test_the_engine_expires_stored_uploads_at_start(tmp_path: Path) -> None:
         asyncio.run(asyncio.wait_for(main(), 30))
     assert not stored["old"].exists()
     assert stored["recent"].exists()
+
+
+@pytest.mark.parametrize(("walk_s", "expected_s"), [(0.0, ANALYSIS_METRICS_EVERY_S), (0.001, ANALYSIS_METRICS_EVERY_S),
+                                                    (0.04, 4.0), (0.5, 50.0)],
+                         ids=["instant", "small-state", "large-state", "huge-state"])
+def test_metrics_walks_take_a_bounded_share_of_the_pipeline(walk_s: float, expected_s: float) -> None:
+    """The analysis metrics walk the correlation state: with a large state they are taken less often, so the
+    walks stay within METRICS_COST_SHARE of the pipeline thread's time."""
+    interval = metrics_interval(walk_s)
+    assert interval == pytest.approx(expected_s)
+    assert walk_s / interval <= METRICS_COST_SHARE + 1e-12
