@@ -16,7 +16,6 @@ forked child would not have it).
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -46,6 +45,7 @@ from correlator.cli.common import (
     load_sigma,
     print_failures,
 )
+from correlator.cli.fork_map import fork_map
 from correlator.cli.ingest_report import IngestTotals, print_summary, summary_doc
 from correlator.cli.runtime_opts import (
     AllowlistOpt,
@@ -106,9 +106,14 @@ def run_files(
         for name in names:
             yield _worker(name)
         return
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers) as pool:
-        yield from pool.imap(_worker, names, chunksize=max(1, min(16, len(names) // (workers * 8))))
+    size = max(1, min(16, len(names) // (workers * 8)))
+    tasks = [names[i:i + size] for i in range(0, len(names), size)]
+    for results in fork_map(_worker_chunk, tasks, workers):
+        yield from results
+
+
+def _worker_chunk(paths: list[str]) -> list[tuple[FileResult, dict[str, int], dict[str, int]]]:
+    return [_worker(path) for path in paths]
 
 
 def _store_result(console: Console, store: Store, result: FileResult, totals: IngestTotals) -> None:
