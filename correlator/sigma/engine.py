@@ -156,6 +156,7 @@ class SigmaEngine:
         self._win_buckets: dict[tuple[Any, Any], _Bucket] = {}  # (Channel, EventID) as given -> bucket
         self._ls_fields = sources.logsource_fields
         self._ls_cache: dict[tuple[Any, ...], tuple[RouteKey, ...]] = {}
+        self._raw_ls_cache: dict[tuple[Any, ...], tuple[RouteKey, ...]] = {}
         self.stats = EngineStats()
 
     def _runner_for(self, index: int, variant: Variant) -> _Runner:
@@ -235,14 +236,30 @@ class SigmaEngine:
             except (TypeError, ValueError):
                 eid_int = None
             return _win_keys(str(channel).lower(), eid_int)
-        sig = tuple(_hashable(lowered(fields.get(f))) for f in self._ls_fields)
+        # The log-source fields as they are (lists as tuples): most events repeat a few combinations, so the
+        # keys are looked up by them before any value is case-folded.
+        raw = tuple([v if v.__class__ is not list else tuple(v) for v in map(fields.get, self._ls_fields)])
+        try:
+            cached = self._raw_ls_cache.get(raw)
+        except TypeError:  # an object where a name belongs: looked up by its text, as any value, but not kept
+            return self._folded_route(raw) or None
+        if cached is None:
+            cached = self._folded_route(raw)
+            if len(self._raw_ls_cache) > _UNKNOWN_CACHE_LIMIT:
+                self._raw_ls_cache.clear()
+            self._raw_ls_cache[raw] = cached
+        return cached or None
+
+    def _folded_route(self, raw: tuple[Any, ...]) -> tuple[RouteKey, ...]:
+        """The route keys of the log-source fields' values, case-folded (objects by their text)."""
+        sig = tuple(_hashable(lowered(v)) for v in raw)
         cached = self._ls_cache.get(sig)
         if cached is None:
             if len(self._ls_cache) > _UNKNOWN_CACHE_LIMIT:
                 self._ls_cache.clear()
             cached = tuple(_ls_keys(self.sources.logsources_for(sig)))
             self._ls_cache[sig] = cached
-        return cached or None
+        return cached
 
     def quiet_prefilter(self, channel: str, event_id: int) -> object | None:
         """The native prefilter of the Windows events of (`channel`, `event_id`) when its rules read the record's

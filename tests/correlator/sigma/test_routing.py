@@ -142,3 +142,22 @@ def test_unmapped_windows_service_routes_by_the_event_ids_its_detection_names(lo
     assert not loaded.hits(win_event(4624, "Security", ServerAddress="203.0.113.9"))
     assert not loaded.engine._bucket(win_event(4624, "Security", ServerAddress="203.0.113.9")).runners
     assert len(loaded.engine._bucket(win_event(30804, "Anything")).runners) == 1
+
+
+def test_log_source_fields_repeated_or_malformed(load):
+    """Routing looks the log-source fields up as they are (lists included) before case-folding them: the same
+    keys for the same values, whatever their case; an object where a name belongs is looked up by its text (no
+    source has such a name) and is not an error."""
+    loaded = load(rule("sel:\n  message|contains: 'Failed password'\ncondition: sel",
+                       logsource="product: linux\n  service: auth"))
+    for dataset in ("system.auth", "SYSTEM.AUTH", "system.auth"):
+        ev = make_event({"event.dataset": dataset, "event.category": ["authentication"],
+                         "message": "Failed password for root"})
+        assert loaded.hits(ev), dataset
+    odd = make_event({"event.dataset": {"name": "system.auth"}, "message": "Failed password for root"})
+    assert loaded.engine.route(odd) is None
+    assert loaded.hits(odd)  # evaluated as an unknown source, against the rules whose fields it carries
+    mixed = make_event({"event.dataset": "system.auth", "event.category": ["authentication", {"kind": "x"}],
+                        "message": "Failed password for root"})
+    assert loaded.engine.route(mixed) == loaded.engine.route(make_event({"event.dataset": "system.auth"}))
+    assert loaded.hits(mixed)
