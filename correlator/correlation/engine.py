@@ -428,11 +428,21 @@ class CorrelationEngine:
             orjson.dumps([rule.id, list(live.key_values(key)), event_ids], default=str)
         ).hexdigest()[:32]
         group = dict(zip(rule.group_by, live.key_values(key), strict=True))
+        self._counters.alerts += 1
+        if live.emit:  # a chain step whose alerts are withheld feeds the rules above it and nothing else
+            self._out.append(self._alert(live, scope, contributors, event_ids, digest, group, metric, ts))
+        if rule.id in self._routes:  # chained: the alert is a match of this rule for the rules above it
+            needed = self._needed[rule.id]
+            self._apply(ts, digest, rule.id, {n: group.get(n) for n in needed}, scope.context)
+
+    def _alert(self, live: _Live, scope: Scope, contributors: list[Any], event_ids: list[str], digest: str,
+               group: dict[str, Any], metric: float, ts: int) -> Alert:
+        rule = live.rule
         listed = event_ids[: self.settings.max_listed_events]
         value: float | int = int(metric) if float(metric).is_integer() else metric
         host, origin_list = scope.context if scope.context is not None else (None, None)
         origin = EventOrigin(*origin_list) if origin_list is not None else _NO_ORIGIN
-        alert = Alert(
+        return Alert(
             rule=live.matched_rule,
             event_id=digest,
             timestamp_ms=ts,
@@ -449,12 +459,6 @@ class CorrelationEngine:
                 "window": {"start": contributors[0][0] if contributors else scope.start, "end": ts},
             }},
         )
-        self._counters.alerts += 1
-        if live.emit:
-            self._out.append(alert)
-        if rule.id in self._routes:  # chained: the alert is a match of this rule for the rules above it
-            needed = self._needed[rule.id]
-            self._apply(ts, digest, rule.id, {n: group.get(n) for n in needed}, scope.context)
 
     def _evict(self) -> None:
         self._since_evict = 0
