@@ -1,6 +1,6 @@
 """The collectors of the running engine, started by `Runner.serve`: each takes what its source gives, hands it to
-the intake queue (`Runner.put`: waits while the queue is full) and acknowledges only through `Runner.barrier`
-(what was handed on before it is stored)."""
+the intake queue (`Runner.put`, or `Runner.put_many` for what comes in chunks: both wait while the queue is full)
+and acknowledges only through `Runner.barrier` (what was handed on before it is stored)."""
 
 from __future__ import annotations
 
@@ -41,8 +41,7 @@ async def replay(runner: Runner, paths: tuple[Path, ...]) -> None:
         items = read_path(path, tz=ZoneInfo(runner.config.timezone))
         while True:  # read in chunks off the loop: a large file does not sit in memory whole
             chunk: list[Item] = await loop.run_in_executor(None, _take, items, _CHUNK)
-            for item in chunk:
-                await runner.put("replay", item)
+            await runner.put_many("replay", chunk)
             if len(chunk) < _CHUNK:
                 break
     await runner.barrier()  # all of it stored: say what came of it
@@ -145,8 +144,7 @@ async def watch(runner: Runner, stop: asyncio.Event) -> None:
         async def sink(dropped: DroppedFile) -> None:
             items = read_path(dropped.path, fmt, tz=ZoneInfo(runner.config.timezone))
             while chunk := await loop.run_in_executor(None, _take, items, _CHUNK):
-                for item in chunk:
-                    await runner.put("watch", item)
+                await runner.put_many("watch", chunk)
             await runner.barrier()
 
         return sink
@@ -182,8 +180,7 @@ async def tail(runner: Runner, stop: asyncio.Event) -> None:
     formats = TailFormats(runner.config.tail, tz=ZoneInfo(runner.config.timezone))
 
     async def put_all(items: list[Item]) -> None:
-        for item in items:
-            await runner.put("tail", item)
+        await runner.put_many("tail", items)
 
     async def sink(line: bytes, origin: FileOrigin) -> None:
         await put_all(formats.decode_all(line, origin))

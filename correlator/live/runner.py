@@ -38,7 +38,7 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,7 @@ from correlator.analysis import Analyzer, load_state, save_state
 from correlator.live import inputs
 from correlator.live.config import RunConfig
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
+from correlator.live.intake_queue import IntakeQueue
 from correlator.live.latency import LatencyWindow
 from correlator.live.parts import Components, Counters, Reloader
 from correlator.live.workers import DetectionWorkers
@@ -104,7 +105,8 @@ class Runner:
         self.reloader = reloader
         self.counters = Counters()
         self.latency = LatencyWindow()
-        self.queue: asyncio.Queue[Queued | _Checkpoint] = asyncio.Queue(maxsize=config.queue)
+        # Entries: one item, the frames of one TCP read (a list, weighing its length) or a checkpoint (nothing).
+        self.queue: IntakeQueue[Queued | list[Queued] | _Checkpoint] = IntakeQueue(config.queue)
         self._accepting = True  # False once the batches have ended: a barrier then fails at once
         self._reloading = asyncio.Lock()
         self.syslog: SyslogServer | None = None
@@ -131,6 +133,10 @@ class Runner:
     async def _take_frame(self, frame: SyslogFrame) -> None:
         await self.queue.put(self._collected(frame))
 
+    async def _take_frames(self, frames: list[SyslogFrame]) -> None:
+        """The frames of one read of a connection, queued as one entry."""
+        await self.put_many(f"syslog_{frames[0].transport}", frames)
+
     def _try_frame(self, frame: SyslogFrame) -> bool:
         try:
             self.queue.put_nowait(self._collected(frame))
@@ -148,13 +154,23 @@ class Runner:
         self.counters.events_in[collector] += 1
         await self.queue.put((collector, item, time.monotonic()))
 
+    async def put_many(self, collector: str, items: Sequence[Intake]) -> None:
+        """Queue `items` from `collector` as one entry, in order (waits while the queue is full: backpressure).
+        A collector that has many items at once (the frames of one read, a chunk of a file) hands them on with
+        one call instead of one each."""
+        if not items:
+            return
+        self.counters.events_in[collector] += len(items)
+        taken = time.monotonic()
+        await self.queue.put([(collector, item, taken) for item in items], len(items))
+
     async def barrier(self) -> None:
         """Return once everything queued before this call is processed and stored; raise if it cannot be
         (the pipeline failed or has ended): the caller then must not acknowledge."""
         if not self._accepting:
             raise RuntimeError("the pipeline is not running: nothing more is stored")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Checkpoint(done))
+        await self.queue.put(_Checkpoint(done), 0)
         await done
 
     # ------------------------------------------------------------------------------------------------ stages
@@ -188,13 +204,6 @@ class Runner:
         dead letters, events, alerts and cases stored as one unit (`Store.batch`)."""
         counters = self.counters
         result = detected.result
-        counters.rejected.update(detected.rejected)
-        counters.events_out.update(detected.events)
-        counters.events_processed += result.events
-        counters.payloads_scanned += result.payloads
-        counters.payload_cache_hits += result.payload_cache_hits
-        counters.yara_alerts += result.yara_alerts
-        counters.excepted += sum(result.excepted.values())
         newest = detected.newest_ms
         if newest is not None and (self.max_event_ms is None or newest > self.max_event_ms):
             self.max_event_ms = newest
@@ -207,6 +216,14 @@ class Runner:
             if detected.prepared:
                 self.store.write_prepared("events", detected.prepared)
             self._deliver(outcome)
+        # Counted once stored (a reader of the metrics that sees the events processed sees their alerts too).
+        counters.rejected.update(detected.rejected)
+        counters.events_out.update(detected.events)
+        counters.events_processed += result.events
+        counters.payloads_scanned += result.payloads
+        counters.payload_cache_hits += result.payload_cache_hits
+        counters.yara_alerts += result.yara_alerts
+        counters.excepted += sum(result.excepted.values())
         self._take_analysis_metrics()
         counters.batches += 1
         counters.last_batch_seconds = time.perf_counter() - started
@@ -309,35 +326,29 @@ class Runner:
         config = self.config
         wait = config.batch_wait_ms / 1000
         inflight: collections.deque[_InFlight] = collections.deque()
+        carry: list[Queued] = []  # the frames of a read that did not fit the last batch: they start the next
         while True:
-            try:
-                first = await asyncio.wait_for(self.queue.get(), timeout=max(wait, 1.0))
-            except TimeoutError:
-                if drain.is_set() and self.queue.empty():
-                    return
-                quiet = time.monotonic() - self._last_arrival
-                await self._in_pipeline(self.idle, quiet)
-                await self._maybe_snapshot()
-                continue
-            batch: list[Queued] = []
-            checkpoints: list[_Checkpoint] = []
-            entry: Queued | _Checkpoint | None = first
-            deadline = time.monotonic() + wait
-            while entry is not None:
-                if isinstance(entry, _Checkpoint):
-                    checkpoints.append(entry)
-                    break
-                batch.append(entry)
-                if len(batch) >= config.batch:
-                    break
-                entry = await self._next(deadline)
+            first: Queued | list[Queued] | _Checkpoint
+            if carry:
+                first, carry = carry, []
+            else:
+                try:
+                    first = await asyncio.wait_for(self.queue.get(), timeout=max(wait, 1.0))
+                except TimeoutError:
+                    if drain.is_set() and self.queue.empty():
+                        return
+                    quiet = time.monotonic() - self._last_arrival
+                    await self._in_pipeline(self.idle, quiet)
+                    await self._maybe_snapshot()
+                    continue
+            batch, checkpoints, carry = await self._gather(first, time.monotonic() + wait)
             if batch:
                 self._last_arrival = time.monotonic()
             if self.workers is not None:
                 inflight.append(self._detect_remote(batch, checkpoints))
                 # Up to one batch more than there are workers: the oldest is finished here while the workers
                 # detect the next ones. Nothing more queued: finish everything (latency).
-                while inflight and (len(inflight) > len(self.workers) or self.queue.empty()):
+                while inflight and (len(inflight) > len(self.workers) or (self.queue.empty() and not carry)):
                     await self._complete(inflight)
                 await self._maybe_snapshot()
                 continue
@@ -352,6 +363,31 @@ class Runner:
                 if not checkpoint.done.done():
                     checkpoint.done.set_result(None)
             await self._maybe_snapshot()
+
+    async def _gather(self, first: Queued | list[Queued] | _Checkpoint, deadline: float,
+                      ) -> tuple[list[Queued], list[_Checkpoint], list[Queued]]:
+        """A batch starting with `first`: entries until `config.batch` items, a checkpoint (which ends it) or
+        `deadline`. Returns the batch, its checkpoints and the part of a bulk entry past the batch's size."""
+        size = self.config.batch
+        batch: list[Queued] = []
+        checkpoints: list[_Checkpoint] = []
+        entry: Queued | list[Queued] | _Checkpoint | None = first
+        while entry is not None:
+            if isinstance(entry, _Checkpoint):
+                checkpoints.append(entry)
+                break
+            if isinstance(entry, list):
+                room = size - len(batch)
+                if len(entry) > room:
+                    batch.extend(entry[:room])
+                    return batch, checkpoints, entry[room:]
+                batch.extend(entry)
+            else:
+                batch.append(entry)
+            if len(batch) >= size:
+                break
+            entry = await self._next(deadline)
+        return batch, checkpoints, []
 
     def _detect_remote(self, batch: list[Queued], checkpoints: list[_Checkpoint]) -> _InFlight:
         """Hand `batch` to the next detection worker (the answer is awaited in a dispatch thread)."""
@@ -384,7 +420,7 @@ class Runner:
             if not checkpoint.done.done():
                 checkpoint.done.set_result(None)
 
-    async def _next(self, deadline: float) -> Queued | _Checkpoint | None:
+    async def _next(self, deadline: float) -> Queued | list[Queued] | _Checkpoint | None:
         """The next queue entry if one comes before `deadline`."""
         try:
             return self.queue.get_nowait()
@@ -430,6 +466,7 @@ class Runner:
             tls = inputs.syslog_tls_context(listen.tls_files) if listen.tls_files is not None else None
             self.syslog = SyslogServer(self._take_frame, host=listen.host, udp_port=listen.udp, tcp_port=listen.tcp,
                                        tls_port=listen.tls, tls=tls, try_sink=self._try_frame,
+                                       bulk_sink=self._take_frames,
                                        timezone=None if config.timezone == "UTC" else config.timezone)
             await self.syslog.start()
         metrics = None

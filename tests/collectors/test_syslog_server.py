@@ -169,6 +169,40 @@ def test_a_broken_octet_count_becomes_a_dead_letter_and_closes_the_stream() -> N
 
 
 
+def test_a_bulk_sink_takes_the_frames_of_each_read_in_one_call() -> None:
+    bulks: list[list[SyslogFrame]] = []
+
+    async def per_frame(frame: SyslogFrame) -> None:
+        raise AssertionError(f"the per-frame sink was called with {frame}")
+
+    async def bulk(frames: list[SyslogFrame]) -> None:
+        bulks.append(frames)
+
+    async def main() -> None:
+        server = SyslogServer(per_frame, udp_port=None, tcp_port=0, bulk_sink=bulk, clock=lambda: 1234,
+                              timezone="Asia/Ho_Chi_Minh")
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.ports["tcp"])
+            messages = [f"<13>Nov 20 01:00:{i:02d} web01 cron[1]: job {i}".encode() for i in range(40)]
+            writer.write(b"".join(f"{len(m)} ".encode() + m for m in messages) + b"5 hello12x4 abcd")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed after the broken count
+            writer.close()
+        finally:
+            await server.stop()
+        frames = [frame for frames in bulks for frame in frames]
+        assert [f.data for f in frames] == [*messages, b"hello", b"12x4 abcd"]
+        assert frames[-1].error == "octet count is not a number: b'12x4'; connection closed"
+        assert all(f.error is None for f in frames[:-1])
+        assert {(f.peer, f.transport, f.received_ms, f.tz) for f in frames} == {
+            ("127.0.0.1", "tcp", 1234, "Asia/Ho_Chi_Minh")}
+        assert len(bulks) < len(frames)  # one call per read, not per frame
+        assert (server.metrics.tcp_frames, server.metrics.framing_errors) == (41, 1)
+
+    asyncio.run(main())
+
+
 def test_an_oversized_udp_datagram_is_kept_as_an_error() -> None:
     async def test(served: Served) -> None:
         server, collected = served

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -272,3 +273,34 @@ def test_metrics_walks_take_a_bounded_share_of_the_pipeline(walk_s: float, expec
     interval = metrics_interval(walk_s)
     assert interval == pytest.approx(expected_s)
     assert walk_s / interval <= METRICS_COST_SHARE + 1e-12
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-thread", "2-workers"])
+def test_the_frames_of_one_read_are_cut_into_batches_in_order(tmp_path: Path, workers: int) -> None:
+    config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
+                       syslog=Listen(udp=None, tcp=0), metrics=Listen(port=None), http=Listen(port=None),
+                       batch=7, batch_wait_ms=20, workers=workers)
+    messages = [f"<38>Nov 20 10:00:{i:02d} web01 sshd[77]: Accepted publickey for u{i} from 10.0.0.7 port 2 ssh2"
+                .encode() for i in range(50)]
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+        batches: list[list[bytes]] = []
+        finish = runner.finish
+
+        def recording(batch: list[Any], detected: Any, started: float) -> None:
+            batches.append([item.data for _, item, _ in batch])
+            finish(batch, detected, started)
+
+        runner.finish = recording  # type: ignore[method-assign]
+
+        async def send(port: int) -> None:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"".join(f"{len(m)} ".encode() + m for m in messages))  # one write: one or a few reads
+            await writer.drain()
+            writer.close()
+
+        serve_and_send(runner, "tcp", send, lambda: runner.counters.events_processed >= 50)
+        assert [data for batch in batches for data in batch] == messages
+        assert max(len(batch) for batch in batches) == 7
+        assert runner.counters.events_in["syslog_tcp"] == 50
+        assert store.count("events", "") == 50
