@@ -16,7 +16,7 @@ sends it Linux auth syslog over TCP (octet-counting, RFC 3164) from a separate s
 Then the network sensor: packets/s of `collectors.pcap.read_file` over a capture written with scapy (HTTP,
 DNS, scans), against scapy's raw pcap reader over the same file.
 
-    python bench/intake.py [--events 200000] [--rate 20000] [--seconds 10] [--no-sigmahq] [--batch 2000]
+    python bench/intake.py [--events 200000] [--rate 20000] [--seconds 10] [--no-sigmahq] [--batch 2000] [--batch-max N]
                            [--no-store-events] [--no-pcap] [--routine] [--workers N [N ...]]
 """
 
@@ -102,14 +102,14 @@ def _metrics(port: int) -> dict[str, float]:
 
 class Engine:
     def __init__(self, workdir: Path, rules: list[Path], batch: int, queue: int, store_events: bool,
-                 workers: int | str = 0) -> None:
+                 workers: int | str = 0, batch_max: int | None = None) -> None:
         self.workdir = workdir
         config = workdir / "run.yml"
         config.write_text(json.dumps({
             "store": f"sqlite:///{workdir / 'socctl.db'}", "state_dir": str(workdir / "state"),
             "rules": [str(path) for path in rules], "syslog": {"host": "127.0.0.1", "udp": None, "tcp": 0},
             "metrics": {"host": "127.0.0.1", "port": 0}, "http": {"host": "127.0.0.1", "port": None},
-            "batch": batch, "queue": queue, "batch_wait": "50ms", "store_events": store_events,
+            "batch": batch, "batch_max": batch_max, "queue": queue, "batch_wait": "50ms", "store_events": store_events,
             "workers": workers}), encoding="utf-8")
         ports_file = workdir / "ports.json"
         started = time.perf_counter()
@@ -252,6 +252,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20_000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--batch-max", type=int, default=None,
+                        help="Largest batch when a backlog waits (`batch_max`; default the engine's: 4 x batch).")
     parser.add_argument("--queue", type=int, default=20_000)
     parser.add_argument("--no-sigmahq", action="store_true", help="Only the repository's rules.")
     parser.add_argument("--no-pcap", action="store_true")
@@ -278,7 +280,7 @@ def main() -> None:
         for index, (name, frames, rate, count) in enumerate(phases):
             workdir = Path(tmp) / f"phase{index}"
             workdir.mkdir()
-            engine = Engine(workdir, rules, args.batch, args.queue, not args.no_store_events, count)
+            engine = Engine(workdir, rules, args.batch, args.queue, not args.no_store_events, count, args.batch_max)
             try:
                 figures = _run_phase(engine, frames, rate)
             finally:

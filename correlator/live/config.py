@@ -21,7 +21,8 @@ file, line and key; the store URL also from the environment (`SOCCTL_ES_URL`, `S
     http_tokens: /etc/socctl/agents.yml           # [{name, token, organization}]; default: a local token made
                                                   # once in <state_dir>/intake-tokens.yml
     queue: 10000                                  # events waiting between intake and detection
-    batch: 1000                                   # events per detection batch (at most)
+    batch: 1000                                   # events per detection batch (at most, with a short queue)
+    batch_max: 4000                               # with a backlog: batches grow up to this (default 4 x batch)
     batch_wait: 200ms                             # how long a batch waits to fill
     workers: auto                                 # detection worker processes (syslog parsing, rules, YARA,
                                                   # event documents): auto (the default) one per core (none
@@ -74,10 +75,11 @@ __all__ = ["ENV_PREFIX", "Capture", "Listen", "RunConfig", "RunConfigError", "Sa
 
 _KEYS: Final = ("store", "rules", "no_default_rules", "assets", "intel", "allowlist", "scoring", "suppression",
                 "suppress", "cases_config", "playbooks", "lateness", "state_dir", "snapshot_every", "syslog",
-                "metrics", "queue", "batch", "batch_wait", "store_events", "replay", "tail", "tail_poll", "http",
-                "http_tokens", "samples", "uploads", "yara", "capture", "watch", "workers", "timezone")
+                "metrics", "queue", "batch", "batch_max", "batch_wait", "store_events", "replay", "tail", "tail_poll",
+                "http", "http_tokens", "samples", "uploads", "yara", "capture", "watch", "workers", "timezone")
 ENV_PREFIX: Final = "SOCCTL_RUN_"
 MAX_WORKERS: Final = 64
+BATCH_GROWTH: Final = 4  # a batch grows to this many times `batch` when a backlog waits (unless batch_max says)
 DEFAULT_SAMPLE_BYTES: Final = 32 << 20
 DEFAULT_SAMPLE_KEEP_MS: Final = 365 * 86_400_000  # a year: the longest retention of `socctl store retention`
 _SIZE: Final = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
@@ -161,6 +163,7 @@ class RunConfig:
     http_tokens: Path | None = None
     queue: int = 10_000
     batch: int = 1_000
+    batch_max: int | None = None  # events per batch at most when a backlog waits; None: BATCH_GROWTH x batch
     batch_wait_ms: int = 200
     workers: int = 0  # detection worker processes; 0: in the pipeline thread (a configuration's default: auto)
     store_events: bool = True
@@ -173,6 +176,11 @@ class RunConfig:
     capture: Capture = Capture()
     timezone: str = "UTC"  # IANA zone of timestamps without an offset: syslog RFC 3164, syslog files
     source: str | None = None
+
+    @property
+    def largest_batch(self) -> int:
+        """Events per batch at most, when a backlog waits."""
+        return self.batch_max if self.batch_max is not None else BATCH_GROWTH * self.batch
 
 
 def load_run_config(path: Path | None) -> RunConfig:
@@ -225,6 +233,7 @@ def parse_run_config(text: str, source: str = "<run config>", environ: Mapping[s
         playbooks=reader.paths("playbooks") or None, lateness_ms=reader.duration("lateness", 0, zero=True),
         **yara,
     )
+    batch = reader.count("batch", 1_000)
     return RunConfig(
         store=reader.text("store"), rules=reader.paths("rules"),
         no_default_rules=reader.flag("no_default_rules", False),
@@ -233,7 +242,7 @@ def parse_run_config(text: str, source: str = "<run config>", environ: Mapping[s
         syslog=reader.syslog("syslog"),
         metrics=reader.listen("metrics", ("host", "port"), Listen(port=9464)),
         http=reader.listen("http", ("host", "port"), Listen(port=8088)), http_tokens=reader.path("http_tokens"),
-        queue=reader.count("queue", 10_000), batch=reader.count("batch", 1_000),
+        queue=reader.count("queue", 10_000), batch=batch, batch_max=reader.batch_max("batch_max", batch),
         batch_wait_ms=reader.duration("batch_wait", 200), workers=reader.workers("workers"),
         store_events=reader.flag("store_events", True),
         replay=reader.paths("replay"), tail=reader.tail_specs("tail"),
@@ -424,6 +433,14 @@ class _Reader:
         value = self.doc.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise self.fail(key, f"expected a whole number >= 1, not {value!r}")
+        return value
+
+    def batch_max(self, key: str, batch: int) -> int | None:
+        if self.doc.get(key) is None:
+            return None
+        value = self.count(key, batch)
+        if value < batch:
+            raise self.fail(key, f"must be at least batch ({batch}), not {value}")
         return value
 
     def duration(self, key: str, default: int, *, zero: bool = False) -> int:

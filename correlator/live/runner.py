@@ -49,6 +49,7 @@ from correlator.analysis import Analyzer, load_state, save_state
 from correlator.live import inputs
 from correlator.live.config import RunConfig
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
+from correlator.live.gc_policy import BatchCollector
 from correlator.live.intake_queue import IntakeQueue
 from correlator.live.latency import LatencyWindow
 from correlator.live.parts import Components, Counters, Reloader
@@ -64,6 +65,14 @@ log = logging.getLogger(__name__)
 Item = Event | Rejected
 ANALYSIS_METRICS_EVERY_S: Final = 1.0
 METRICS_COST_SHARE: Final = 0.01  # of the pipeline thread's time, at most, for walking the analysis state
+
+
+def batch_size(backlog: int, batch: int, largest: int) -> int:
+    """Events the next batch takes at most: `batch`, or, with more than that waiting (`backlog`: the engine is
+    behind), up to `largest`. A batch's fixed costs (its store transaction, each case it changes saved once, a
+    correlation sweep, the hand-over to a worker) then spread over more events, and the backlog drains sooner;
+    with a short queue batches stay small, so an event waits no longer than `batch` needs."""
+    return max(batch, min(largest, backlog))
 
 
 def metrics_interval(walk_seconds: float) -> float:
@@ -127,6 +136,8 @@ class Runner:
         self.analysis_metrics: dict[str, Any] = {}
         self._metrics_taken = -ANALYSIS_METRICS_EVERY_S
         self._metrics_every = ANALYSIS_METRICS_EVERY_S
+        # While serving, the garbage collector runs after each batch rather than during it (gc_policy.py).
+        self.collector = BatchCollector()
 
     # ------------------------------------------------------------------------------------------------ intake
 
@@ -229,6 +240,7 @@ class Runner:
         counters.last_batch_seconds = time.perf_counter() - started
         stored = time.monotonic()
         self.latency.add(stored - taken for _, _, taken in batch)
+        self.collector.after_batch()
 
     def idle(self, quiet_seconds: float) -> None:
         """No event for a while: move event time on by the wall-clock time since the last one."""
@@ -236,6 +248,7 @@ class Runner:
             return
         self._deliver(self.analyzer.advance(self.max_event_ms + int(quiet_seconds * 1000)))
         self._take_analysis_metrics(force=True)
+        self.collector.after_batch()
 
     def _take_analysis_metrics(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -366,9 +379,10 @@ class Runner:
 
     async def _gather(self, first: Queued | list[Queued] | _Checkpoint, deadline: float,
                       ) -> tuple[list[Queued], list[_Checkpoint], list[Queued]]:
-        """A batch starting with `first`: entries until `config.batch` items, a checkpoint (which ends it) or
+        """A batch starting with `first`: entries until `batch_size` items, a checkpoint (which ends it) or
         `deadline`. Returns the batch, its checkpoints and the part of a bulk entry past the batch's size."""
-        size = self.config.batch
+        waiting = self.queue.qsize() + (len(first) if isinstance(first, list) else 1)
+        size = batch_size(waiting, self.config.batch, self.config.largest_batch)
         batch: list[Queued] = []
         checkpoints: list[_Checkpoint] = []
         entry: Queued | list[Queued] | _Checkpoint | None = first
@@ -447,9 +461,11 @@ class Runner:
         was queued, save the state, flush the store). When the pipeline fails (a store error) the collectors are
         cancelled without acknowledging anything more, the state is saved and the error raised. The detection
         workers stop with it, whatever happens (a listener that cannot start too)."""
+        self.collector.pause()
         try:
             await self._serve(stop, ready)
         finally:
+            self.collector.resume()
             if self.workers is not None:
                 self.workers.close()
             if self._dispatch is not None:

@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
+from correlator.live.gc_policy import BatchCollector
 from correlator.pipeline import Detection
 
 __all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError", "default_count"]
@@ -62,6 +63,8 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
         other.close()
     assert _INHERITED is not None, "worker forked without a detection stage"
     detection, loader = _INHERITED
+    collector = BatchCollector()  # collects between requests, not during them (gc_policy.py)
+    collector.pause()
     while True:
         try:
             request = conn.recv()
@@ -71,16 +74,20 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
         if kind == "stop":
             return
         answer: Any = None
+        batch: Any = None
         try:
             if kind == "detect":
                 _, batch, now_ms, store_events = request
                 answer = detect_batch(batch, detection, now_ms, store_events=store_events)
             elif kind == "load":
                 detection = loader(request[1])
+            reply: tuple[Any, ...] | None = (("ok", answer) if kind in ("detect", "load")
+                                      else ("error", f"unknown request {kind!r}", ""))
         except Exception as exc:  # any failure goes back to the engine, which decides
-            conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=8)))
-            continue
-        conn.send(("ok", answer) if kind in ("detect", "load") else ("error", f"unknown request {kind!r}", ""))
+            reply = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=8))
+        conn.send(reply)
+        request = batch = answer = reply = None  # the batch and its result are garbage now: collected young
+        collector.after_batch()
 
 
 class _Worker:

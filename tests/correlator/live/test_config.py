@@ -29,6 +29,7 @@ syslog: {host: 0.0.0.0, udp: null, tcp: 6514}
 metrics: {port: null}
 queue: 500
 batch: 50
+batch_max: 120
 batch_wait: 50ms
 store_events: false
 replay: [a.log, b.json]
@@ -42,6 +43,7 @@ def test_defaults_without_a_file() -> None:
     assert config.syslog == Listen(host="127.0.0.1", udp=5514, tcp=5514)
     assert config.metrics == Listen(host="127.0.0.1", port=9464)
     assert (config.queue, config.batch, config.batch_wait_ms, config.snapshot_every_ms) == (10_000, 1_000, 200, 60_000)
+    assert (config.batch_max, config.largest_batch) == (None, 4_000)
     assert config.store_events is True
     assert config.runtime.suppress is True
 
@@ -59,6 +61,7 @@ def test_every_setting() -> None:
     assert config.syslog == Listen(host="0.0.0.0", udp=None, tcp=6514)
     assert config.metrics.port is None
     assert (config.queue, config.batch, config.batch_wait_ms, config.store_events) == (500, 50, 50, False)
+    assert (config.batch_max, config.largest_batch) == (120, 120)
     assert config.replay == (Path("a.log"), Path("b.json"))
     assert [(t.path, t.format, t.server) for t in config.tail] == [
         ("/var/log/auth.log", None, None), ("/var/log/nginx/*.log", "web-access", "nginx")]
@@ -79,10 +82,12 @@ def test_every_setting() -> None:
     ("- a\n- b\n", "run.yml:1: expected a mapping of settings"),
     ("tail: [{file: x}]\n", "run.yml:1: tail[0]: expected a path or {path, format, server}"),
     ("store: [\n", "run.yml:2: invalid YAML"),
+    ("batch: 10\nbatch_max: 9\n", "run.yml:2: batch_max: must be at least batch (10), not 9"),
+    ("batch_max: 0\n", "run.yml:1: batch_max: expected a whole number >= 1, not 0"),
     ("timezone: Mars/Olympus\n", "run.yml:1: timezone: unknown time zone 'Mars/Olympus' (an IANA name such as "
                                  "Asia/Ho_Chi_Minh or UTC)"),
 ], ids=["unknown", "queue", "duration", "port", "listen-key", "tls-port", "tls-files", "flag", "paths",
-        "not-a-mapping", "tail", "yaml", "timezone"])
+        "not-a-mapping", "tail", "yaml", "batch-max", "batch-max-zero", "timezone"])
 def test_errors_name_file_line_and_key(text: str, message: str) -> None:
     with pytest.raises(RunConfigError) as caught:
         parse_run_config(text, "run.yml")

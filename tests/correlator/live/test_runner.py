@@ -5,6 +5,7 @@ the end and restored by the next runner."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from collectors.files import read_path
 from collectors.tail_format import TailSpec
 from correlator.live.app import build_runner
 from correlator.live.config import Listen, RunConfig
-from correlator.live.runner import ANALYSIS_METRICS_EVERY_S, METRICS_COST_SHARE, Runner, metrics_interval
+from correlator.live.runner import ANALYSIS_METRICS_EVERY_S, METRICS_COST_SHARE, Runner, batch_size, metrics_interval
 from correlator.store.config import open_store
 from tests.conftest import REPO_ROOT
 
@@ -25,7 +26,7 @@ SAMPLES = REPO_ROOT / "samples"
 def _config(tmp_path: Path) -> RunConfig:
     return RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
                      syslog=Listen(udp=None, tcp=None), metrics=Listen(port=None), http=Listen(port=None),
-                     batch=7, batch_wait_ms=20, replay=(SAMPLES,))
+                     batch=7, batch_max=7, batch_wait_ms=20, replay=(SAMPLES,))
 
 
 def _serve_until_drained(runner: Runner, items: int, timeout: float = 60.0) -> None:
@@ -275,11 +276,18 @@ def test_metrics_walks_take_a_bounded_share_of_the_pipeline(walk_s: float, expec
     assert walk_s / interval <= METRICS_COST_SHARE + 1e-12
 
 
-@pytest.mark.parametrize("workers", [0, 2], ids=["in-thread", "2-workers"])
-def test_the_frames_of_one_read_are_cut_into_batches_in_order(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize(("backlog", "expected"), [(0, 7), (7, 7), (12, 12), (20, 20), (5_000, 20)],
+                         ids=["empty", "one-batch", "behind", "at-most", "far-behind"])
+def test_batches_grow_with_the_backlog_up_to_the_largest(backlog: int, expected: int) -> None:
+    assert batch_size(backlog, 7, 20) == expected
+
+
+@pytest.mark.parametrize(("workers", "largest"), [(0, 7), (2, 7), (0, 20), (2, 20)],
+                         ids=["in-thread", "2-workers", "in-thread-growing", "2-workers-growing"])
+def test_the_frames_of_one_read_are_cut_into_batches_in_order(tmp_path: Path, workers: int, largest: int) -> None:
     config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
                        syslog=Listen(udp=None, tcp=0), metrics=Listen(port=None), http=Listen(port=None),
-                       batch=7, batch_wait_ms=20, workers=workers)
+                       batch=7, batch_max=largest, batch_wait_ms=20, workers=workers)
     messages = [f"<38>Nov 20 10:00:{i:02d} web01 sshd[77]: Accepted publickey for u{i} from 10.0.0.7 port 2 ssh2"
                 .encode() for i in range(50)]
     with open_store(config.store) as store:
@@ -301,6 +309,9 @@ def test_the_frames_of_one_read_are_cut_into_batches_in_order(tmp_path: Path, wo
 
         serve_and_send(runner, "tcp", send, lambda: runner.counters.events_processed >= 50)
         assert [data for batch in batches for data in batch] == messages
-        assert max(len(batch) for batch in batches) == 7
+        assert max(len(batch) for batch in batches) == largest  # 50 waiting: the first batch is as large as allowed
         assert runner.counters.events_in["syslog_tcp"] == 50
         assert store.count("events", "") == 50
+        # The garbage collector ran after each batch, not during them, and is back on once the engine stopped.
+        assert runner.collector.collections + runner.collector.full_collections >= len(batches)
+        assert gc.isenabled()
