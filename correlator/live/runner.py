@@ -46,10 +46,10 @@ from typing import Any, Final
 
 from collectors.syslog_server import SyslogFrame, SyslogServer
 from correlator.analysis import Analyzer, load_state, save_state
+from correlator.gc_policy import BatchCollector
 from correlator.live import inputs
 from correlator.live.config import RunConfig
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
-from correlator.live.gc_policy import BatchCollector
 from correlator.live.intake_queue import IntakeQueue
 from correlator.live.latency import LatencyWindow
 from correlator.live.parts import Components, Counters, Reloader

@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from correlator.gc_policy import BatchCollector
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
-from correlator.live.gc_policy import BatchCollector
 from correlator.pipeline import Detection
 
 __all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError", "default_count"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from correlator.live.gc_policy import BatchCollector
+from correlator.gc_policy import BatchCollector
 
 
 @pytest.fixture
@@ -54,13 +54,18 @@ def test_resume_keeps_a_collector_that_was_off_off() -> None:
 def test_after_a_batch_the_young_generations_and_at_the_interval_everything(collections: list[int]) -> None:
     now = [100.0]
     collector = BatchCollector(full_every_s=60, clock=lambda: now[0])
-    collector.after_batch()
-    now[0] += 59
-    collector.after_batch()
-    now[0] += 1
-    collector.after_batch()  # 60 s since the start: a full collection
-    now[0] += 30
-    collector.after_batch()
+    collector.pause()  # no automatic collection from here on: only the collector's own are seen
+    collections.clear()  # (one may have run before the pause)
+    try:
+        collector.after_batch()
+        now[0] += 59
+        collector.after_batch()
+        now[0] += 1
+        collector.after_batch()  # 60 s since the start: a full collection
+        now[0] += 30
+        collector.after_batch()
+    finally:
+        collector.resume()
     assert collections == [1, 1, 2, 1]
     assert (collector.collections, collector.full_collections) == (3, 1)
 
