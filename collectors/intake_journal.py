@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from collectors.http_records import BatchSource, batch_items
-from collectors.spool_consumer import Barrier, ItemSink, SpoolConsumer
+from collectors.spool_consumer import Barrier, BulkSink, ItemSink, SpoolConsumer
 from correlator.model import Event, EventOrigin, Rejected
 from correlator.store.spool import DEFAULT_SEGMENT_BYTES, Spool
 
@@ -153,9 +153,10 @@ class IntakeConsumer(SpoolConsumer):
     only after it returned: a kill -9 at any point loses no acknowledged record."""
 
     def __init__(self, journal: IntakeJournal, sink: Sink, *, batches_per_commit: int = 8,
-                 poll_interval: float = 0.05, barrier: Barrier | None = None) -> None:
+                 poll_interval: float = 0.05, barrier: Barrier | None = None,
+                 bulk_sink: BulkSink | None = None) -> None:
         super().__init__(sink, per_commit=batches_per_commit, poll_interval=poll_interval, barrier=barrier,
-                         thread_name="socctl-intake-consumer")
+                         thread_name="socctl-intake-consumer", bulk_sink=bulk_sink)
         self.journal = journal
         self._where = str(journal.directory)
 

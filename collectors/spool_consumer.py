@@ -15,23 +15,26 @@ from concurrent.futures import ThreadPoolExecutor
 
 from correlator.model import Event, Rejected
 
-__all__ = ["Barrier", "Item", "ItemSink", "SpoolConsumer"]
+__all__ = ["Barrier", "BulkSink", "Item", "ItemSink", "SpoolConsumer"]
 
 Item = Event | Rejected
 ItemSink = Callable[[Item], Awaitable[None]]
+BulkSink = Callable[[list[Item]], Awaitable[None]]
 Barrier = Callable[[], Awaitable[None]]
 
 
 class SpoolConsumer(ABC):
     """Run `run()` as a task; it returns when `stop` is set, after committing what it delivered, and raises what
     the sink or the barrier raises (nothing is committed then). Up to `per_commit` entries are read, delivered and
-    committed together (at most that many entries are held in memory)."""
+    committed together (at most that many entries are held in memory). With `bulk_sink`, the items of an entry
+    go to it in one call instead of one `sink` call each."""
 
     def __init__(self, sink: ItemSink, *, per_commit: int, poll_interval: float, barrier: Barrier | None,
-                 thread_name: str) -> None:
+                 thread_name: str, bulk_sink: BulkSink | None = None) -> None:
         if per_commit < 1:
             raise ValueError(f"entries per commit must be >= 1, got {per_commit}")
         self.sink = sink
+        self.bulk_sink = bulk_sink
         self.per_commit = per_commit
         self.poll_interval = poll_interval
         self.barrier = barrier
@@ -75,8 +78,12 @@ class SpoolConsumer(ABC):
                 entries = await loop.run_in_executor(thread, self.peek, self.per_commit)
                 for entry in entries:
                     items = await loop.run_in_executor(thread, self.items, entry)
-                    for item in items:
-                        await self.sink(item)
+                    if self.bulk_sink is not None:
+                        if items:
+                            await self.bulk_sink(items)
+                    else:
+                        for item in items:
+                            await self.sink(item)
                     self.delivered_items += len(items)
                 if self.barrier is not None:  # what the sink took is processed and stored before it is committed
                     await self.barrier()

@@ -67,7 +67,10 @@ async def start_http(runner: Runner, collector: Callable[[str, Callable[[asyncio
     async def sink(item: Item) -> None:
         await runner.put("http", item)
 
-    consumer = IntakeConsumer(journal, sink, barrier=runner.barrier)
+    async def bulk(items: list[Item]) -> None:  # a journaled batch (an agent's request) as one queue entry
+        await runner.put_many("http", items)
+
+    consumer = IntakeConsumer(journal, sink, barrier=runner.barrier, bulk_sink=bulk)
     uploads = runner.config.uploads
     runner.http = HttpIntakeServer(journal, tokens, host=listen.host, port=listen.port, on_journaled=consumer.wake,
                                  samples_dir=runner.config.state_dir / "samples" if uploads.enabled else None,

@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from correlator.analysis import Analyzer
 from correlator.pipeline import Detection
 from correlator.runtime import Runtime
 from correlator.sink import AlertSink
+
+if TYPE_CHECKING:
+    from correlator.live.detect import Detected
 
 __all__ = ["Components", "Counters", "Reloader"]
 
@@ -54,3 +57,15 @@ class Counters:
     reloads: int = 0
     reload_failures: int = 0
     samples_expired: int = 0  # stored uploads deleted by the sample store's expiry
+
+    def count_stored(self, detected: Detected) -> None:
+        """A batch's events, dead letters and payloads, once the batch is stored."""
+        result = detected.result
+        self.rejected.update(detected.rejected)
+        self.events_out.update(detected.events)
+        self.events_processed += result.events
+        self.payloads_scanned += result.payloads
+        self.payload_cache_hits += result.payload_cache_hits
+        self.yara_alerts += result.yara_alerts
+        self.excepted += sum(result.excepted.values())
+        self.batches += 1

@@ -228,15 +228,8 @@ class Runner:
                 self.store.write_prepared("events", detected.prepared)
             self._deliver(outcome)
         # Counted once stored (a reader of the metrics that sees the events processed sees their alerts too).
-        counters.rejected.update(detected.rejected)
-        counters.events_out.update(detected.events)
-        counters.events_processed += result.events
-        counters.payloads_scanned += result.payloads
-        counters.payload_cache_hits += result.payload_cache_hits
-        counters.yara_alerts += result.yara_alerts
-        counters.excepted += sum(result.excepted.values())
+        counters.count_stored(detected)
         self._take_analysis_metrics()
-        counters.batches += 1
         counters.last_batch_seconds = time.perf_counter() - started
         stored = time.monotonic()
         self.latency.add(stored - taken for _, _, taken in batch)

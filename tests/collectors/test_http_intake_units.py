@@ -359,3 +359,30 @@ def test_a_consumer_with_a_barrier_commits_only_after_it_passed(tmp_path: Path) 
     at_barrier, pending = asyncio.run(main())
     assert at_barrier == [2, 1]  # both first batches were still pending when the barrier was awaited
     assert pending == 1  # the third was delivered but its barrier failed: not committed
+
+
+def test_a_consumer_with_a_bulk_sink_hands_each_batch_on_in_one_call(tmp_path: Path) -> None:
+    batches = [JournalBatch(SOURCE, ndjson(*({"n": n, "m": m} for m in range(n + 1)))) for n in range(3)]
+
+    async def per_item(item: Event | Rejected) -> None:
+        raise AssertionError(f"the per-item sink was called with {item}")
+
+    async def main() -> list[list[str]]:
+        calls: list[list[str]] = []
+        stop = asyncio.Event()
+
+        async def bulk(items: list[Event | Rejected]) -> None:
+            calls.append([item.raw for item in items if isinstance(item, Event)])
+            if len(calls) == len(batches):
+                stop.set()
+
+        with IntakeJournal(tmp_path) as journal:
+            for batch in batches:
+                journal.append(batch)
+            consumer = IntakeConsumer(journal, per_item, bulk_sink=bulk, poll_interval=0.01)
+            await asyncio.wait_for(consumer.run(stop), 10)
+            assert (journal.pending_batches, consumer.delivered_items) == (0, 6)
+        return calls
+
+    calls = asyncio.run(main())
+    assert calls == [[orjson.dumps({"n": n, "m": m}).decode() for m in range(n + 1)] for n in range(3)]
