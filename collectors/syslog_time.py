@@ -30,15 +30,27 @@ _DAYS_CACHE = 4_096  # (year, month, day) -> epoch day, for BSD and RFC 3339 tim
 _FUTURE_SLACK_MS = 31 * 24 * 3600 * 1000  # a BSD time may be at most this far after its receive time
 
 
+# The last BSD time worked out, with what it was worked out from: a sender's messages come in bursts of one
+# second, and the frames of one read share their receive time. One tuple, rebound whole (readers in other
+# threads see an old pair or a new one, never half of each).
+_LAST: tuple[tuple[str, int, int | None, tzinfo] | None, int] = (None, 0)
+
+
 def bsd_ms(match: re.Match[str], received_ms: int, year_hint: int | None, tz: tzinfo) -> int:
     """A BSD time's epoch ms: the year given, `year_hint`, or the latest year that puts it no more than
     `_FUTURE_SLACK_MS` after `received_ms`. UTC and fixed offsets by arithmetic over cached days; other zones
-    (daylight saving time) and anything invalid through `datetime` (which words the errors)."""
-    if type(tz) is timezone:
-        ms = _bsd_ms_fixed(match, received_ms, year_hint, tz)
-        if ms is not None:
-            return ms
-    return _bsd_ms_zoned(match, received_ms, year_hint, tz)
+    (daylight saving time) and anything invalid through `datetime` (which words the errors). The same stamp
+    with the same receive time, hint and zone as the call before gives its answer again."""
+    global _LAST  # noqa: PLW0603 - the one-entry memo above
+    key = (match.group("stamp"), received_ms, year_hint, tz)
+    last = _LAST
+    if last[0] == key:
+        return last[1]
+    ms = _bsd_ms_fixed(match, received_ms, year_hint, tz) if type(tz) is timezone else None
+    if ms is None:
+        ms = _bsd_ms_zoned(match, received_ms, year_hint, tz)
+    _LAST = (key, ms)
+    return ms
 
 
 def _bsd_ms_fixed(match: re.Match[str], received_ms: int, year_hint: int | None, tz: timezone) -> int | None:

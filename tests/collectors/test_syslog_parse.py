@@ -227,6 +227,22 @@ def test_year_of_bsd_timestamps(line: str, received: int, expected: int) -> None
     assert parse(line, received_ms=received).timestamp_ms == expected
 
 
+def test_a_repeated_stamp_is_worked_out_again_when_anything_it_depends_on_changes() -> None:
+    line = "Dec 15 10:00:00 h a: x"
+    hanoi = timezone(timedelta(hours=7))
+    nov20, nov1 = ms(2026, 11, 20), ms(2026, 11, 1)
+    assert parse(line, received_ms=nov20).timestamp_ms == ms(2026, 12, 15, 10)  # within a month ahead
+    assert parse(line, received_ms=nov20).timestamp_ms == ms(2026, 12, 15, 10)  # the same again
+    assert parse(line, received_ms=nov20, tz=hanoi).timestamp_ms == ms(2026, 12, 15, 3)
+    assert parse(line, received_ms=nov20, year_hint=2020).timestamp_ms == ms(2020, 12, 15, 10)
+    assert parse(line, received_ms=nov1).timestamp_ms == ms(2025, 12, 15, 10)  # now over a month ahead
+    assert parse("Dec 15 10:00:01 h a: x", received_ms=nov1).timestamp_ms == ms(2025, 12, 15, 10, 0, 1)
+    with pytest.raises(SyslogParseError):  # an invalid stamp after a valid one still fails
+        parse("Feb 30 10:00:00 h a: x", received_ms=nov1)
+    with pytest.raises(SyslogParseError):  # and again
+        parse("Feb 30 10:00:00 h a: x", received_ms=nov1)
+
+
 def test_year_hint_wins() -> None:
     assert parse("Dec 31 23:59:58 h a: x", received_ms=ms(2027, 1, 1), year_hint=2019).timestamp_ms == \
         ms(2019, 12, 31, 23, 59, 58)
