@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 __all__ = ["IntakeQueue"]
@@ -47,27 +48,16 @@ class IntakeQueue(Generic[T]):
     def put_nowait(self, item: T, weight: int = 1) -> None:
         """Queue `item` now, or raise `asyncio.QueueFull` when it would take the queue past its bound (or when
         others wait to put: they come first)."""
-        if weight < 0:
-            raise ValueError(f"intake queue: weight must not be negative, got {weight}")
+        _check(weight)
         if self._putters or not self._fits(weight):
             raise asyncio.QueueFull
         self._append(item, weight)
 
     async def put(self, item: T, weight: int = 1) -> None:
         """Queue `item`, waiting while it would take the queue past its bound."""
-        if weight < 0:
-            raise ValueError(f"intake queue: weight must not be negative, got {weight}")
+        _check(weight)
         while not self._fits(weight):
-            waiter = asyncio.get_running_loop().create_future()
-            self._putters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                waiter.cancel()
-                if waiter in self._putters:
-                    self._putters.remove(waiter)
-                self._wake(self._putters)  # what this putter was woken for may suit the next
-                raise
+            await self._wait(self._putters, lambda: True)  # what this putter was woken for may suit the next
         self._append(item, weight)
 
     def get_nowait(self) -> T:
@@ -82,18 +72,23 @@ class IntakeQueue(Generic[T]):
 
     async def get(self) -> T:
         while not self._entries:
-            waiter = asyncio.get_running_loop().create_future()
-            self._getters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                waiter.cancel()
-                if waiter in self._getters:
-                    self._getters.remove(waiter)
-                if self._entries:
-                    self._wake(self._getters)
-                raise
+            await self._wait(self._getters, lambda: bool(self._entries))
         return self.get_nowait()
+
+    async def _wait(self, waiters: collections.deque[asyncio.Future[None]], pass_on: Callable[[], bool]) -> None:
+        """Wait in `waiters` until woken. Cancelled meanwhile (a timeout), the waiter leaves the line and, when
+        `pass_on()` says so, hands a wake-up it may have had to the next one."""
+        waiter = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            waiter.cancel()
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if pass_on():
+                self._wake(waiters)
+            raise
 
     def _append(self, item: T, weight: int) -> None:
         self._entries.append((item, weight))
@@ -108,3 +103,8 @@ class IntakeQueue(Generic[T]):
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+
+def _check(weight: int) -> None:
+    if weight < 0:
+        raise ValueError(f"intake queue: weight must not be negative, got {weight}")
