@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from collectors.syslog_server import SyslogFrame, SyslogServer
-from correlator.analysis import Analyzer, load_state, save_state
+from correlator.analysis import Analyzer, Outcome, load_state, save_state
 from correlator.gc_policy import BatchCollector
 from correlator.live import inputs
 from correlator.live.config import RunConfig
@@ -53,6 +53,7 @@ from correlator.live.detect import Detected, Intake, detect_batch, detect_isolat
 from correlator.live.intake_queue import IntakeQueue
 from correlator.live.latency import LatencyWindow
 from correlator.live.parts import Components, Counters, Reloader
+from correlator.live.representatives import RepresentativeUpdates
 from correlator.live.workers import DetectionWorkers
 from correlator.model import Event, Rejected
 from correlator.runtime import Runtime
@@ -138,6 +139,9 @@ class Runner:
         self._metrics_every = ANALYSIS_METRICS_EVERY_S
         # While serving, the garbage collector runs after each batch rather than during it (gc_policy.py).
         self.collector = BatchCollector()
+        # Suppressed counts: representatives re-written at most every few seconds, and when the engine goes
+        # quiet, saves its state or stops (representatives.py).
+        self.representatives = RepresentativeUpdates(time.monotonic)
 
     # ------------------------------------------------------------------------------------------------ intake
 
@@ -239,7 +243,7 @@ class Runner:
         """No event for a while: move event time on by the wall-clock time since the last one."""
         if self.max_event_ms is None:
             return
-        self._deliver(self.analyzer.advance(self.max_event_ms + int(quiet_seconds * 1000)))
+        self._deliver(self.analyzer.advance(self.max_event_ms + int(quiet_seconds * 1000)), flush=True)
         self._take_analysis_metrics(force=True)
         self.collector.after_batch()
 
@@ -251,11 +255,14 @@ class Runner:
             self._metrics_taken = taken
             self._metrics_every = metrics_interval(taken - now)
 
-    def _deliver(self, outcome: Any) -> None:
+    def _deliver(self, outcome: Outcome, *, flush: bool = False) -> None:
+        """`outcome` into the store and cases; its changed representatives are held and written with the others
+        held when due (`flush`: now)."""
         counters = self.counters
         counters.alerts += len(outcome.alerts)
         counters.correlation_alerts += outcome.correlation_alerts
         counters.suppressed += outcome.suppressed
+        outcome.updated = self.representatives.take(outcome.updated, force=flush)
         if not outcome.alerts and not outcome.updated:
             return
         delivery = self.components.sink.deliver(outcome)
@@ -263,6 +270,10 @@ class Runner:
         counters.cases_updated += delivery.cases_updated
 
     def snapshot(self) -> None:
+        """Save the analyzer's state, and write the suppressed counts held (unless the pipeline has failed:
+        the store may be what failed; the saved state keeps the counts, the next update writes them)."""
+        if self.failure is None:
+            self._deliver(Outcome(), flush=True)
         save_state(self.analyzer, self.state_path)
         self._last_snapshot = time.monotonic()
 
