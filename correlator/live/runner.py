@@ -32,7 +32,6 @@ the last event is added to the newest event time), so windows close in a quiet n
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import gc
@@ -40,7 +39,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -48,6 +46,18 @@ from collectors.syslog_server import SyslogFrame, SyslogServer
 from correlator.analysis import Analyzer, Outcome, load_state, save_state
 from correlator.gc_policy import BatchCollector
 from correlator.live import inputs
+from correlator.live.batching import (
+    Checkpoint,
+    Entry,
+    InFlight,
+    Queued,
+    batch_size,
+    fail_queued_checkpoints,
+    gather,
+    queued_at,
+    settle,
+    waiting,
+)
 from correlator.live.config import RunConfig
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
 from correlator.live.intake_queue import IntakeQueue
@@ -68,39 +78,11 @@ ANALYSIS_METRICS_EVERY_S: Final = 1.0
 METRICS_COST_SHARE: Final = 0.01  # of the pipeline thread's time, at most, for walking the analysis state
 
 
-def batch_size(backlog: int, batch: int, largest: int) -> int:
-    """Events the next batch takes at most: `batch`, or, with more than that waiting (`backlog`: the engine is
-    behind), up to `largest`. A batch's fixed costs (its store transaction, each case it changes saved once, a
-    correlation sweep, the hand-over to a worker) then spread over more events, and the backlog drains sooner;
-    with a short queue batches stay small, so an event waits no longer than `batch` needs."""
-    return max(batch, min(largest, backlog))
-
-
 def metrics_interval(walk_seconds: float) -> float:
     """Seconds until the analysis metrics are taken again after a walk of the state that took `walk_seconds`:
     ANALYSIS_METRICS_EVERY_S, or longer when the state is large (a walk of 40 ms, some 100,000 open windows:
     every 4 s), so the walks never take more than METRICS_COST_SHARE of the pipeline thread."""
     return max(ANALYSIS_METRICS_EVERY_S, walk_seconds / METRICS_COST_SHARE)
-Queued = tuple[str, Intake, float]  # collector, item (a syslog frame is parsed by detection), time taken in
-
-
-@dataclass(slots=True)
-class _Checkpoint:
-    """A marker in the intake queue: resolved once everything queued before it is processed and stored."""
-
-    done: asyncio.Future[None]
-
-
-@dataclass(slots=True)
-class _InFlight:
-    """A batch handed to a detection worker: its checkpoints resolve once it is finished and stored."""
-
-    batch: list[Queued]
-    checkpoints: list[_Checkpoint]
-    detected: asyncio.Future[Detected] | None  # None: no events, only checkpoints
-    started: float
-
-
 class Runner:
     def __init__(self, config: RunConfig, store: Store, components: Components, *, clock: Callable[[], int],
                  reloader: Reloader | None = None, workers: DetectionWorkers | None = None) -> None:
@@ -116,7 +98,7 @@ class Runner:
         self.counters = Counters()
         self.latency = LatencyWindow()
         # Entries: one item, the frames of one TCP read (a list, weighing its length) or a checkpoint (nothing).
-        self.queue: IntakeQueue[Queued | list[Queued] | _Checkpoint] = IntakeQueue(config.queue)
+        self.queue: IntakeQueue[Entry] = IntakeQueue(config.queue)
         self._accepting = True  # False once the batches have ended: a barrier then fails at once
         self._reloading = asyncio.Lock()
         self.syslog: SyslogServer | None = None
@@ -126,6 +108,7 @@ class Runner:
         self.state_path = config.state_dir / "analysis.state"
         self.max_event_ms: int | None = None
         self._last_arrival = time.monotonic()
+        self._in_flight = 0  # batches handed to the detection workers and not yet finished
         self._last_snapshot = time.monotonic()
         self.failure: BaseException | None = None
         # Detection, analysis and the store run in this one thread, in order: the analyzer and the store are not
@@ -185,7 +168,7 @@ class Runner:
         if not self._accepting:
             raise RuntimeError("the pipeline is not running: nothing more is stored")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Checkpoint(done), 0)
+        await self.queue.put(Checkpoint(done), 0)
         await done
 
     # ------------------------------------------------------------------------------------------------ stages
@@ -328,89 +311,105 @@ class Runner:
             await self._batch_loop(drain)
         except BaseException as exc:
             self._accepting = False
-            self._fail_checkpoints(exc)
+            fail_queued_checkpoints(self.queue, exc)
             raise
         self._accepting = False
-        self._fail_checkpoints(RuntimeError("the pipeline has ended"))
-
-    def _fail_checkpoints(self, exc: BaseException) -> None:
-        while not self.queue.empty():
-            entry = self.queue.get_nowait()
-            if isinstance(entry, _Checkpoint) and not entry.done.done():
-                entry.done.set_exception(RuntimeError(f"not stored: {exc}"))
+        fail_queued_checkpoints(self.queue, RuntimeError("the pipeline has ended"))
 
     async def _batch_loop(self, drain: asyncio.Event) -> None:
-        config = self.config
-        wait = config.batch_wait_ms / 1000
-        inflight: collections.deque[_InFlight] = collections.deque()
-        carry: list[Queued] = []  # the frames of a read that did not fit the last batch: they start the next
-        while True:
-            first: Queued | list[Queued] | _Checkpoint
-            if carry:
-                first, carry = carry, []
-            else:
-                try:
-                    first = await asyncio.wait_for(self.queue.get(), timeout=max(wait, 1.0))
-                except TimeoutError:
-                    if drain.is_set() and self.queue.empty():
-                        return
-                    quiet = time.monotonic() - self._last_arrival
-                    await self._in_pipeline(self.idle, quiet)
+        if self.workers is None:
+            await self._local_batches(drain)
+        else:
+            await self._remote_batches(drain, len(self.workers))
+
+    async def _take_batch(self, drain: asyncio.Event, carry: list[Queued], busy: Callable[[], bool],
+                          ) -> tuple[list[Queued], list[Checkpoint], list[Queued]] | None:
+        """The next batch (`gather`), starting with `carry`; None once `drain` is set and the queue is empty.
+        A batch waits for more entries until `batch_wait` after its first item was queued (not after it was
+        taken: an item that waited behind a busy pipeline goes at once). A quiet second moves event time on
+        (`idle`), unless batches are `busy()` (in flight: their events may be older)."""
+        wait = self.config.batch_wait_ms / 1000
+        first: Entry = carry
+        while not carry:
+            try:
+                first = await asyncio.wait_for(self.queue.get(), timeout=max(wait, 1.0))
+                break
+            except TimeoutError:
+                if drain.is_set() and self.queue.empty():
+                    return None
+                if not busy():
+                    await self._in_pipeline(self.idle, time.monotonic() - self._last_arrival)
                     await self._maybe_snapshot()
-                    continue
-            batch, checkpoints, carry = await self._gather(first, time.monotonic() + wait)
+        return await gather(self.queue, first, queued_at(first) + wait,
+                            batch_size(waiting(self.queue, first), self.config.batch,
+                                       self.config.largest_batch))
+
+    async def _local_batches(self, drain: asyncio.Event) -> None:
+        """Detection and the rest of each batch in the pipeline thread, one batch after the other."""
+        carry: list[Queued] = []
+        while (taken := await self._take_batch(drain, carry, lambda: False)) is not None:
+            batch, checkpoints, carry = taken
             if batch:
                 self._last_arrival = time.monotonic()
-            if self.workers is not None:
-                inflight.append(self._detect_remote(batch, checkpoints))
-                # Up to one batch more than there are workers: the oldest is finished here while the workers
-                # detect the next ones. Nothing more queued: finish everything (latency).
-                while inflight and (len(inflight) > len(self.workers) or (self.queue.empty() and not carry)):
-                    await self._complete(inflight)
-                await self._maybe_snapshot()
-                continue
-            if batch:
                 try:
                     await self._in_pipeline(self.process, batch)
                 except BaseException as exc:
-                    for checkpoint in checkpoints:
-                        checkpoint.done.set_exception(RuntimeError(f"not stored: {exc}"))
+                    settle(checkpoints, exc)
                     raise
-            for checkpoint in checkpoints:
-                if not checkpoint.done.done():
-                    checkpoint.done.set_result(None)
+            settle(checkpoints)
             await self._maybe_snapshot()
 
-    async def _gather(self, first: Queued | list[Queued] | _Checkpoint, deadline: float,
-                      ) -> tuple[list[Queued], list[_Checkpoint], list[Queued]]:
-        """A batch starting with `first`: entries until `batch_size` items, a checkpoint (which ends it) or
-        `deadline`. Returns the batch, its checkpoints and the part of a bulk entry past the batch's size."""
-        waiting = self.queue.qsize() + (len(first) if isinstance(first, list) else 1)
-        size = batch_size(waiting, self.config.batch, self.config.largest_batch)
-        batch: list[Queued] = []
-        checkpoints: list[_Checkpoint] = []
-        entry: Queued | list[Queued] | _Checkpoint | None = first
-        while entry is not None:
-            if isinstance(entry, _Checkpoint):
-                checkpoints.append(entry)
-                break
-            if isinstance(entry, list):
-                room = size - len(batch)
-                if len(entry) > room:
-                    batch.extend(entry[:room])
-                    return batch, checkpoints, entry[room:]
-                batch.extend(entry)
-            else:
-                batch.append(entry)
-            if len(batch) >= size:
-                break
-            entry = await self._next(deadline)
-        return batch, checkpoints, []
+    async def _remote_batches(self, drain: asyncio.Event, workers: int) -> None:
+        """Batches handed to the detection workers as soon as they are gathered, up to one more than there are
+        workers in flight; a finisher task finishes them in order (`_finish_in_order`) meanwhile, so a batch is
+        gathered and detected while the one before it is stored, whatever the load."""
+        handed: asyncio.Queue[InFlight | None] = asyncio.Queue()
+        progress = asyncio.Event()
+        finisher = asyncio.create_task(self._finish_in_order(handed, progress), name="socctl-finish")
 
-    def _detect_remote(self, batch: list[Queued], checkpoints: list[_Checkpoint]) -> _InFlight:
+        def in_flight() -> int:
+            if finisher.done():  # before the end it only stops by failing: raise its failure
+                finisher.result()
+            return self._in_flight
+
+        carry: list[Queued] = []
+        try:
+            while (taken := await self._take_batch(drain, carry, lambda: in_flight() > 0)) is not None:
+                batch, checkpoints, carry = taken
+                if batch:
+                    self._last_arrival = time.monotonic()
+                handed.put_nowait(self._detect_remote(batch, checkpoints))
+                self._in_flight += 1
+                while in_flight() > workers:
+                    progress.clear()
+                    progressed = asyncio.ensure_future(progress.wait())
+                    await asyncio.wait({progressed, finisher}, return_when=asyncio.FIRST_COMPLETED)
+                    progressed.cancel()
+                in_flight()
+                await self._maybe_snapshot()
+            handed.put_nowait(None)
+            await finisher
+        except BaseException as exc:
+            finisher.cancel()
+            with contextlib.suppress(BaseException):
+                await finisher
+            while not handed.empty():  # handed on, never finished
+                entry = handed.get_nowait()
+                if entry is not None:
+                    settle(entry.checkpoints, exc)
+            raise
+
+    async def _finish_in_order(self, handed: asyncio.Queue[InFlight | None], progress: asyncio.Event) -> None:
+        """Finish the batches handed to the workers, in order, until None."""
+        while (entry := await handed.get()) is not None:
+            await self._complete(entry)
+            self._in_flight -= 1
+            progress.set()
+
+    def _detect_remote(self, batch: list[Queued], checkpoints: list[Checkpoint]) -> InFlight:
         """Hand `batch` to the next detection worker (the answer is awaited in a dispatch thread)."""
         if not batch:
-            return _InFlight(batch, checkpoints, None, time.perf_counter())
+            return InFlight(batch, checkpoints, None, time.perf_counter())
         assert self.workers is not None
         assert self._dispatch is not None
         index = self.workers.assign()
@@ -418,39 +417,19 @@ class Runner:
         future = asyncio.get_running_loop().run_in_executor(
             self._dispatch, functools.partial(self.workers.detect, index, items, self.clock(),
                                               store_events=self.config.store_events))
-        return _InFlight(batch, checkpoints, future, time.perf_counter())
+        return InFlight(batch, checkpoints, future, time.perf_counter())
 
-    async def _complete(self, inflight: collections.deque[_InFlight]) -> None:
-        """Finish the oldest batch in flight (its detection awaited, then `finish` in the pipeline thread) and
-        resolve its checkpoints; on failure, every checkpoint still in flight fails."""
-        entry = inflight.popleft()
+    async def _complete(self, entry: InFlight) -> None:
+        """Finish a batch handed to a worker (its detection awaited, then `finish` in the pipeline thread) and
+        resolve its checkpoints; they fail when it does."""
         try:
             if entry.detected is not None:
                 detected = await entry.detected
                 await self._in_pipeline(self.finish, entry.batch, detected, entry.started)
         except BaseException as exc:
-            for failed in (entry, *inflight):
-                for checkpoint in failed.checkpoints:
-                    if not checkpoint.done.done():
-                        checkpoint.done.set_exception(RuntimeError(f"not stored: {exc}"))
+            settle(entry.checkpoints, exc)
             raise
-        for checkpoint in entry.checkpoints:
-            if not checkpoint.done.done():
-                checkpoint.done.set_result(None)
-
-    async def _next(self, deadline: float) -> Queued | list[Queued] | _Checkpoint | None:
-        """The next queue entry if one comes before `deadline`."""
-        try:
-            return self.queue.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout=remaining)
-        except TimeoutError:
-            return None
+        settle(entry.checkpoints)
 
     async def _in_pipeline(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pipeline, func, *args)

@@ -15,8 +15,9 @@ import pytest
 from collectors.files import read_path
 from collectors.tail_format import TailSpec
 from correlator.live.app import build_runner
+from correlator.live.batching import batch_size
 from correlator.live.config import Listen, RunConfig
-from correlator.live.runner import ANALYSIS_METRICS_EVERY_S, METRICS_COST_SHARE, Runner, batch_size, metrics_interval
+from correlator.live.runner import ANALYSIS_METRICS_EVERY_S, METRICS_COST_SHARE, Runner, metrics_interval
 from correlator.store.config import open_store
 from tests.conftest import REPO_ROOT
 
