@@ -168,6 +168,8 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
         time.sleep(0.1)
     sender.join()
     cpu_after = engine.cpu_seconds()
+    time.sleep(1.1)  # the latency quantiles of /metrics may be a second old: read them once they are not
+    figures = engine.metrics()
     seconds = done_at - started.value
     return {"events": total, "seconds": seconds, "rate": total / seconds, "max_queue": depth,
             "engine_us": (cpu_after[0] - cpu_before[0]) / total * 1e6,

@@ -4,12 +4,15 @@ rules and configuration, as SIGHUP does): a small asyncio HTTP server, no depend
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from correlator.live.runner import Runner
 
-__all__ = ["MetricsServer", "render"]
+__all__ = ["QUANTILES_MAX_AGE_S", "MetricsServer", "render"]
+
+# The latency quantiles sort their window: a scraper that asks more often gets ones at most this old.
+QUANTILES_MAX_AGE_S: Final = 1.0
 
 
 def _line(name: str, value: float | int, labels: dict[str, str] | None = None) -> str:
@@ -63,7 +66,7 @@ def render(runner: Runner) -> str:
     metric("pipeline_latency_seconds", "summary",
            "Time from intake to the store (detection, correlation, cases included), over the latest events.",
            [*(_line("pipeline_latency_seconds", round(value, 6), {"quantile": str(q)})
-              for q, value in latency.quantiles().items()),
+              for q, value in latency.quantiles(max_age_s=QUANTILES_MAX_AGE_S).items()),
             _line("pipeline_latency_seconds_sum", round(latency.total, 6)),
             _line("pipeline_latency_seconds_count", latency.count)])
     metric("payloads_scanned_total", "counter", "Payloads (carved bodies, files) scanned with YARA.",

@@ -14,7 +14,6 @@ import pytest
 from collectors.json_reader import normalise_record
 from correlator.live.app import build_runner
 from correlator.live.config import Listen, RunConfig
-from correlator.live.latency import LatencyWindow
 from correlator.live.runner import Runner
 from correlator.model import Event, EventOrigin
 from correlator.runtime import RuntimeOptions
@@ -178,14 +177,3 @@ def test_a_reload_that_cannot_load_keeps_the_running_rules(tmp_path: Path, worke
         assert _rule_ids(store) == []  # b's rule came with the failed reload; a only feeds the correlation
         assert store.count("events") == 2
 
-
-def test_latency_quantiles_are_nearest_rank() -> None:
-    window = LatencyWindow(size=100)
-    assert window.quantiles() == {}
-    window.add(float(n) for n in range(1, 101))
-    assert window.quantiles((0.5, 0.99, 1.0)) == {0.5: 50.0, 0.99: 99.0, 1.0: 100.0}
-    window.add([1000.0])
-    assert window.count == 101
-    assert window.quantiles((1.0,)) == {1.0: 1000.0}
-    with pytest.raises(ValueError, match="size must be >= 1"):
-        LatencyWindow(0)
