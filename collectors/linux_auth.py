@@ -26,7 +26,7 @@ from collectors.syslog_parse import SyslogMessage
 from correlator.model import EcsFactory, nest
 
 __all__ = ["ACCOUNT_PROGRAMS", "AUTH_PROGRAMS", "SSHD_PROGRAMS", "auth_fields", "canonical_ip", "ecs_document",
-           "ecs_factory", "is_auth_message", "to_ecs", "to_fields"]
+           "ecs_factory", "is_auth_message", "nested_factory", "to_ecs", "to_fields"]
 
 # OpenSSH 9.8 moved authentication into sshd-session (and 10.0 into sshd-auth); both log under their own name.
 SSHD_PROGRAMS = frozenset({"sshd", "sshd-session", "sshd-auth"})
@@ -135,11 +135,20 @@ def ecs_factory(message: SyslogMessage, auth: Fields | None, fields: Fields) -> 
     by a function compiled once per field layout, or the long way for structured data (an element without
     parameters, a parameter name with a dot: the flat fields do not tell its shape)."""
     if not message.structured_data:
-        nester = _nester(tuple(fields))
-        if nester is not None:
-            values = tuple(fields.values())
-            return lambda: (nester(values), {})
+        factory = nested_factory(fields)
+        if factory is not None:
+            return factory
     return lambda: (ecs_document(message, auth), {})
+
+
+def nested_factory(fields: Fields) -> EcsFactory | None:
+    """The deferred document of flat `fields` that nest without loss (no name under another's value), by the
+    function compiled for their layout; None when they do not."""
+    nester = _nester(tuple(fields))
+    if nester is None:
+        return None
+    values = tuple(fields.values())
+    return lambda: (nester(values), {})
 
 
 def auth_fields(message: SyslogMessage) -> Fields | None:

@@ -1,4 +1,5 @@
-"""The native extension (correlator/native, Rust): the literal prefilter, the EVTX reader and documents' free text.
+"""The native extension (correlator/native, Rust): the literal prefilter, the EVTX reader, documents' free text and
+the common syslog line (`collectors.syslog_native`).
 
 Everything it does has a pure-Python equivalent giving the same results; it is used when it was built (pip
 builds it when cargo is on the machine) and not disabled with SOCCTL_NATIVE=0.

@@ -11,18 +11,30 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from collectors.syslog_file import to_event
+from collectors.syslog_native import native_syslog_event
 from collectors.syslog_parse import SyslogParseError, parse_syslog
 from collectors.syslog_server import SyslogFrame
 from correlator.model import Event, EventOrigin, Rejected, event_id_for
 
-__all__ = ["frame_origin", "frame_to_event", "zone"]
+__all__ = ["frame_origin", "frame_to_event", "python_frame_event", "zone"]
 
 
 def frame_to_event(frame: SyslogFrame) -> Event | Rejected:
+    """The frame's event (the common line natively, `collectors.syslog_native`; anything else in Python), or
+    the dead letter of a frame that broke the framing or is not syslog."""
     raw = frame.data.decode("utf-8", "backslashreplace")
     origin = frame_origin(frame)
     if frame.error is not None:
         return Rejected(frame.error, origin, raw=raw, stage="read")
+    if frame.tz is None:
+        event = native_syslog_event(raw, frame.received_ms, frame.peer, origin)
+        if event is not None:
+            return event
+    return python_frame_event(frame, raw, origin)
+
+
+def python_frame_event(frame: SyslogFrame, raw: str, origin: EventOrigin) -> Event | Rejected:
+    """`frame_to_event` in Python (`raw`: the frame's text), the reference the native reader is tested against."""
     try:
         message = parse_syslog(raw, received_ms=frame.received_ms, source_host=frame.peer, tz=zone(frame.tz))
     except SyslogParseError as exc:

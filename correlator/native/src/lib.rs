@@ -10,6 +10,9 @@ mod json;
 mod normalise;
 mod prefilter;
 mod strings;
+mod syslog_auth;
+mod syslog_event;
+mod syslog_header;
 
 /// Epoch milliseconds of an EVTX SystemTime as the native reader computes it (None: left to Python).
 #[pyfunction]
@@ -42,5 +45,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalise_record, m)?)?;
     m.add_function(wrap_pyfunction!(haystack_text, m)?)?;
     m.add_function(wrap_pyfunction!(document_text::document_text, m)?)?;
+    m.add_function(wrap_pyfunction!(syslog_event::syslog_event, m)?)?;
     Ok(())
 }

@@ -1,0 +1,47 @@
+"""A syslog frame to an `Event` through the native reader (correlator/native, `syslog_auth.rs`): the common RFC 3164
+line (a BSD timestamp read in UTC, a hostname, a `tag[pid]:`, and when it is an auth message one of the patterns
+ported: sshd logins, invalid users and closed connections, PAM sessions, sudo, useradd's new users) read in one
+native call, with the very fields, time and event id `frame_to_event`'s Python path gives it. Anything else,
+or no native extension (SOCCTL_NATIVE=0), is None: the caller reads the line in Python."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any, cast
+
+from collectors import linux_auth
+from correlator.accel import native_available
+from correlator.model import Event, EventOrigin
+
+__all__ = ["native_fields", "native_syslog_event"]
+
+NativeResult = tuple[int, dict[str, Any], str] | None  # (timestamp_ms, flat fields, event id)
+
+
+def native_fields(raw: str, received_ms: int, peer: str) -> NativeResult:
+    """What the native reader gives a frame's text received at `received_ms` from `peer` (read in UTC), or None
+    (no extension, or a line it leaves to Python)."""
+    if not native_available():
+        return None
+    return _reader()(raw, received_ms, peer)
+
+
+def native_syslog_event(raw: str, received_ms: int, peer: str, origin: EventOrigin) -> Event | None:
+    """The `Event` of a frame read natively (see the module doc), or None."""
+    found = native_fields(raw, received_ms, peer)
+    if found is None:
+        return None
+    timestamp_ms, fields, event_id = found
+    factory = linux_auth.nested_factory(fields)
+    if factory is None:
+        return None
+    return Event(id=event_id, timestamp_ms=timestamp_ms, raw=raw, fields=fields, origin=origin, ecs_factory=factory,
+                 host_name=fields.get("host.name"))
+
+
+@cache
+def _reader() -> Callable[[str, int, str], NativeResult]:
+    from correlator._native import syslog_event
+
+    return cast(Callable[[str, int, str], NativeResult], syslog_event)

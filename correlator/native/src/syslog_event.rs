@@ -1,0 +1,210 @@
+//! The common case of `correlator.live.intake.frame_to_event`, natively: an RFC 3164 line with `<PRI>`, a BSD
+//! timestamp read in UTC, a hostname and a `tag[pid]:`, to the flat ECS fields `collectors.syslog_file.to_event`
+//! gives it (`SyslogMessage.to_fields` and, for an auth message, `linux_auth.auth_fields` in the order
+//! `linux_auth.to_fields` lays them out), with its epoch milliseconds and event id.
+//!
+//! Only what this module knows to read exactly as Python does is read here: printable ASCII lines (Python's and
+//! Rust's `\s`, `\d` and `\w` then agree), one space between the header's parts, a hostname without `[`, `]` or
+//! `:`, and of the auth messages sshd's logins, invalid users and closed connections, PAM sessions, sudo and
+//! useradd's new users; other auth programs' messages without a handler get the base auth fields, as in Python.
+//! Anything else (RFC 5424, another zone, IPv6 addresses, a firewall line, a pattern not ported, a value out of
+//! range) returns None and Python reads the line, so the fields never depend on which reader read it
+//! (tests/collectors/test_syslog_native.py compares both on every line they have).
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+use sha2::{Digest, Sha256};
+
+use crate::strings::py_key;
+use crate::syslog_auth::{auth_fields, is_auth_message, Value};
+use crate::syslog_header::{digits, header, iso, FACILITY_NAMES, SEVERITY_NAMES};
+
+// ------------------------------------------------------------------------------------------------ layout
+
+/// The order `flat_fields(nest(...))` gives names inserted in this order; None when one nests under another.
+fn nest_order(names: &[&'static str]) -> Option<Vec<&'static str>> {
+    struct Node {
+        key: &'static str,
+        leaf: Option<&'static str>,
+        children: Vec<Node>,
+    }
+    fn insert(nodes: &mut Vec<Node>, parts: &[&'static str], name: &'static str) -> Option<()> {
+        let index = match nodes.iter().position(|n| n.key == parts[0]) {
+            Some(i) => i,
+            None => {
+                nodes.push(Node {
+                    key: parts[0],
+                    leaf: None,
+                    children: Vec::new(),
+                });
+                nodes.len() - 1
+            }
+        };
+        let node = &mut nodes[index];
+        if parts.len() == 1 {
+            if !node.children.is_empty() {
+                return None;
+            }
+            node.leaf = Some(name);
+            return Some(());
+        }
+        if node.leaf.is_some() {
+            return None;
+        }
+        insert(&mut node.children, &parts[1..], name)
+    }
+    fn walk(nodes: &[Node], out: &mut Vec<&'static str>) {
+        for node in nodes {
+            match node.leaf {
+                Some(name) => out.push(name),
+                None => walk(&node.children, out),
+            }
+        }
+    }
+    let mut roots = Vec::new();
+    for name in names {
+        let parts: Vec<&'static str> = name.split('.').collect();
+        insert(&mut roots, &parts, name)?;
+    }
+    let mut out = Vec::new();
+    walk(&roots, &mut out);
+    Some(out)
+}
+
+const SYSLOG_TOP: [&str; 6] = ["@timestamp", "event", "message", "log", "host", "process"];
+
+// ------------------------------------------------------------------------------------------------ entry
+
+fn put<'py>(
+    py: Python<'py>,
+    dict: &Bound<'py, PyDict>,
+    name: &str,
+    value: &Value<'_>,
+) -> PyResult<()> {
+    let key = py_key(py, name);
+    match value {
+        Value::Str(s) => dict.set_item(key, *s),
+        Value::Int(i) => dict.set_item(key, *i),
+        Value::List(items) => dict.set_item(key, PyList::new(py, items)?),
+    }
+}
+
+/// The first 16 bytes of a digest in lowercase hex (`hexdigest()[:32]`).
+fn hex32(digest: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for &b in &digest[..16] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// `(timestamp_ms, fields, event id)` of a syslog frame's text received at `received_ms` from `peer`, read in
+/// UTC; None when Python is to read it (see the module doc).
+#[pyfunction]
+pub fn syslog_event<'py>(
+    py: Python<'py>,
+    raw: &Bound<'py, PyString>,
+    received_ms: i64,
+    peer: &Bound<'py, PyString>,
+) -> PyResult<Option<(i64, Bound<'py, PyDict>, String)>> {
+    let (Ok(text), Ok(peer_text)) = (raw.to_str(), peer.to_str()) else {
+        return Ok(None);
+    };
+    let Some(head) = header(text, received_ms).filter(|h| h.timestamp_ms >= 0) else {
+        return Ok(None);
+    };
+    let auth = if is_auth_message(&head) {
+        match auth_fields(&head) {
+            Some(fields) => Some(fields),
+            None => return Ok(None),
+        }
+    } else {
+        // not auth: a firewall line is Python's (collectors/firewall.py)
+        let m = head.message;
+        if head.appname == "filterlog"
+            || head.appname.starts_with('%')
+            || m.starts_with('%')
+            || m.starts_with(": %")
+            || m.contains("IN=")
+        {
+            return Ok(None);
+        }
+        None
+    };
+    let pid = head
+        .procid
+        .filter(|p| p.bytes().all(|c| c.is_ascii_digit()));
+    let pid = match pid {
+        Some(p) => Some(match digits(p.as_bytes()) {
+            Some(v) => v,
+            None => return Ok(None),
+        }),
+        None => None,
+    };
+    let dict = PyDict::new(py);
+    dict.set_item(py_key(py, "@timestamp"), iso(head.timestamp_ms))?;
+    let mut others: Vec<&'static str> = Vec::new();
+    match &auth {
+        Some(fields) => {
+            for (name, value) in &fields.0 {
+                if name.starts_with("event.") {
+                    put(py, &dict, name, value)?;
+                } else if SYSLOG_TOP.contains(&name.split('.').next().unwrap_or(name)) {
+                    return Ok(None); // `_layout` would flatten it the long way
+                } else {
+                    others.push(name);
+                }
+            }
+        }
+        None => {
+            put(py, &dict, "event.module", &Value::Str("system"))?;
+            put(py, &dict, "event.dataset", &Value::Str("system.syslog"))?;
+        }
+    }
+    dict.set_item(py_key(py, "message"), head.message)?;
+    dict.set_item(py_key(py, "log.syslog.facility.code"), head.facility)?;
+    dict.set_item(
+        py_key(py, "log.syslog.facility.name"),
+        FACILITY_NAMES[head.facility],
+    )?;
+    dict.set_item(py_key(py, "log.syslog.severity.code"), head.severity)?;
+    dict.set_item(
+        py_key(py, "log.syslog.severity.name"),
+        SEVERITY_NAMES[head.severity],
+    )?;
+    dict.set_item(
+        py_key(py, "log.syslog.priority"),
+        head.facility * 8 + head.severity,
+    )?;
+    dict.set_item(py_key(py, "log.syslog.hostname"), head.hostname)?;
+    dict.set_item(py_key(py, "log.syslog.appname"), head.appname)?;
+    if let Some(procid) = head.procid {
+        dict.set_item(py_key(py, "log.syslog.procid"), procid)?;
+    }
+    dict.set_item(py_key(py, "log.source.address"), peer_text)?;
+    dict.set_item(py_key(py, "host.hostname"), head.hostname)?;
+    dict.set_item(py_key(py, "host.name"), head.hostname)?;
+    dict.set_item(py_key(py, "process.name"), head.appname)?;
+    if let Some(pid) = pid {
+        dict.set_item(py_key(py, "process.pid"), pid)?;
+    }
+    if let Some(fields) = &auth {
+        let Some(order) = nest_order(&others) else {
+            return Ok(None);
+        };
+        for name in order {
+            if let Some(value) = fields.get(name) {
+                put(py, &dict, name, value)?;
+            }
+        }
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(peer_text.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(text.as_bytes());
+    let digest = hasher.finalize();
+    let id = hex32(&digest);
+    Ok(Some((head.timestamp_ms, dict, id)))
+}
