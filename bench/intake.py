@@ -168,14 +168,14 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
         time.sleep(0.1)
     sender.join()
     cpu_after = engine.cpu_seconds()
-    time.sleep(1.1)  # the latency quantiles of /metrics may be a second old: read them once they are not
-    figures = engine.metrics()
+    time.sleep(1.1)  # the latency quantiles of /metrics may be a second old: read them once they are not (the
+    latency = engine.metrics()  # alerts as at the end: a quiet second closes windows, which may add alerts)
     seconds = done_at - started.value
     return {"events": total, "seconds": seconds, "rate": total / seconds, "max_queue": depth,
             "engine_us": (cpu_after[0] - cpu_before[0]) / total * 1e6,
             "workers_us": (cpu_after[1] - cpu_before[1]) / total * 1e6,
-            "p50": figures.get('socctl_pipeline_latency_seconds{quantile="0.5"}', float("nan")),
-            "p99": figures.get('socctl_pipeline_latency_seconds{quantile="0.99"}', float("nan")),
+            "p50": latency.get('socctl_pipeline_latency_seconds{quantile="0.5"}', float("nan")),
+            "p99": latency.get('socctl_pipeline_latency_seconds{quantile="0.99"}', float("nan")),
             "alerts": figures.get("socctl_alerts_total", 0)}
 
 
