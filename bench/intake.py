@@ -168,8 +168,10 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
         time.sleep(0.1)
     sender.join()
     cpu_after = engine.cpu_seconds()
-    time.sleep(1.1)  # the latency quantiles of /metrics may be a second old: read them once they are not (the
-    latency = engine.metrics()  # alerts as at the end: a quiet second closes windows, which may add alerts)
+    # The latency quantiles of /metrics may be a second old: read them once they are not. The alerts stay as at
+    # the end of the phase (a quiet second closes correlation windows, which adds alerts).
+    time.sleep(1.1)
+    latency = engine.metrics()
     seconds = done_at - started.value
     return {"events": total, "seconds": seconds, "rate": total / seconds, "max_queue": depth,
             "engine_us": (cpu_after[0] - cpu_before[0]) / total * 1e6,
