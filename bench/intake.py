@@ -150,13 +150,38 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[str, float]:
+def _thread_cpu(pids: list[int]) -> dict[str, float]:
+    """CPU seconds so far per thread name (the engine names its threads: `correlator/live/thread_names.py`),
+    threads of one name summed."""
+    out: dict[str, float] = {}
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                name = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            name = name if name.startswith("socctl") else "main" if task.name == str(pid) else "other"
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _threads_line(before: dict[str, float], after: dict[str, float], seconds: float, events: int) -> str:
+    """`name share-of-a-core (µs per event)` per thread name, the busiest first."""
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    busy = sorted(((cpu, name) for name, cpu in spent.items() if cpu > 0.01), reverse=True)
+    return ", ".join(f"{name} {cpu / seconds:.0%} ({cpu / events * 1e6:,.0f} µs)" for cpu, name in busy)
+
+
+def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[str, Any]:
     started = mp.Value("d", 0.0)
     sender = mp.Process(target=_send, args=(engine.ports["tcp"], frames, rate, started))
     sender.start()
     total, depth = len(frames), 0.0
     done_at = None
     cpu_before = engine.cpu_seconds()
+    pids = [engine.process.pid, *_children(engine.process.pid)]
+    threads_before = _thread_cpu(pids)
     while True:
         figures = engine.metrics()
         depth = max(depth, figures.get("socctl_queue_depth", 0))
@@ -168,6 +193,7 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
         time.sleep(0.1)
     sender.join()
     cpu_after = engine.cpu_seconds()
+    threads_after = _thread_cpu(pids)
     # The latency quantiles of /metrics may be a second old: read them once they are not. The alerts stay as at
     # the end of the phase (a quiet second closes correlation windows, which adds alerts).
     time.sleep(1.1)
@@ -178,7 +204,8 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
             "workers_us": (cpu_after[1] - cpu_before[1]) / total * 1e6,
             "p50": latency.get('socctl_pipeline_latency_seconds{quantile="0.5"}', float("nan")),
             "p99": latency.get('socctl_pipeline_latency_seconds{quantile="0.99"}', float("nan")),
-            "alerts": figures.get("socctl_alerts_total", 0)}
+            "alerts": figures.get("socctl_alerts_total", 0),
+            "threads": _threads_line(threads_before, threads_after, seconds, total)}
 
 
 def _baseline(frames: list[bytes]) -> float:
@@ -293,7 +320,8 @@ def main() -> None:
                   f"events/s ({figures['rate'] / base:.1%} of baseline); max queue {figures['max_queue']:,.0f}; "
                   f"latency p50 {figures['p50'] * 1000:,.0f} ms, p99 {figures['p99'] * 1000:,.0f} ms; "
                   f"{figures['alerts']:,.0f} alerts; engine start {engine.start_seconds:.1f}s; CPU per event: "
-                  f"engine {figures['engine_us']:,.0f} µs, workers {figures['workers_us']:,.0f} µs")
+                  f"engine {figures['engine_us']:,.0f} µs, workers {figures['workers_us']:,.0f} µs\n"
+                  f"  threads (share of a core, CPU per event): {figures['threads']}")
         if not args.no_pcap:
             events, sensor_rate, raw_rate = _pcap_figures(Path(tmp))
             print(f"sensor: pcap -> {events:,} ECS events at {sensor_rate:,.0f} packets/s; scapy raw reader "

@@ -64,6 +64,7 @@ from correlator.live.intake_queue import IntakeQueue
 from correlator.live.latency import LatencyWindow
 from correlator.live.parts import Components, Counters, Reloader
 from correlator.live.representatives import RepresentativeUpdates
+from correlator.live.thread_names import name_this_thread
 from correlator.live.workers import DetectionWorkers
 from correlator.model import Event, Rejected
 from correlator.runtime import Runtime
@@ -89,7 +90,8 @@ class Runner:
         self.config = config
         self.workers = workers  # detection in worker processes; None: in the pipeline thread
         # Threads that wait on the workers' answers (one request in flight per worker, plus the next one queued).
-        self._dispatch = (ThreadPoolExecutor(max_workers=len(workers) + 1, thread_name_prefix="socctl-dispatch")
+        self._dispatch = (ThreadPoolExecutor(max_workers=len(workers) + 1, thread_name_prefix="socctl-dispatch",
+                                             initializer=name_this_thread)
                           if workers is not None else None)
         self.store = store
         self.components = components
@@ -113,7 +115,8 @@ class Runner:
         self.failure: BaseException | None = None
         # Detection, analysis and the store run in this one thread, in order: the analyzer and the store are not
         # thread-safe, and a batch must be done before the next starts.
-        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="socctl-pipeline")
+        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="socctl-pipeline",
+                                            initializer=name_this_thread)
         # Taken in the pipeline thread after a batch, at most every ANALYSIS_METRICS_EVERY_S (they walk the
         # correlation state: every batch, that was a tenth of the engine's time at saturation), and with a large
         # state no more often than METRICS_COST_SHARE of the time allows (`_take_analysis_metrics`).

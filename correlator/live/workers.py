@@ -32,6 +32,7 @@ from typing import Any
 
 from correlator.gc_policy import BatchCollector
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
+from correlator.live.thread_names import name_this_thread
 from correlator.pipeline import Detection
 
 __all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError", "default_count"]
@@ -61,6 +62,7 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
         signal.signal(signum, signal.SIG_IGN)
     for other in others:  # the engine's ends of every pipe: held here they would keep pipes open past the engine
         other.close()
+    name_this_thread("socctl-detect")  # in ps and top: the worker process by its work
     assert _INHERITED is not None, "worker forked without a detection stage"
     detection, loader = _INHERITED
     collector = BatchCollector()  # collects between requests, not during them (gc_policy.py)
