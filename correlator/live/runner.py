@@ -386,8 +386,10 @@ class Runner:
                 while in_flight() > workers:
                     progress.clear()
                     progressed = asyncio.ensure_future(progress.wait())
-                    await asyncio.wait({progressed, finisher}, return_when=asyncio.FIRST_COMPLETED)
-                    progressed.cancel()
+                    try:
+                        await asyncio.wait({progressed, finisher}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        progressed.cancel()
                 in_flight()
                 await self._maybe_snapshot()
             handed.put_nowait(None)
