@@ -84,6 +84,8 @@ def metrics_interval(walk_seconds: float) -> float:
     ANALYSIS_METRICS_EVERY_S, or longer when the state is large (a walk of 40 ms, some 100,000 open windows:
     every 4 s), so the walks never take more than METRICS_COST_SHARE of the pipeline thread."""
     return max(ANALYSIS_METRICS_EVERY_S, walk_seconds / METRICS_COST_SHARE)
+
+
 class Runner:
     def __init__(self, config: RunConfig, store: Store, components: Components, *, clock: Callable[[], int],
                  reloader: Reloader | None = None, workers: DetectionWorkers | None = None) -> None:
