@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from correlator.sigma.engine import SigmaEngine
 
 __all__ = ["StoreInputs", "assemble", "build_runner", "load_parts", "pid_file", "read_store_inputs",
-           "run_until_signalled"]
+           "run_until_signalled", "worker_event_store"]
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,22 @@ def build_runner(config: RunConfig, store: Store) -> tuple[Runner, list[str]]:
     if config.workers > 0:  # forked now, before any thread: they share the compiled rules
         from correlator.live.workers import DetectionWorkers
 
-        workers = DetectionWorkers(config.workers, parts.detection, functools.partial(worker_detection, config))
+        workers = DetectionWorkers(config.workers, parts.detection, functools.partial(worker_detection, config),
+                                   events=worker_event_store(store))
     runner = Runner(config, store, parts, clock=wall_clock_ms,
                     reloader=(lambda: read_store_inputs(store), rebuild), workers=workers)
     return runner, parts.warnings
+
+
+def worker_event_store(store: Store) -> Callable[[], Store] | None:
+    """How a detection worker opens its own connection to `store` to write its events itself: a SQLite file
+    (other backends, and an in-memory database a worker cannot share, leave the events to the engine)."""
+    from correlator.store.config import MEMORY
+    from correlator.store.sqlite import SqliteStore
+
+    if not isinstance(store, SqliteStore) or store.path == MEMORY:
+        return None
+    return functools.partial(SqliteStore, store.path)
 
 
 def worker_detection(config: RunConfig, inputs: StoreInputs) -> Detection:

@@ -38,10 +38,12 @@ Intake = SyslogFrame | Event | Rejected  # what a collector queues: a syslog fra
 class Detected:
     """One batch through detection: the stage's result (alerts, correlation inputs, dead letters (read, parse and
     refused by the store), allowlist and payload counts; no events), the events' prepared store records (when
-    events are stored), per collector the events and the dead letters it gave, and the newest event time."""
+    events are stored, and not by the worker itself: `stored`), per collector the events and the dead letters it
+    gave, and the newest event time."""
 
     result: FileResult
     prepared: list[PreparedRecord] = field(default_factory=list)
+    stored: int = 0  # events the detection worker stored itself (`correlator.live.worker_events`)
     events: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     newest_ms: int | None = None
@@ -100,6 +102,7 @@ def merge_detected(parts: Sequence[Detected]) -> Detected:
     for part in parts:
         merged.result.add(part.result)
         merged.prepared.extend(part.prepared)
+        merged.stored += part.stored
         merged.events.update(part.events)
         merged.rejected.update(part.rejected)
         if part.newest_ms is not None and (merged.newest_ms is None or part.newest_ms > merged.newest_ms):

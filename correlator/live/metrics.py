@@ -39,6 +39,9 @@ def render(runner: Runner) -> str:
            or [_line("rejected_total", 0, {"collector": "none"})])
     metric("events_processed_total", "counter", "Events through detection.",
            [_line("events_processed_total", c.events_processed)])
+    metric("events_stored_by_workers_total", "counter",
+           "Events the detection workers stored themselves (SQLite; the engine stores the others).",
+           [_line("events_stored_by_workers_total", c.events_stored_by_workers)])
     metric("events_out_total", "counter", "Events through detection, by collector.",
            [_line("events_out_total", n, {"collector": k}) for k, n in sorted(c.events_out.items())]
            or [_line("events_out_total", 0, {"collector": "none"})])

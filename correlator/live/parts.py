@@ -42,6 +42,7 @@ class Counters:
     rejected: Counter[str] = field(default_factory=Counter)  # by collector
     events_out: Counter[str] = field(default_factory=Counter)  # events through detection, by collector
     events_processed: int = 0
+    events_stored_by_workers: int = 0  # of those, stored by the detection workers themselves
     alerts: int = 0
     correlation_alerts: int = 0
     suppressed: int = 0
@@ -64,6 +65,7 @@ class Counters:
         self.rejected.update(detected.rejected)
         self.events_out.update(detected.events)
         self.events_processed += result.events
+        self.events_stored_by_workers += detected.stored
         self.payloads_scanned += result.payloads
         self.payload_cache_hits += result.payload_cache_hits
         self.yara_alerts += result.yara_alerts

@@ -204,7 +204,8 @@ class Runner:
 
     def finish(self, batch: list[Queued], detected: Detected, started: float) -> None:
         """The rest of a batch after detection (pipeline thread, batches in order): analysis, then the batch's
-        dead letters, events, alerts and cases stored as one unit (`Store.batch`)."""
+        dead letters, events (those its detection worker did not store itself), alerts and cases stored as one
+        unit (`Store.batch`)."""
         counters = self.counters
         result = detected.result
         newest = detected.newest_ms

@@ -33,15 +33,18 @@ from typing import Any
 from correlator.gc_policy import BatchCollector
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
 from correlator.live.thread_names import name_this_thread
+from correlator.live.worker_events import EventWriter
 from correlator.pipeline import Detection
+from correlator.store.base import Store
 
 __all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError", "default_count"]
 
 log = logging.getLogger(__name__)
 
-# (detection, loader): what a forked worker starts with; `loader(payload)` builds a new detection on reload.
+# (detection, loader, events): what a forked worker starts with; `loader(payload)` builds a new detection on
+# reload; `events` opens the store the worker writes its events into itself (None: the engine stores them).
 Loader = Callable[[Any], Detection]
-_INHERITED: tuple[Detection, Loader] | None = None
+_INHERITED: tuple[Detection, Loader, Callable[[], Store] | None] | None = None
 
 
 class WorkerError(RuntimeError):
@@ -64,7 +67,8 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
         other.close()
     name_this_thread("socctl-detect")  # in ps and top: the worker process by its work
     assert _INHERITED is not None, "worker forked without a detection stage"
-    detection, loader = _INHERITED
+    detection, loader, events = _INHERITED
+    writer = EventWriter(events) if events is not None else None
     collector = BatchCollector()  # collects between requests, not during them (gc_policy.py)
     collector.pause()
     while True:
@@ -81,6 +85,8 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
             if kind == "detect":
                 _, batch, now_ms, store_events = request
                 answer = detect_batch(batch, detection, now_ms, store_events=store_events)
+                if writer is not None:
+                    writer.store(answer)
             elif kind == "load":
                 detection = loader(request[1])
             reply: tuple[Any, ...] | None = (("ok", answer) if kind in ("detect", "load")
@@ -117,13 +123,16 @@ class DetectionWorkers:
     detection stage from what `load` is given. Start them from the thread that starts the engine, before any
     other thread exists (fork copies only the calling thread). A replacement is forked later, from the thread
     that found the death: it only runs its inherited detection stage, never a lock another thread could have
-    held. `detection` is what a replacement starts with: keep it current after a reload."""
+    held. `detection` is what a replacement starts with: keep it current after a reload. With `events`, each
+    worker stores the events it prepares into the store that opens, itself (`correlator.live.worker_events`)."""
 
-    def __init__(self, count: int, detection: Detection, loader: Loader) -> None:
+    def __init__(self, count: int, detection: Detection, loader: Loader, *,
+                 events: Callable[[], Store] | None = None) -> None:
         if count < 1:
             raise ValueError(f"detection workers: need at least 1, got {count}")
         self.detection = detection
         self._loader = loader
+        self._events = events  # opens the store each worker writes its events into (in the worker)
         self._context = multiprocessing.get_context("fork")
         self._workers: list[_Worker] = []
         self._slots = [threading.Lock() for _ in range(count)]  # one request at a time per worker, across forks
@@ -143,7 +152,7 @@ class DetectionWorkers:
         global _INHERITED  # noqa: PLW0603 - the fork start method hands this to the worker
         mine, theirs = self._context.Pipe()
         ends = [worker.conn for worker in self._workers] + [mine]
-        _INHERITED = (self.detection, self._loader)
+        _INHERITED = (self.detection, self._loader, self._events)
         try:
             process = self._context.Process(target=_serve, args=(theirs, ends), daemon=True,
                                             name=f"socctl-detect-{index}")
