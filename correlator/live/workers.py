@@ -7,6 +7,9 @@ Workers are forked when the engine starts, before any thread or listener exists,
 worker k mod N and takes the results back in batch order. A reload is a message: every worker loads the new rules
 and configuration itself (`load`), and a worker that cannot keeps what it runs and says why.
 
+Over SQLite each worker also stores the events it prepared, through a connection of its own
+(`correlator.live.worker_events`): the engine's pipeline thread keeps the analysis, the alerts and the cases.
+
 A worker ignores SIGINT, SIGTERM and SIGHUP (the engine decides when to stop: it drains its queue through the
 workers first) and ends when its pipe closes (the engine stopped or died) or when told to.
 
