@@ -113,6 +113,8 @@ class Runner:
         self.max_event_ms: int | None = None
         self._last_arrival = time.monotonic()
         self._in_flight = 0  # batches handed to the detection workers and not yet finished
+        self._detecting = 0  # of those, the ones a worker is still detecting
+        self._progress: asyncio.Event | None = None  # set by `_remote_batches` when a detection or finish ends
         self._last_snapshot = time.monotonic()
         self.failure: BaseException | None = None
         # Detection, analysis and the store run in this one thread, in order: the analyzer and the store are not
@@ -366,11 +368,13 @@ class Runner:
             await self._maybe_snapshot()
 
     async def _remote_batches(self, drain: asyncio.Event, workers: int) -> None:
-        """Batches handed to the detection workers as soon as they are gathered, up to one more than there are
-        workers in flight; a finisher task finishes them in order (`_finish_in_order`) meanwhile, so a batch is
-        gathered and detected while the one before it is stored, whatever the load."""
+        """Batches handed to the detection workers as they are gathered while a finisher task finishes them in
+        order (`_finish_in_order`), so a batch is gathered and detected while the one before it is stored,
+        whatever the load. The next batch is gathered once a worker is free and no more than one batch more
+        than there are workers is in flight: while every worker is busy the queue fills, and the batch that
+        then goes is larger (what a batch costs is spread over more events) without waiting any longer."""
         handed: asyncio.Queue[InFlight | None] = asyncio.Queue()
-        progress = asyncio.Event()
+        progress = self._progress = asyncio.Event()  # set when a detection or a finish ends
         finisher = asyncio.create_task(self._finish_in_order(handed, progress), name="socctl-finish")
 
         def in_flight() -> int:
@@ -386,7 +390,7 @@ class Runner:
                     self._last_arrival = time.monotonic()
                 handed.put_nowait(self._detect_remote(batch, checkpoints))
                 self._in_flight += 1
-                while in_flight() > workers:
+                while in_flight() > workers or self._detecting >= workers:
                     progress.clear()
                     progressed = asyncio.ensure_future(progress.wait())
                     try:
@@ -425,7 +429,15 @@ class Runner:
         future = asyncio.get_running_loop().run_in_executor(
             self._dispatch, functools.partial(self.workers.detect, index, items, self.clock(),
                                               store_events=self.config.store_events))
+        self._detecting += 1
+        future.add_done_callback(self._detected)
         return InFlight(batch, checkpoints, future, time.perf_counter())
+
+    def _detected(self, _: asyncio.Future[Detected]) -> None:
+        """A worker is done with a batch (event loop thread): the next one may be gathered."""
+        self._detecting -= 1
+        if self._progress is not None:
+            self._progress.set()
 
     async def _complete(self, entry: InFlight) -> None:
         """Finish a batch handed to a worker (its detection awaited, then `finish` in the pipeline thread) and

@@ -156,3 +156,35 @@ def _serve_scenario(runner: Runner, scenario: Any) -> None:
 
     asyncio.run(main())
 
+
+
+def test_while_every_worker_is_busy_the_next_batch_waits_and_grows(tmp_path: Path) -> None:
+    config = _config(tmp_path, _rules(tmp_path / "rules", "a"), workers=1)  # batch_wait 20 ms
+    release = threading.Event()
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+        assert runner.workers is not None
+        detect = runner.workers.detect
+        sizes: list[int] = []
+
+        def held(index: int, items: Any, now_ms: int, *, store_events: bool) -> Any:
+            sizes.append(len(items))
+            if len(sizes) == 1:  # the first batch keeps the only worker busy
+                release.wait(timeout=10)
+            return detect(index, items, now_ms, store_events=store_events)
+
+        runner.workers.detect = held  # type: ignore[method-assign]
+
+        async def scenario(runner: Runner) -> None:
+            await runner.put("test", _event("a", 0))
+            while not sizes:
+                await asyncio.sleep(0.01)
+            for number in range(1, 6):  # each alone would be a batch of its own after batch_wait
+                await runner.put("test", _event("a", number))
+                await asyncio.sleep(0.05)
+            release.set()
+            await runner.barrier()
+
+        _serve_scenario(runner, scenario)
+        assert sizes == [1, 5]
+        assert store.count("events") == 6
