@@ -57,8 +57,8 @@ def load_events(count: int) -> list[Event]:
     while len(events) < count:
         for event in base[: count - len(events)]:
             raw = event.raw if copy == 0 else f"{event.raw}#copy{copy}"
-            replica = Event(id=event_id_for(raw), timestamp_ms=event.timestamp_ms, raw=raw, ecs=event.ecs,
-                            fields=event.fields, origin=event.origin)
+            replica = Event(id=event_id_for(raw, event.timestamp_ms), timestamp_ms=event.timestamp_ms, raw=raw,
+                            ecs=event.ecs, fields=event.fields, origin=event.origin)
             events.append(replica)
         copy += 1
     return events

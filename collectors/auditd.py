@@ -281,7 +281,7 @@ def assemble(records: Sequence[AuditRecord], origin: EventOrigin) -> Event:
     native = _native(ordered)
     flat = _ecs(main, ordered, native)
     raw = "\n".join(r.line for r in records)
-    return Event(id=event_id_for(raw), timestamp_ms=main.timestamp_ms, raw=raw, ecs=nest(flat),
+    return Event(id=event_id_for(raw, main.timestamp_ms), timestamp_ms=main.timestamp_ms, raw=raw, ecs=nest(flat),
                  fields={**flat, **native}, origin=origin, host_name=main.node)
 
 

@@ -84,7 +84,6 @@ def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, rec
     if line is None:
         return None
     dataset = _dataset(record)
-    event_id = event_id_for(raw)
     if dataset in _SYSLOG_DATASETS:
         parsers: tuple[str, ...] = ("syslog",)
     elif dataset in _WEB_DATASETS:
@@ -99,7 +98,7 @@ def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, rec
     reasons: list[str] = []
     for parser in parsers:
         try:
-            item = _parse(parser, line, raw, event_id, origin, (received_ms, tz), dataset)
+            item = _parse(parser, line, raw, origin, (received_ms, tz), dataset)
         except CollectorError as exc:
             reasons.append(exc.reason)
             continue
@@ -114,8 +113,9 @@ def embedded_event(record: Mapping[str, Any], raw: str, origin: EventOrigin, rec
                     stage="normalise")
 
 
-def _parse(parser: str, line: str, raw: str, event_id: str, origin: EventOrigin, received: tuple[int, str | None],
+def _parse(parser: str, line: str, raw: str, origin: EventOrigin, received: tuple[int, str | None],
            dataset: str | None) -> Event | Rejected:
+    """The event of `line` read by `parser`; its id hashes the whole record `raw`."""
     where = EventOrigin(path=origin.path, offset=origin.offset, format=parser)
     if parser == "syslog":
         received_ms, tz = received
@@ -123,14 +123,15 @@ def _parse(parser: str, line: str, raw: str, event_id: str, origin: EventOrigin,
             message = parse_syslog(line, received_ms=received_ms, tz=UTC if tz is None else ZoneInfo(tz))
         except SyslogParseError as exc:
             raise CollectorError(exc.reason) from None
-        return syslog_file.to_event(message, raw, where, event_id)
+        return syslog_file.to_event(message, raw, where)
     if parser == "web-access":
         event = web_access.parse_line(line, where, server=_WEB_DATASETS.get(dataset or ""))
     elif parser == "iis":
         event = iis.parse_row(line, iis.DEFAULT_FIELDS, where)
     else:
         event = squid.parse_line(line, where)
-    return Event(event_id, event.timestamp_ms, raw, ecs=event.ecs, fields=event.fields, origin=where)
+    return Event(event_id_for(raw, event.timestamp_ms), event.timestamp_ms, raw, ecs=event.ecs, fields=event.fields,
+                 origin=where)
 
 
 def _with_record(event: Event, record: Mapping[str, Any]) -> Event:

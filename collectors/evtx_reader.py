@@ -102,12 +102,12 @@ def read_evtx(path: Path, *, threads: int = 1, native: bool | None = None,
                 quiet.count += 1
                 last_good = item
                 continue
-            raw, event_id, counter, record, parts, prefiltered = item
+            raw, digest, counter, record, parts, prefiltered = item
             if parts is not None:  # normalised natively
                 fields, user_count, extra_count, data_count, timestamp_ms = parts
                 last_good = counter
                 origin = EventOrigin(path=where, record_id=counter, format="evtx")
-                yield evtx_event(fields, user_count, extra_count, data_count, timestamp_ms, raw, event_id, origin,
+                yield evtx_event(fields, user_count, extra_count, data_count, timestamp_ms, raw, digest, origin,
                                  prefiltered)
                 continue
         elif type(item) is not dict or not isinstance(item.get("data"), str):

@@ -110,9 +110,10 @@ def normalise_json(record: dict[str, Any], raw: str, origin: EventOrigin) -> Eve
     ecs = nest(flat)
     # `flat` already holds every top-level key as given (leaves) and every nested leaf under its dotted name;
     # `nest` may have merged conflicting keys ({"a": 1, "a.b": 2}), `flat` keeps both.
+    timestamp_ms = first_timestamp_ms(flat)
     return Event(
-        id=event_id_for(raw),
-        timestamp_ms=first_timestamp_ms(flat),
+        id=event_id_for(raw, timestamp_ms),
+        timestamp_ms=timestamp_ms,
         raw=raw,
         ecs=ecs,
         fields=flat,

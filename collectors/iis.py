@@ -98,7 +98,7 @@ def parse_row(line: str, fields: tuple[str, ...], origin: EventOrigin) -> Event:
     ecs = _ecs(native, timestamp_ms)
     flat = {**ecs, **native}
     key = f"{origin.path or ''}\n{origin.offset if origin.offset is not None else ''}\n{line}"
-    return Event(id=event_id_for(key), timestamp_ms=timestamp_ms, raw=line, ecs=nest(ecs), fields=flat,
+    return Event(id=event_id_for(key, timestamp_ms), timestamp_ms=timestamp_ms, raw=line, ecs=nest(ecs), fields=flat,
                  origin=origin)
 
 

@@ -61,7 +61,8 @@ def record_event(record: NetworkRecord, origin: EventOrigin) -> Event:
         _tls(detail, out, summary)
     raw = orjson.dumps(summary).decode()
     identity = f"{record.kind}|{endpoints.community_id}|{endpoints.start_us}|{record.index}"
-    return Event(id=event_id_for(identity), timestamp_ms=record.timestamp_us // 1000, raw=raw, fields=out,
+    timestamp_ms = record.timestamp_us // 1000
+    return Event(id=event_id_for(identity, timestamp_ms), timestamp_ms=timestamp_ms, raw=raw, fields=out,
                  origin=origin, ecs_factory=lambda: (nest(out), {}), payload=_payload(detail))
 
 

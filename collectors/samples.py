@@ -170,7 +170,7 @@ def sample_event(data: bytes, source: SampleSource, digests: Digests | None = No
     if sample:
         doc["sample"] = sample
     raw = orjson.dumps(_summary(source, digests, filetype)).decode()
-    return Event(event_id_for(raw), source.timestamp_ms, raw, ecs=doc, fields=flatten(doc),
+    return Event(event_id_for(raw, source.timestamp_ms), source.timestamp_ms, raw, ecs=doc, fields=flatten(doc),
                  origin=EventOrigin(path=source.origin or source.path, format=FORMAT), payload=data)
 
 

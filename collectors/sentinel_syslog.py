@@ -204,7 +204,8 @@ def _sysmon(text: str, record: dict[str, Any], raw: str, origin: EventOrigin) ->
     fields = flat_fields(doc)
     fields.update(data)
     fields.update({key: value for key, value in sigma.items() if key != "Channel" and value is not None})
-    return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, ecs=doc, fields=fields, origin=origin)
+    return Event(id=event_id_for(raw, timestamp_ms), timestamp_ms=timestamp_ms, raw=raw, ecs=doc, fields=fields,
+                 origin=origin)
 
 
 def _system_values(system: str) -> dict[str, Any]:
@@ -347,8 +348,8 @@ def _audit_event(records: list[AuditRecord], record: dict[str, Any], raw: str, o
         elif "process.args" in ecs_flat:
             native.update(_process_creation(ecs_flat, native))
     fields = {**ecs_flat, **native}
-    return Event(id=event_id_for(raw), timestamp_ms=base.timestamp_ms, raw=raw, ecs=nest(ecs_flat), fields=fields,
-                 origin=origin, host_name=base.host_name)
+    return Event(id=event_id_for(raw, base.timestamp_ms), timestamp_ms=base.timestamp_ms, raw=raw, ecs=nest(ecs_flat),
+                 fields=fields, origin=origin, host_name=base.host_name)
 
 
 def _process_creation(ecs: dict[str, Any], native: dict[str, Any]) -> dict[str, Any]:
@@ -495,5 +496,5 @@ def _syslog(text: str, record: dict[str, Any], raw: str, origin: EventOrigin) ->
     )
     doc = linux_auth.to_ecs(message)
     _merge(doc, _row_ecs(record))
-    return Event(id=event_id_for(raw), timestamp_ms=message.timestamp_ms, raw=raw, ecs=doc, fields=flat_fields(doc),
-                 origin=origin)
+    return Event(id=event_id_for(raw, message.timestamp_ms), timestamp_ms=message.timestamp_ms, raw=raw, ecs=doc,
+                 fields=flat_fields(doc), origin=origin)

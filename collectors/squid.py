@@ -80,7 +80,7 @@ def parse_line(line: str, origin: EventOrigin) -> Event:
     if match["type"] != "-":
         flat["http.response.mime_type"] = match["type"]
     key = f"{origin.path or ''}\n{origin.offset if origin.offset is not None else ''}\n{line}"
-    return Event(id=event_id_for(key), timestamp_ms=timestamp_ms, raw=line, ecs=nest(flat), fields=flat,
+    return Event(id=event_id_for(key, timestamp_ms), timestamp_ms=timestamp_ms, raw=line, ecs=nest(flat), fields=flat,
                  origin=origin)
 
 

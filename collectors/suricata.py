@@ -159,7 +159,7 @@ def _to_event(record: Any, raw: str, origin: EventOrigin) -> Event | Rejected:
 
 
 def normalise_record(record: dict[str, Any], raw: str, origin: EventOrigin) -> Event:
-    """One EVE record to an `Event`. `raw` is the record's text (its id is `event_id_for(raw)`); `record` is not
+    """One EVE record to an `Event`. `raw` is the record's text (its id is `event_id_for(raw, time)`); `record` is not
     modified and becomes `ecs["suricata"]["eve"]`. `fields` (also `native`, which routing reads) hold every ECS
     field and the record's leaves; the nested `ecs` document is built on first use.
 
@@ -195,7 +195,7 @@ def normalise_record(record: dict[str, Any], raw: str, origin: EventOrigin) -> E
         ecs["suricata"] = {"eve": record}
         return ecs, {}
 
-    return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, fields=fields, origin=origin,
+    return Event(id=event_id_for(raw, timestamp_ms), timestamp_ms=timestamp_ms, raw=raw, fields=fields, origin=origin,
                  ecs_factory=document)
 
 

@@ -13,11 +13,12 @@ timestamps get their year from the file's mtime (the file was last written after
 `tz` (UTC unless given).
 
 Event ids: the same line read from a rotated copy (auth.log, then auth.log.1) must keep its id, so the id is a
-hash of the line's content, not of the path or line number. Identical lines are real in auth logs (the same
-failure twice in one second), so the n-th repeat of a line within the last `REPEAT_WINDOW` distinct lines hashes
-the line with its repeat count: `event_id_for(line)`, then `event_id_for(line + "\\n#1")`, ... Identical lines
-share a timestamp to the second and so lie close together; the window keeps memory bounded on large files. A
-repeat split by a rotation restarts its count in the new file, and merges with the first occurrence.
+hash of the line's content and time, not of the path or line number. Identical lines are real in auth logs (the
+same failure twice in one second), so the n-th repeat of a line within the last `REPEAT_WINDOW` distinct lines
+hashes the line with its repeat count: `event_id_for(line, time)`, then `event_id_for(line + "\\n#1", time)`, ...
+Identical lines share a timestamp to the second and so lie close together; the window keeps memory bounded on
+large files. A repeat split by a rotation restarts its count in the new file, and merges with the first
+occurrence.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collectors import firewall, linux_auth
 from collectors.syslog_parse import SyslogMessage, SyslogParseError, parse_syslog
 from correlator.model import Event, EventOrigin, Rejected, event_id_for
 
-__all__ = ["FORMAT", "REPEAT_WINDOW", "is_syslog_name", "read_file", "sniff", "to_event"]
+__all__ = ["FORMAT", "REPEAT_WINDOW", "is_syslog_name", "read_file", "repeat_id", "sniff", "to_event"]
 
 FORMAT = "syslog"
 REPEAT_WINDOW = 4096  # distinct recent lines whose repeats are counted
@@ -76,7 +77,7 @@ def to_event(
     message: SyslogMessage, raw: str, origin: EventOrigin, event_id: str | None = None
 ) -> Event | Rejected:
     """An `Event` for a parsed message: ECS from `linux_auth.to_ecs`, or the connection fields of
-    `firewall.firewall_fields` for a firewall message; id `event_id_for(raw)` unless given. A firewall message
+    `firewall.firewall_fields` for a firewall message; id `event_id_for(raw, time)` unless given. A firewall message
     that cannot be read is a `Rejected` (stage "normalise") with the reason, "line N: " first for a file line.
 
     The flat fields (what rules read) are built directly; the nested document only when something reads `ecs`
@@ -91,7 +92,7 @@ def to_event(
             return Rejected(f"{line}{exc.reason}", origin, raw, stage="normalise")
     fields = linux_auth.to_fields(message, auth)
     return Event(
-        id=event_id if event_id is not None else event_id_for(raw),
+        id=event_id if event_id is not None else event_id_for(raw, message.timestamp_ms),
         timestamp_ms=message.timestamp_ms,
         raw=raw,
         fields=fields,
@@ -135,11 +136,13 @@ def _read_lines(
         except SyslogParseError as exc:
             yield Rejected(f"line {number}: {exc.reason}", origin, raw)
             continue
-        yield to_event(message, raw, origin, _repeat_id(seen, raw))
+        yield to_event(message, raw, origin, repeat_id(seen, raw, message.timestamp_ms))
 
 
-def _repeat_id(seen: OrderedDict[str, int], raw: str) -> str:
-    base = event_id_for(raw)
+def repeat_id(seen: OrderedDict[str, int], raw: str, timestamp_ms: int) -> str:
+    """The id of line `raw` at `timestamp_ms` given the recent distinct lines `seen` (by id -> times seen,
+    updated here): the n-th repeat hashes with its count (see the module doc)."""
+    base = event_id_for(raw, timestamp_ms)
     count = seen.get(base)
     if count is None:
         seen[base] = 1
@@ -148,4 +151,4 @@ def _repeat_id(seen: OrderedDict[str, int], raw: str) -> str:
         return base
     seen[base] = count + 1
     seen.move_to_end(base)
-    return event_id_for(f"{raw}\n#{count}")
+    return event_id_for(f"{raw}\n#{count}", timestamp_ms)

@@ -49,7 +49,7 @@ from collectors.files import FORMATS, detect_format
 from collectors.json_reader import normalise_record
 from collectors.syslog_parse import SyslogParseError, parse_syslog
 from collectors.tail_lines import FileOrigin
-from correlator.model import Event, EventOrigin, Rejected, event_id_for
+from correlator.model import Event, EventOrigin, Rejected
 
 __all__ = ["AUDIT_IDLE", "LINE_FORMATS", "AuditDecoder", "LineDecoder", "TailFormats", "TailSpec"]
 
@@ -141,7 +141,9 @@ class LineDecoder:
             message = parse_syslog(raw, received_ms=self.clock_ms(), tz=self.tz)
         except SyslogParseError as exc:
             return Rejected(f"line {where.offset}: {exc.reason}", where, raw)
-        return syslog_file.to_event(message, raw, where, self._repeat_id(raw))
+        # syslog_file's ids: the n-th repeat of a line among the recent distinct lines hashes with its count
+        return syslog_file.to_event(message, raw, where,
+                                    syslog_file.repeat_id(self._repeats, raw, message.timestamp_ms))
 
     def _new_reader(self, path: str) -> zeek.ZeekLineReader | iis.IisLineReader | windows_firewall.FirewallLogReader:
         if self.format == "zeek":
@@ -164,20 +166,6 @@ class LineDecoder:
                 except OSError as exc:
                     log.warning("%s: cannot read the %s header at the file's start: %s", path, self.format, exc)
         return reader.line(origin.line, line.rstrip(b"\r"))
-
-    def _repeat_id(self, raw: str) -> str:
-        """`syslog_file`'s ids: the n-th repeat of a line among the recent distinct lines hashes with its count."""
-        seen = self._repeats
-        base = event_id_for(raw)
-        count = seen.get(base)
-        if count is None:
-            seen[base] = 1
-            if len(seen) > syslog_file.REPEAT_WINDOW:
-                seen.popitem(last=False)
-            return base
-        seen[base] = count + 1
-        seen.move_to_end(base)
-        return event_id_for(f"{raw}\n#{count}")
 
     def _json(self, data: bytes, where: EventOrigin) -> Event | Rejected:
         number = where.offset

@@ -142,7 +142,7 @@ def parse_line(line: str, origin: EventOrigin, *, server: str | None = None) -> 
     _optional(flat, "user_agent.original", extra.get("agent", "-"))
     _forwarded(flat, extra.get("xff", "-"))
     key = f"{origin.path or ''}\n{origin.offset if origin.offset is not None else ''}\n{line}"
-    return Event(id=event_id_for(key), timestamp_ms=timestamp_ms, raw=line, ecs=nest(flat),
+    return Event(id=event_id_for(key, timestamp_ms), timestamp_ms=timestamp_ms, raw=line, ecs=nest(flat),
                  fields=flat, origin=origin)
 
 

@@ -30,7 +30,7 @@ from collectors.windows_ecs import (
     _int,
     dataset_for,
 )
-from correlator.model import Event, EventOrigin, event_id_for, flatten, nest
+from correlator.model import Event, EventOrigin, event_id_for, flatten, nest, timed_id
 
 __all__ = [
     "ECS_EVENT_CONSTANTS",
@@ -391,8 +391,8 @@ def _assemble(
     native.update(data)
     native.update(sigma)
     if ecs is None:  # EVTX and flat records: the ECS document is built on first use
-        return _deferred_event(sigma, data, user_data, ecs_source, native, timestamp_ms, raw, event_id_for(raw),
-                               origin)
+        return _deferred_event(sigma, data, user_data, ecs_source, native, timestamp_ms, raw,
+                               event_id_for(raw, timestamp_ms), origin)
     # A Winlogbeat record is ECS already: completed, never overwritten; its fields known after the merge, and
     # everything in it is the record's own.
     doc, ecs_fields = _skeleton(sigma, data, user_data)
@@ -400,7 +400,8 @@ def _assemble(
     _apply_ecs_map(ecs, ecs_fields, ecs_source, sigma.get("Provider_Name"), sigma["EventID"])
     ecs_fields = flat_fields(ecs)
     ecs_fields.update(native)
-    return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, ecs=ecs, fields=ecs_fields, origin=origin)
+    return Event(id=event_id_for(raw, timestamp_ms), timestamp_ms=timestamp_ms, raw=raw, ecs=ecs, fields=ecs_fields,
+                 origin=origin)
 
 
 def evtx_event(
@@ -410,15 +411,16 @@ def evtx_event(
     data_count: int,
     timestamp_ms: int | None,
     raw: str,
-    event_id: str,
+    digest: str,
     origin: EventOrigin,
     prefiltered: tuple[object, list[int]] | None = None,
 ) -> Event:
     """An EVTX record the native reader (correlator/native) has already normalised: `native` is the field view
     `_from_evtx` builds, its sections in order (UserData leaves, the rest of `extra`, EventData, System values)
     with no name in two sections, the counts say where they end; `timestamp_ms` is None when the reader left
-    the time to `to_epoch_ms`. The sections are taken apart again only if the ECS document is built.
-    `prefiltered`: the literal prefilter's answer for the record, when the reader ran it (`Event.prefiltered`)."""
+    the time to `to_epoch_ms`. The sections are taken apart again only if the ECS document is built. `digest`:
+    the hex SHA-256 of `raw` the id is made of with the time (`timed_id`). `prefiltered`: the literal
+    prefilter's answer for the record, when the reader ran it (`Event.prefiltered`)."""
     if timestamp_ms is None:
         timestamp_ms = to_epoch_ms(native.get("TimeCreated")) or 0
 
@@ -433,8 +435,8 @@ def evtx_event(
         return doc, ecs_fields
 
     computer = native.get("Computer")  # the document's host.name, without building it
-    return Event(id=event_id, timestamp_ms=timestamp_ms, raw=raw, fields=native, origin=origin,
-                 ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None,
+    return Event(id=timed_id(timestamp_ms, digest), timestamp_ms=timestamp_ms, raw=raw, fields=native,
+                 origin=origin, ecs_factory=build_ecs, host_name=computer if isinstance(computer, str) else None,
                  prefiltered=prefiltered)
 
 

@@ -93,7 +93,7 @@ def parse_row(line: str, fields: tuple[str, ...], origin: EventOrigin, tz: tzinf
             raise FirewallLogError(exc.reason) from None
     flat["@timestamp"] = ms_to_iso(timestamp_ms)
     key = f"{origin.path or ''}\n{origin.offset if origin.offset is not None else ''}\n{line}"
-    return Event(id=event_id_for(key), timestamp_ms=timestamp_ms, raw=line, ecs=nest(flat), fields=flat,
+    return Event(id=event_id_for(key, timestamp_ms), timestamp_ms=timestamp_ms, raw=line, ecs=nest(flat), fields=flat,
                  origin=origin)
 
 

@@ -301,7 +301,7 @@ def normalise_record(
     flat_fields(native, f"zeek.{zeek_path}.", out)
     fields = dict(native)
     fields.update(out)
-    return Event(id=event_id_for(raw), timestamp_ms=timestamp_ms, raw=raw, fields=fields, origin=origin,
+    return Event(id=event_id_for(raw, timestamp_ms), timestamp_ms=timestamp_ms, raw=raw, fields=fields, origin=origin,
                  ecs_factory=lambda: (nest(out), {}))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yara_x
 
-from correlator.model import Alert, EventOrigin, MatchedRule, Rejected, event_id_for
+from correlator.model import Alert, EventOrigin, MatchedRule, Rejected, event_id_for, timed_id
 from correlator.yara_rules import (
     DEFAULT_MATCHES_PER_PATTERN,
     DEFAULT_MAX_SIZE,
@@ -267,7 +267,8 @@ def _alert(hit: YaraHit, file: ScannedFile) -> Alert:
     return Alert(
         rule=hit.rule,
         # One file at one path: copies of the same content elsewhere are distinct alerts, a rescan is not.
-        event_id=event_id_for(f"{file.path}\n{file.sha256}") if file.path else file.sha256[:32],
+        event_id=(event_id_for(f"{file.path}\n{file.sha256}", file.mtime_ms) if file.path
+                  else timed_id(file.mtime_ms, file.sha256)),
         timestamp_ms=file.mtime_ms,
         host_name=None,
         origin=EventOrigin(path=file.path, format="file"),

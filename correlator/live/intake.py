@@ -39,7 +39,7 @@ def python_frame_event(frame: SyslogFrame, raw: str, origin: EventOrigin) -> Eve
         message = parse_syslog(raw, received_ms=frame.received_ms, source_host=frame.peer, tz=zone(frame.tz))
     except SyslogParseError as exc:
         return Rejected(f"not a syslog message: {exc.reason}", origin, raw=raw, stage="normalise")
-    return to_event(message, raw, origin, event_id_for(f"{frame.peer}\0{raw}"))
+    return to_event(message, raw, origin, event_id_for(f"{frame.peer}\0{raw}", message.timestamp_ms))
 
 
 def frame_origin(frame: SyslogFrame) -> EventOrigin:

@@ -205,7 +205,7 @@ def alert_record(alert: Alert) -> Record:
 
 
 def deadletter_id_for(item: Rejected) -> str:
-    """Content hash of (reason, path, offset, record_id, raw): 128 bits of SHA-256, hex, like event ids."""
+    """Content hash of (reason, path, offset, record_id, raw): 128 bits of SHA-256, hex (the length of event ids)."""
     origin = item.origin
     key = orjson.dumps([item.reason, origin.path, origin.offset, origin.record_id, item.raw])
     return hashlib.sha256(key).hexdigest()[:32]

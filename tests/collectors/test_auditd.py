@@ -228,7 +228,7 @@ def test_exec_event_ecs() -> None:
     assert "type" not in event.ecs  # audit names are rule fields, not ECS
     assert event.timestamp_ms == 1732064400123
     assert event.raw == "\n".join(EXEC_LS)
-    assert event.id == event_id_for(event.raw)
+    assert event.id == event_id_for(event.raw, event.timestamp_ms)
     assert event.origin == EventOrigin(path="audit.log", offset=1, record_id=4567, format=FORMAT)
 
 

@@ -41,7 +41,7 @@ def test_a_fluent_bit_auth_line_is_the_event_of_the_file_line(tmp_path: Path) ->
     assert isinstance(from_file, Event)
     assert event.fields == from_file.fields  # the same parsed fields, whatever carried the line
     assert event.get("event.dataset") == "system.auth"
-    assert event.id == event_id_for(orjson.dumps(record).decode())  # the record's own hash, as before
+    assert event.id == event_id_for(orjson.dumps(record).decode(), event.timestamp_ms)  # the record's own hash
     assert event.raw == orjson.dumps(record).decode()  # the record is what was received and is kept
 
 

@@ -78,7 +78,7 @@ def test_record_id_comes_from_system_not_the_parser_counter(scripted: Callable[[
     assert first.origin.format == "evtx"
     assert first.origin.path == "sec.evtx"
     assert first.raw == rendered(452811)["data"]
-    assert first.id == event_id_for(first.raw)
+    assert first.id == event_id_for(first.raw, first.timestamp_ms)
 
 
 def test_corrupt_chunk_is_rejected_and_reading_goes_on(scripted: Callable[[list[Any]], None]) -> None:

@@ -55,7 +55,7 @@ def test_nested_and_dotted_keys_give_the_same_event(record: dict[str, Any]) -> N
     assert event.fields["event.category"] == ["authentication"]
     assert event.fields["message"].startswith("Failed password")
     assert event.timestamp_ms == 1710151331000
-    assert event.id == event_id_for(event.raw)
+    assert event.id == event_id_for(event.raw, event.timestamp_ms)
     assert event.origin == EventOrigin(path="auth.json", offset=3, format="json")
 
 

@@ -289,7 +289,7 @@ def test_each_agent_flavour_over_http(intake: Intake, records: list[dict[str, ob
     events = intake.wait_delivered(len(records))
     for event, record, expected in zip(events, records, fields, strict=True):
         assert isinstance(event, Event)
-        assert event.id == event_id_for(orjson.dumps(record))
+        assert event.id == event_id_for(orjson.dumps(record), event.timestamp_ms)
         assert {name: event.fields.get(name) for name in expected} == expected
         assert event.to_document()["organization"] == {"id": "agency-a"}
         assert event.origin.path == "http://127.0.0.1/v1/events"
@@ -325,8 +325,11 @@ def test_chunked_bodies(intake: Intake) -> None:
     chunks = [lines[i:i + 100] for i in range(0, len(lines), 100)]  # a line split across chunks
     reply = intake.post(iter(chunks))  # no Content-Length: http.client sends it chunked
     assert reply.body == {"accepted": 3, "rejected": 0, "errors": []}
-    assert [item.id if isinstance(item, Event) else item for item in intake.wait_delivered(3)] == [
-        event_id_for(orjson.dumps(record)) for record in (WINLOGBEAT_4624, NXLOG_4625, FLUENT_BIT_KUBERNETES)]
+    delivered = intake.wait_delivered(3)
+    assert all(isinstance(item, Event) for item in delivered), delivered
+    assert [item.id for item in delivered] == [
+        event_id_for(orjson.dumps(record), item.timestamp_ms)
+        for record, item in zip((WINLOGBEAT_4624, NXLOG_4625, FLUENT_BIT_KUBERNETES), delivered, strict=True)]
 
 
 def test_chunked_gzip_with_expect_100_continue_on_a_raw_socket(intake: Intake) -> None:

@@ -191,7 +191,7 @@ def test_bad_records_become_dead_letters_with_their_line_and_reason() -> None:
         orjson.dumps({"winlog": {"channel": "Security"}})
     event, broken, not_utf8, array, no_event_id = batch_items(body, SOURCE)
     assert isinstance(event, Event)
-    assert event.id == event_id_for('{"message": "ok", "@timestamp": "2024-03-01T10:00:00Z"}')
+    assert event.id == event_id_for('{"message": "ok", "@timestamp": "2024-03-01T10:00:00Z"}', 1_709_287_200_000)
     assert [(r.origin.offset, r.stage, r.reason) for r in (broken, not_utf8, array, no_event_id)
             if isinstance(r, Rejected)] == [
         (2, "read", "invalid JSON on line 2, column 11: unexpected end of data"),
@@ -234,7 +234,7 @@ def test_each_agent_flavour_becomes_the_expected_ecs_event(record: dict[str, obj
     event = _one(record)
     assert event.origin.format == fmt
     assert event.origin.path == "http://10.1.2.3/v1/events"
-    assert event.id == event_id_for(orjson.dumps(record))
+    assert event.id == event_id_for(orjson.dumps(record), event.timestamp_ms)
     assert event.to_document()["@timestamp"] == timestamp
     assert {name: event.fields.get(name) for name in expected} == expected
     document = event.to_document()
@@ -280,8 +280,10 @@ def test_journal_batches_round_trip_and_a_foreign_item_is_a_dead_letter() -> Non
     batch = JournalBatch(SOURCE, ndjson(WINLOGBEAT_4624, NXLOG_4625))
     again = JournalBatch.decode(batch.encode())
     assert again == batch
-    assert [item.id for item in again.items() if isinstance(item, Event)] == [
-        event_id_for(orjson.dumps(WINLOGBEAT_4624)), event_id_for(orjson.dumps(NXLOG_4625))]
+    events = [item for item in again.items() if isinstance(item, Event)]
+    assert [item.id for item in events] == [
+        event_id_for(orjson.dumps(record), item.timestamp_ms)
+        for record, item in zip((WINLOGBEAT_4624, NXLOG_4625), events, strict=True)]
     (dead,) = journal_items(b'{"v": 9}\nbody', "/var/lib/socctl/intake")
     assert isinstance(dead, Rejected)
     assert dead.reason == "unreadable journal batch: not a version 1 batch header: b'{\"v\": 9}'"

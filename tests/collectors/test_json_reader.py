@@ -43,7 +43,7 @@ def test_ndjson_lines_with_blank_lines_keep_line_numbers_and_raw_text(write: Wri
     assert rejected == []
     assert [e.origin.offset for e in events] == [1, 4, 5]
     assert [e.raw for e in events] == [line(GENERIC), line(FLAT_WINDOWS), line(EVTX_JSON)]
-    assert [e.id for e in events] == [event_id_for(e.raw) for e in events]
+    assert [e.id for e in events] == [event_id_for(e.raw, e.timestamp_ms) for e in events]
     assert events[0].fields["event.module"] == "system"  # generic
     assert events[1].fields["Computer"] == "WS01"  # Windows flat, picked per record
     assert events[2].origin.record_id == 41  # evtx shape: the record's EventRecordID

@@ -90,7 +90,7 @@ def test_a_dropped_file_becomes_one_event_with_its_hashes_type_and_bytes(make_wa
     assert isinstance(event, Event)
     assert event.payload == EXE
     assert event.timestamp_ms == MTIME_NS // 1_000_000
-    assert event.id == event_id_for(event.raw)
+    assert event.id == event_id_for(event.raw, event.timestamp_ms)
     assert (event.origin.path, event.origin.format) == (str(path), "sample")
     assert event.ecs == {
         "event": {"kind": "event", "category": ["file"], "type": ["info"], "module": "socctl",

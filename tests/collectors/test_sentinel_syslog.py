@@ -115,7 +115,7 @@ def test_sysmon_process_creation_fields_and_ecs(sources: SourcesConfig) -> None:
     record = row(sysmon_xml(1, PROCESS_CREATE))
     raw = orjson.dumps(record).decode()
     event = normalise_record(record, raw, ORIGIN)  # the json reader's hook
-    assert (event.raw, event.id, event.origin) == (raw, event_id_for(raw), ORIGIN)
+    assert (event.raw, event.id, event.origin) == (raw, event_id_for(raw, event.timestamp_ms), ORIGIN)
     fields = event.fields
     assert {name: fields[name] for name in ("EventID", "Image", "CommandLine", "ParentImage", "User", "ProcessId",
                                              "CurrentDirectory", "Computer", "EventRecordID", "Provider_Name")} == {

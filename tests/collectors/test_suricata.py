@@ -60,7 +60,7 @@ def test_common_fields_and_the_original_record() -> None:
                  http=HTTP)
     event = normalise(record)
     assert event.timestamp_ms == 1710151200123  # 10:00:00.123456 UTC
-    assert event.id == event_id_for(event.raw)
+    assert event.id == event_id_for(event.raw, event.timestamp_ms)
     assert event.origin == ORIGIN
     assert pick(event, "@timestamp", "event.module", "event.dataset", "event.kind", "event.category",
                 "event.type") == {
@@ -368,7 +368,8 @@ def test_read_file_ndjson_keeps_going_after_bad_lines(write: WriteFile) -> None:
     rejected = [i for i in items if isinstance(i, Rejected)]
     assert [e.origin.offset for e in events] == [1, 6]
     assert [e.raw for e in events] == [lines[0], lines[5]]
-    assert [e.id for e in events] == [event_id_for(lines[0]), event_id_for(lines[5])]
+    assert [e.id for e in events] == [event_id_for(lines[0], events[0].timestamp_ms),
+                                       event_id_for(lines[5], events[1].timestamp_ms)]
     assert {e.origin.format for e in events} == {"suricata-eve"}
     assert events[1].fields["dns.question.name"] == "b.example"
     assert [(r.reason, r.origin.offset, r.raw, r.stage) for r in rejected] == [

@@ -99,7 +99,7 @@ def test_each_line_is_an_event_with_its_origin_and_ecs(write: WriteFile) -> None
     assert rejected == []
     lines = AUTH_LOG.splitlines()
     assert [e.raw for e in events] == lines
-    assert [e.id for e in events] == [event_id_for(line) for line in lines]
+    assert [e.id for e in events] == [event_id_for(line, e.timestamp_ms) for line, e in zip(lines, events, strict=True)]
     assert [e.origin for e in events] == [EventOrigin(path=str(path), offset=n, format="syslog") for n in range(1, 6)]
     assert FORMAT == "syslog"
     assert [e.timestamp_ms for e in events] == [ms(2026, 11, 20, 1, 0, s) for s in (0, 2, 5, 7, 9)]
@@ -151,23 +151,25 @@ def test_identical_lines_get_distinct_ids_that_survive_rotation(write: WriteFile
     line = "Nov 20 01:00:02 congdvc-web01 sshd[4001]: Failed password for root from 198.51.100.23 port 40010 ssh2"
     other = "Nov 20 01:00:03 congdvc-web01 sshd[4001]: Connection closed by 198.51.100.23 port 40010 [preauth]"
     content = f"{line}\n{line}\n{other}\n{line}\n"
-    first = [e.id for e in read_file(write("auth.log", content)) if isinstance(e, Event)]
-    assert first == [event_id_for(line), event_id_for(f"{line}\n#1"), event_id_for(other),
-                     event_id_for(f"{line}\n#2")]
+    events = [e for e in read_file(write("auth.log", content)) if isinstance(e, Event)]
+    first = [e.id for e in events]
+    at = {e.raw: e.timestamp_ms for e in events}
+    assert first == [event_id_for(line, at[line]), event_id_for(f"{line}\n#1", at[line]),
+                     event_id_for(other, at[other]), event_id_for(f"{line}\n#2", at[line])]
     assert len(set(first)) == 4
     rotated = [e.id for e in read_file(write("auth.log.1", content)) if isinstance(e, Event)]
     assert rotated == first
     grown = [e.id for e in read_file(write("auth.log", content + other + "\n")) if isinstance(e, Event)]
     assert grown[:4] == first
-    assert grown[4] == event_id_for(f"{other}\n#1")
+    assert grown[4] == event_id_for(f"{other}\n#1", at[other])
 
 
 def test_repeats_are_counted_within_a_bounded_window(write: WriteFile) -> None:
     line = "Nov 20 01:00:02 web01 a: same"
     fillers = [f"Nov 20 01:00:02 web01 a: filler {i}" for i in range(REPEAT_WINDOW)]
-    ids = [e.id for e in read_file(write("syslog", "\n".join([line, *fillers, line]) + "\n"))
-           if isinstance(e, Event)]
-    assert ids[0] == ids[-1] == event_id_for(line)  # forgotten after REPEAT_WINDOW distinct lines
+    events = [e for e in read_file(write("syslog", "\n".join([line, *fillers, line]) + "\n")) if isinstance(e, Event)]
+    ids = [e.id for e in events]
+    assert ids[0] == ids[-1] == event_id_for(line, events[0].timestamp_ms)  # forgotten after the window
 
 
 def test_blank_lines_crlf_bom_and_invalid_utf8(write: WriteFile) -> None:

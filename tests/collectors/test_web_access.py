@@ -149,7 +149,7 @@ def test_event_document_time_id_and_origin() -> None:
     assert event.ecs["url"] == {"original": "/", "path": "/"}
     assert event.raw == line
     assert event.origin is ORIGIN
-    assert event.id == event_id_for(f"/var/log/nginx/access.log\n7\n{line}")
+    assert event.id == event_id_for(f"/var/log/nginx/access.log\n7\n{line}", event.timestamp_ms)
 
 
 @pytest.mark.parametrize(

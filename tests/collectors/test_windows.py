@@ -115,7 +115,7 @@ def test_evtx_sysmon_process_creation_has_sigma_names_ecs_and_dotted_fields() ->
     assert ecs["user"] == {"name": "IEUser", "domain": "IEWIN7"}
 
     assert event.timestamp_ms == 1556380645868
-    assert event.id == event_id_for(event.raw)
+    assert event.id == event_id_for(event.raw, event.timestamp_ms)
     assert event.origin.record_id == 6575  # filled from System.EventRecordID
     assert event.host_name == "IEWIN7"
 

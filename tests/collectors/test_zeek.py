@@ -157,7 +157,7 @@ def test_read_tsv_file(write: WriteFile) -> None:
     assert [e.origin.offset for e in events] == [9, 10]
     assert [e.origin.format for e in events] == ["zeek", "zeek"]
     assert [e.raw for e in events] == [tab(CONN_ROW), tab(CONN_ROW.replace("55213", "55214"))]
-    assert [e.id for e in events] == [event_id_for(e.raw) for e in events]
+    assert [e.id for e in events] == [event_id_for(e.raw, e.timestamp_ms) for e in events]
     assert events[1].fields["source.port"] == 55214
 
 

@@ -189,7 +189,7 @@ def test_alert_shape(hello_rules: YaraRuleSet, write: WriteFile) -> None:
     assert alert.rule.description == "says hello"
     assert alert.rule.path == str(hello_rules.namespaces["hello"])
     assert dict(alert.rule.meta) == {"description": "says hello", "severity": "medium", "author": "tests"}
-    assert alert.event_id == event_id_for(f"{path}\n{hashlib.sha256(content).hexdigest()}")
+    assert alert.event_id == event_id_for(f"{path}\n{hashlib.sha256(content).hexdigest()}", 1_700_000_000_123)
     assert alert.timestamp_ms == 1_700_000_000_123
     assert alert.origin.path == str(path)
     doc = alert.to_dict()

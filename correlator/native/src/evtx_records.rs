@@ -2,7 +2,8 @@
 //!
 //! The crate version and settings are those of the `evtx` Python package socctl falls back to, so a record's
 //! raw text (its compact JSON rendering) and therefore its event id are the same on both paths. Per record,
-//! `__next__` returns `(raw, event_id, record_id, record, parts, prefiltered)`:
+//! `__next__` returns `(raw, digest, record_id, record, parts, prefiltered)` (`digest`: the raw text's SHA-256,
+//! the first 128 bits in hex; Python makes the event id of it and the record's time, `timed_id`):
 //!
 //! - `parts` is `(native, user_count, extra_count, data_count, timestamp_ms)` for records of the usual shape
 //!   (see `normalise.rs`): the field view `_from_evtx` in collectors/windows.py builds, sections in order;
@@ -75,8 +76,8 @@ fn evtx_error(err: EvtxError) -> PyErr {
     PyRuntimeError::new_err(message(&err))
 }
 
-/// The event id of a raw record: the first 128 bits of SHA-256, hex encoded (as `event_id_for`).
-fn event_id(raw: &[u8]) -> String {
+/// The digest of a raw record an event id is made of: the first 128 bits of SHA-256, hex encoded.
+fn digest_hex(raw: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(raw);
     let mut out = String::with_capacity(32);
@@ -162,7 +163,7 @@ fn record_item(
                 .unbind();
         }
     }
-    let id = event_id(raw.as_bytes());
+    let id = digest_hex(raw.as_bytes());
     let (record, parts) = match (&parsed, view) {
         (None, _) => (py.None(), py.None()),
         (Some(_), Some(view)) => (py.None(), view.to_py(py)?),

@@ -89,11 +89,13 @@ fn put<'py>(
     }
 }
 
-/// The first 16 bytes of a digest in lowercase hex (`hexdigest()[:32]`).
-fn hex32(digest: &[u8]) -> String {
+/// The event id of a record with SHA-256 `digest` at `timestamp_ms`, as `correlator.model.timed_id`: the time
+/// clamped to 0 ..= 16**12 - 1 in 12 lowercase hex digits, then the digest's first 10 bytes in hex.
+fn timed_id(timestamp_ms: i64, digest: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(32);
-    for &b in &digest[..16] {
+    const TIME_MAX: i64 = (1 << 48) - 1;
+    let mut out = format!("{:012x}", timestamp_ms.clamp(0, TIME_MAX));
+    for &b in &digest[..10] {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 15)]));
     }
@@ -205,6 +207,6 @@ pub fn syslog_event<'py>(
     hasher.update([0u8]);
     hasher.update(text.as_bytes());
     let digest = hasher.finalize();
-    let id = hex32(&digest);
+    let id = timed_id(head.timestamp_ms, &digest);
     Ok(Some((head.timestamp_ms, dict, id)))
 }

@@ -26,7 +26,7 @@ def make_event(fields: Mapping[str, Any], *, ts: int = 0, nested: Mapping[str, A
     if nested:
         flat.update(flatten(dict(nested)))
     raw = repr(sorted(flat.items(), key=lambda kv: kv[0])) + f"#{next(_counter)}"
-    return Event(id=event_id_for(raw), timestamp_ms=ts, raw=raw, ecs=dict(nested or {}), fields=flat,
+    return Event(id=event_id_for(raw, ts), timestamp_ms=ts, raw=raw, ecs=dict(nested or {}), fields=flat,
                  origin=EventOrigin(path="<test>", offset=None, record_id=None, format="test"))
 
 

@@ -49,7 +49,7 @@ def build_event(
     }
     raw = f"{ts} {message}"
     return Event(
-        id=event_id_for(raw),
+        id=event_id_for(raw, ts),
         timestamp_ms=ts,
         raw=raw,
         ecs=ecs,
@@ -503,7 +503,7 @@ def test_retention_deletes_by_agency_level(store: Store, make_event: Callable[..
 
 def test_free_text_skips_the_raw_record(store: Store) -> None:
     doc = {"message": "logon ok", "host": {"name": "ws-01"}}
-    event = Event(id=event_id_for("zebrafish raw"), timestamp_ms=T0, raw="<Event>zebrafish raw</Event>", ecs=doc,
+    event = Event(id=event_id_for("zebrafish raw", T0), timestamp_ms=T0, raw="<Event>zebrafish raw</Event>", ecs=doc,
                   fields=flatten(doc), origin=EventOrigin(path="/x.log", offset=1, format="json"))
     store.write_events([event])
     assert store.count("events", "logon") == 1

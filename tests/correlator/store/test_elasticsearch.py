@@ -54,7 +54,7 @@ def client(elasticsearch_url: str) -> Iterator[Elasticsearch]:
 
 def flat_event(doc: dict[str, Any], *, ts: int = T0, raw: str | None = None) -> Event:
     text = raw if raw is not None else f"{ts} {sorted(flatten(doc).items())!r}"
-    return Event(id=event_id_for(text), timestamp_ms=ts, raw=text, ecs=doc, fields=flatten(doc),
+    return Event(id=event_id_for(text, ts), timestamp_ms=ts, raw=text, ecs=doc, fields=flatten(doc),
                  origin=EventOrigin(path="/logs/agent.ndjson", offset=1, format="json"))
 
 
