@@ -153,8 +153,8 @@ class Event:
     unless a rule needs an ECS name, so events whose ECS nobody reads never pay for it.
     """
 
-    __slots__ = ("_ecs", "_ecs_factory", "_fields", "_host_name", "id", "native", "origin", "payload", "prefiltered",
-                 "raw", "timestamp_ms")
+    __slots__ = ("_document", "_ecs", "_ecs_factory", "_fields", "_host_name", "id", "native", "origin", "payload",
+                 "prefiltered", "raw", "timestamp_ms")
 
     def __init__(
         self,
@@ -169,6 +169,8 @@ class Event:
         host_name: str | None = None,
         payload: bytes | None = None,
         prefiltered: tuple[object, list[int]] | None = None,
+        fields_complete: bool = False,
+        stored_document: tuple[str, str] | None = None,
     ) -> None:
         if ecs is None and ecs_factory is None:
             raise ValueError("an Event needs an ECS document or an ecs_factory")
@@ -186,19 +188,25 @@ class Event:
         # The literal prefilter's answer when the reader already ran it over the record: (the prefilter of the
         # event's source, the candidate variants it found). Never pickled (a worker's prefilter stays there).
         self.prefiltered = prefiltered
-        # Without a factory the given fields are complete: `fields` and `native` are the same dict.
-        self._fields: dict[str, Any] | None = self.native if ecs_factory is None else None
+        # Without a factory the given fields are complete: `fields` and `native` are the same dict. A reader whose
+        # factory adds no ECS fields of its own says so (`fields_complete`): reading `fields` then builds nothing.
+        self._fields: dict[str, Any] | None = self.native if ecs_factory is None or fields_complete else None
+        # (document JSON, free text) as the reader made them for the store (`stored_document`): kept while the ECS
+        # document is deferred; building it drops them (whoever builds it may change it, as enrichment does).
+        self._document = stored_document if ecs_factory is not None else None
 
     def _materialise(self) -> None:
         factory = self._ecs_factory
         if factory is None:
             return
         doc, ecs_fields = factory()
-        merged = dict(ecs_fields)
-        merged.update(self.native)  # the record's own values win over derived ECS ones
+        if self._fields is None or ecs_fields:
+            merged = dict(ecs_fields)
+            merged.update(self.native)  # the record's own values win over derived ECS ones
+            self._fields = merged
         self._ecs = doc
-        self._fields = merged
         self._ecs_factory = None
+        self._document = None
 
     @property
     def ecs(self) -> dict[str, Any]:
@@ -219,6 +227,12 @@ class Event:
     def ecs_deferred(self) -> bool:
         return self._ecs_factory is not None
 
+    @property
+    def stored_document(self) -> tuple[str, str] | None:
+        """The store's JSON document of this event and its free text, as the reader made them (`to_document`
+        serialised, `document_text` of it); None when it made none or the ECS document has been built since."""
+        return self._document
+
     def get(self, name: str) -> Any:
         """A field by native or dotted ECS name; None when absent."""
         return self.fields.get(name)
@@ -237,6 +251,7 @@ class Event:
     def __setstate__(self, state: dict[str, Any]) -> None:
         object.__setattr__(self, "payload", None)  # pickles from before the payload slot
         object.__setattr__(self, "prefiltered", None)
+        object.__setattr__(self, "_document", None)
         for name, value in state.items():
             object.__setattr__(self, name, value)
 

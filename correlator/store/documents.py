@@ -162,29 +162,37 @@ _KEY_PATHS: Final = {
 }
 
 
+def _key(name: str, value: Any) -> str | None:
+    """An indexed field's value as its key column holds it."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise RefusedDocumentError(f"{name} must be a string or a number, not {type(value).__name__}")
+
+
+def _checked_size(source: str) -> str:
+    if len(source) > MAX_DOCUMENT_CHARS:
+        raise RefusedDocumentError(
+            f"document is {len(source):,} characters of JSON, over the store's limit of {MAX_DOCUMENT_CHARS:,}"
+        )
+    return source
+
+
 def _record(collection: Collection, doc_id: str, timestamp_ms: int, doc: dict[str, Any]) -> Record:
     keys: list[str | None] = []
     for name, path in _KEY_PATHS[collection]:
         value: Any = doc
         for part in path:
             value = value.get(part) if isinstance(value, dict) else None
-        if value is None or isinstance(value, str):
-            keys.append(value)
-        elif isinstance(value, bool):
-            keys.append("true" if value else "false")
-        elif isinstance(value, int | float):
-            keys.append(str(value))
-        else:
-            raise RefusedDocumentError(f"{name} must be a string or a number, not {type(value).__name__}")
+        keys.append(_key(name, value))
     try:
         source = orjson.dumps(doc, default=str).decode()
     except orjson.JSONEncodeError as exc:
         raise RefusedDocumentError(f"document is not valid JSON: {exc}") from exc
-    if len(source) > MAX_DOCUMENT_CHARS:
-        raise RefusedDocumentError(
-            f"document is {len(source):,} characters of JSON, over the store's limit of {MAX_DOCUMENT_CHARS:,}"
-        )
-    return Record(doc_id, timestamp_ms, doc, source, tuple(keys))
+    return Record(doc_id, timestamp_ms, doc, _checked_size(source), tuple(keys))
 
 
 def event_record(event: Event) -> Record:
@@ -192,7 +200,17 @@ def event_record(event: Event) -> Record:
 
 
 def prepare_event(event: Event) -> PreparedRecord:
-    """`event_record` of `event`, prepared (`RefusedDocumentError` for an event the store cannot keep)."""
+    """`event_record` of `event`, prepared (`RefusedDocumentError` for an event the store cannot keep). An event
+    whose reader made its stored document (`Event.stored_document`) is prepared from it, with its keys and
+    agency from its fields (the same values: the document nests them)."""
+    made = event.stored_document
+    if made is not None:
+        source, text = made
+        fields = event.fields
+        keys = tuple(_key(name, fields.get(name)) for name, _ in _KEY_PATHS[Collection.EVENTS])
+        agency = fields.get("organization.id")
+        return PreparedRecord(event.id, event.timestamp_ms, _checked_size(source), keys, text,
+                              str(agency) if agency else None)
     record = event_record(event)
     organization = record.doc.get("organization")
     agency = organization.get("id") if isinstance(organization, dict) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from collectors.syslog_native import native_fields
@@ -16,6 +17,13 @@ from collectors.syslog_server import SyslogFrame
 from correlator.accel import native_available, reread_native_setting
 from correlator.live.intake import frame_origin, frame_to_event, python_frame_event
 from correlator.model import Event
+from correlator.store.documents import (
+    PreparedRecord,
+    RefusedDocumentError,
+    document_text,
+    prepare_event,
+    python_document_text,
+)
 from tests.collectors import syslog_golden
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="the native extension is not built (no cargo)")
@@ -114,18 +122,31 @@ def _bench_lines() -> Iterator[str]:
 
 
 def _same(line: str, received_ms: int, peer: str) -> bool:
-    """Whether the native reader took `line`; asserts that what it gave is what Python gives."""
-    found = native_fields(line, received_ms, peer)
+    """Whether the native reader took `line`; asserts that what it gave is what Python gives: fields (order and
+    types), time, id, and the stored document (byte for byte) and its free text."""
+    frame = SyslogFrame(line.encode(), peer=peer, transport="tcp", received_ms=received_ms)
+    origin = frame_origin(frame)
+    found = native_fields(line, received_ms, peer, origin.path)
     if found is None:
         return False
-    frame = SyslogFrame(line.encode(), peer=peer, transport="tcp", received_ms=received_ms)
-    python = python_frame_event(frame, line, frame_origin(frame))
+    python = python_frame_event(frame, line, origin)
     assert isinstance(python, Event), f"native read a line Python rejects: {line!r} ({python})"
-    timestamp_ms, fields, event_id = found
+    timestamp_ms, fields, event_id, document, text = found
     assert (timestamp_ms, event_id) == (python.timestamp_ms, python.id), line
     assert list(fields.items()) == list(python.fields.items()), line
     assert [type(v) for v in fields.values()] == [type(v) for v in python.fields.values()], line
+    expected = python.to_document()
+    assert document == orjson.dumps(expected).decode(), line
+    assert text == document_text(expected) == python_document_text(expected), line
     return True
+
+
+def _prepared(event: Event) -> PreparedRecord | str:
+    """The event's prepared store record, or why the store refuses it (a port past 64 bits, in Python too)."""
+    try:
+        return prepare_event(event)
+    except RefusedDocumentError as exc:
+        return str(exc)
 
 
 def test_the_golden_corpus_reads_the_same_natively() -> None:
@@ -164,9 +185,12 @@ def test_frame_to_event_gives_the_same_event_and_document_with_and_without_the_n
     finally:
         monkeypatch.delenv("SOCCTL_NATIVE")
         reread_native_setting()
+    assert all(isinstance(a, Event) and a.stored_document is not None for a in native[:50])  # the bench's lines
     for a, b in zip(native, python, strict=True):
         assert type(a) is type(b)
         if isinstance(a, Event) and isinstance(b, Event):
+            assert b.stored_document is None
+            assert _prepared(a) == _prepared(b)  # from the reader's document, and the long way
             assert (a.id, a.timestamp_ms, a.raw, a.origin, a.host_name) == (b.id, b.timestamp_ms, b.raw, b.origin,
                                                                              b.host_name)
             assert list(a.fields.items()) == list(b.fields.items())

@@ -54,7 +54,8 @@ def test_an_event_id_is_the_time_in_hex_then_the_records_sha256() -> None:
     at = 1_795_136_402_000  # 2026-11-20T01:00:02Z
     event_id = event_id_for(raw, at)
     assert event_id == f"{at:012x}" + hashlib.sha256(raw.encode()).hexdigest()[:20]
-    assert len(event_id) == 32 and int(event_id[:12], 16) == at
+    assert len(event_id) == 32
+    assert int(event_id[:12], 16) == at
     assert event_id_for(raw.encode(), at) == event_id == timed_id(at, hashlib.sha256(raw.encode()).hexdigest())
     assert event_id_for(raw, at + 1) != event_id  # the same line at another time is another event
     assert event_id_for(raw + " ", at)[:12] == event_id[:12]
@@ -72,4 +73,5 @@ def test_event_ids_sort_in_time_order_whatever_their_records() -> None:
                                             (10**20, "ffffffffffff")])
 def test_times_outside_twelve_hex_digits_are_clamped(at: int, prefix: str) -> None:
     event_id = event_id_for("x", at)
-    assert event_id[:12] == prefix and len(event_id) == 32
+    assert event_id[:12] == prefix
+    assert len(event_id) == 32

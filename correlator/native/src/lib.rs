@@ -11,6 +11,7 @@ mod normalise;
 mod prefilter;
 mod strings;
 mod syslog_auth;
+mod syslog_document;
 mod syslog_event;
 mod syslog_header;
 

@@ -11,12 +11,17 @@
 //! range) returns None and Python reads the line, so the fields never depend on which reader read it
 //! (tests/collectors/test_syslog_native.py compares both on every line they have).
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use ahash::AHashMap;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use sha2::{Digest, Sha256};
 
 use crate::strings::py_key;
 use crate::syslog_auth::{auth_fields, is_auth_message, Value};
+use crate::syslog_document::{stored_document, Leaf};
 use crate::syslog_header::{digits, header, iso, FACILITY_NAMES, SEVERITY_NAMES};
 
 // ------------------------------------------------------------------------------------------------ layout
@@ -71,21 +76,60 @@ fn nest_order(names: &[&'static str]) -> Option<Vec<&'static str>> {
     Some(out)
 }
 
+/// What `syslog_event` gives Python: `(timestamp_ms, fields, event id, document JSON, free text)`.
+type Event<'py> = (i64, Bound<'py, PyDict>, String, String, String);
+
 const SYSLOG_TOP: [&str; 6] = ["@timestamp", "event", "message", "log", "host", "process"];
 
+type Order = Option<Rc<Vec<&'static str>>>;
+
+thread_local! {
+    static ORDERS: RefCell<AHashMap<Vec<(usize, usize)>, Order>> = RefCell::new(AHashMap::new());
+}
+
+/// `nest_order` of `names`, worked out once per layout (the names are constants: address and length identify
+/// them) and kept per thread.
+fn cached_nest_order(names: &[&'static str]) -> Order {
+    const MAX_ORDERS: usize = 4096;
+    let key: Vec<(usize, usize)> = names
+        .iter()
+        .map(|n| (n.as_ptr() as usize, n.len()))
+        .collect();
+    ORDERS.with(|orders| {
+        let mut orders = orders.borrow_mut();
+        if let Some(found) = orders.get(&key) {
+            return found.clone();
+        }
+        if orders.len() >= MAX_ORDERS {
+            orders.clear();
+        }
+        let made = nest_order(names).map(Rc::new);
+        orders.insert(key, made.clone());
+        made
+    })
+}
+
 // ------------------------------------------------------------------------------------------------ entry
+
+fn leaf<'v>(value: &'v Value<'_>) -> Leaf<'v> {
+    match value {
+        Value::Str(s) => Leaf::Str(s),
+        Value::Int(i) => Leaf::Int(*i),
+        Value::List(items) => Leaf::List(items),
+    }
+}
 
 fn put<'py>(
     py: Python<'py>,
     dict: &Bound<'py, PyDict>,
     name: &str,
-    value: &Value<'_>,
+    value: &Leaf<'_>,
 ) -> PyResult<()> {
     let key = py_key(py, name);
     match value {
-        Value::Str(s) => dict.set_item(key, *s),
-        Value::Int(i) => dict.set_item(key, *i),
-        Value::List(items) => dict.set_item(key, PyList::new(py, items)?),
+        Leaf::Str(s) => dict.set_item(key, *s),
+        Leaf::Int(i) => dict.set_item(key, *i),
+        Leaf::List(items) => dict.set_item(key, PyList::new(py, *items)?),
     }
 }
 
@@ -102,15 +146,18 @@ fn timed_id(timestamp_ms: i64, digest: &[u8]) -> String {
     out
 }
 
-/// `(timestamp_ms, fields, event id)` of a syslog frame's text received at `received_ms` from `peer`, read in
-/// UTC; None when Python is to read it (see the module doc).
+/// `(timestamp_ms, fields, event id, document, free text)` of a syslog frame's text received at `received_ms`
+/// from `peer`, read in UTC, its document with `log.file.path` `path` (`syslog_document`); None when Python is
+/// to read it (see the module doc).
 #[pyfunction]
+#[pyo3(signature = (raw, received_ms, peer, path=None))]
 pub fn syslog_event<'py>(
     py: Python<'py>,
     raw: &Bound<'py, PyString>,
     received_ms: i64,
     peer: &Bound<'py, PyString>,
-) -> PyResult<Option<(i64, Bound<'py, PyDict>, String)>> {
+    path: Option<&str>,
+) -> PyResult<Option<Event<'py>>> {
     let (Ok(text), Ok(peer_text)) = (raw.to_str(), peer.to_str()) else {
         return Ok(None);
     };
@@ -145,14 +192,14 @@ pub fn syslog_event<'py>(
         }),
         None => None,
     };
-    let dict = PyDict::new(py);
-    dict.set_item(py_key(py, "@timestamp"), iso(head.timestamp_ms))?;
+    let timestamp = iso(head.timestamp_ms);
+    let mut flat: Vec<(&'static str, Leaf<'_>)> = vec![("@timestamp", Leaf::Str(&timestamp))];
     let mut others: Vec<&'static str> = Vec::new();
     match &auth {
         Some(fields) => {
             for (name, value) in &fields.0 {
                 if name.starts_with("event.") {
-                    put(py, &dict, name, value)?;
+                    flat.push((name, leaf(value)));
                 } else if SYSLOG_TOP.contains(&name.split('.').next().unwrap_or(name)) {
                     return Ok(None); // `_layout` would flatten it the long way
                 } else {
@@ -161,44 +208,44 @@ pub fn syslog_event<'py>(
             }
         }
         None => {
-            put(py, &dict, "event.module", &Value::Str("system"))?;
-            put(py, &dict, "event.dataset", &Value::Str("system.syslog"))?;
+            flat.push(("event.module", Leaf::Str("system")));
+            flat.push(("event.dataset", Leaf::Str("system.syslog")));
         }
     }
-    dict.set_item(py_key(py, "message"), head.message)?;
-    dict.set_item(py_key(py, "log.syslog.facility.code"), head.facility)?;
-    dict.set_item(
-        py_key(py, "log.syslog.facility.name"),
-        FACILITY_NAMES[head.facility],
-    )?;
-    dict.set_item(py_key(py, "log.syslog.severity.code"), head.severity)?;
-    dict.set_item(
-        py_key(py, "log.syslog.severity.name"),
-        SEVERITY_NAMES[head.severity],
-    )?;
-    dict.set_item(
-        py_key(py, "log.syslog.priority"),
-        head.facility * 8 + head.severity,
-    )?;
-    dict.set_item(py_key(py, "log.syslog.hostname"), head.hostname)?;
-    dict.set_item(py_key(py, "log.syslog.appname"), head.appname)?;
+    flat.push(("message", Leaf::Str(head.message)));
+    flat.push(("log.syslog.facility.code", Leaf::Int(head.facility as i64)));
+    flat.push((
+        "log.syslog.facility.name",
+        Leaf::Str(FACILITY_NAMES[head.facility]),
+    ));
+    flat.push(("log.syslog.severity.code", Leaf::Int(head.severity as i64)));
+    flat.push((
+        "log.syslog.severity.name",
+        Leaf::Str(SEVERITY_NAMES[head.severity]),
+    ));
+    flat.push((
+        "log.syslog.priority",
+        Leaf::Int((head.facility * 8 + head.severity) as i64),
+    ));
+    flat.push(("log.syslog.hostname", Leaf::Str(head.hostname)));
+    flat.push(("log.syslog.appname", Leaf::Str(head.appname)));
     if let Some(procid) = head.procid {
-        dict.set_item(py_key(py, "log.syslog.procid"), procid)?;
+        flat.push(("log.syslog.procid", Leaf::Str(procid)));
     }
-    dict.set_item(py_key(py, "log.source.address"), peer_text)?;
-    dict.set_item(py_key(py, "host.hostname"), head.hostname)?;
-    dict.set_item(py_key(py, "host.name"), head.hostname)?;
-    dict.set_item(py_key(py, "process.name"), head.appname)?;
+    flat.push(("log.source.address", Leaf::Str(peer_text)));
+    flat.push(("host.hostname", Leaf::Str(head.hostname)));
+    flat.push(("host.name", Leaf::Str(head.hostname)));
+    flat.push(("process.name", Leaf::Str(head.appname)));
     if let Some(pid) = pid {
-        dict.set_item(py_key(py, "process.pid"), pid)?;
+        flat.push(("process.pid", Leaf::Int(pid)));
     }
     if let Some(fields) = &auth {
-        let Some(order) = nest_order(&others) else {
+        let Some(order) = cached_nest_order(&others) else {
             return Ok(None);
         };
-        for name in order {
+        for &name in order.iter() {
             if let Some(value) = fields.get(name) {
-                put(py, &dict, name, value)?;
+                flat.push((name, leaf(value)));
             }
         }
     }
@@ -208,5 +255,12 @@ pub fn syslog_event<'py>(
     hasher.update(text.as_bytes());
     let digest = hasher.finalize();
     let id = timed_id(head.timestamp_ms, &digest);
-    Ok(Some((head.timestamp_ms, dict, id)))
+    let Some((document, free_text)) = stored_document(&flat, &timestamp, &id, text, path) else {
+        return Ok(None);
+    };
+    let dict = PyDict::new(py);
+    for (name, value) in &flat {
+        put(py, &dict, name, value)?;
+    }
+    Ok(Some((head.timestamp_ms, dict, id, document, free_text)))
 }
