@@ -7,6 +7,7 @@ mod document_text;
 mod evtx_records;
 mod haystack;
 mod json;
+mod layouts;
 mod normalise;
 mod prefilter;
 mod strings;

@@ -20,6 +20,8 @@ use std::rc::Rc;
 
 use ahash::AHashMap;
 
+use crate::layouts::{cached, layout, Cache, Layout};
+
 pub enum Leaf<'a> {
     Str(&'a str),
     Int(i64),
@@ -28,8 +30,6 @@ pub enum Leaf<'a> {
 
 /// The names the document adds to the fields, in this order (`Event.to_document`).
 const ADDED: [&str; 4] = ["@timestamp", "event.id", "event.original", "log.file.path"];
-/// Layouts kept per thread before the cache starts again empty.
-const MAX_PLANS: usize = 4096;
 
 struct Node {
     key: &'static str,
@@ -146,33 +146,14 @@ fn make_plan(names: &[&'static str], with_path: bool) -> Option<Plan> {
     Some(plan)
 }
 
-type Layout = (Vec<(usize, usize)>, bool);
-
 thread_local! {
-    static PLANS: RefCell<AHashMap<Layout, Option<Rc<Plan>>>> = RefCell::new(AHashMap::new());
+    static PLANS: Cache<(Layout, bool), Option<Rc<Plan>>> = RefCell::new(AHashMap::new());
 }
 
-/// The plan of a layout, made on its first event. Names are the reader's constants: their address and length
-/// identify them.
+/// The plan of a layout, made on its first event.
 fn plan(names: &[&'static str], with_path: bool) -> Option<Rc<Plan>> {
-    let key: Layout = (
-        names
-            .iter()
-            .map(|n| (n.as_ptr() as usize, n.len()))
-            .collect(),
-        with_path,
-    );
-    PLANS.with(|plans| {
-        let mut plans = plans.borrow_mut();
-        if let Some(found) = plans.get(&key) {
-            return found.clone();
-        }
-        if plans.len() >= MAX_PLANS {
-            plans.clear();
-        }
-        let made = make_plan(names, with_path).map(Rc::new);
-        plans.insert(key, made.clone());
-        made
+    cached(&PLANS, (layout(names), with_path), || {
+        make_plan(names, with_path).map(Rc::new)
     })
 }
 

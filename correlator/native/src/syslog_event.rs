@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use sha2::{Digest, Sha256};
 
+use crate::layouts::{cached, layout, Cache, Layout};
 use crate::strings::py_key;
 use crate::syslog_auth::{auth_fields, is_auth_message, Value};
 use crate::syslog_document::{stored_document, Leaf};
@@ -84,29 +85,12 @@ const SYSLOG_TOP: [&str; 6] = ["@timestamp", "event", "message", "log", "host", 
 type Order = Option<Rc<Vec<&'static str>>>;
 
 thread_local! {
-    static ORDERS: RefCell<AHashMap<Vec<(usize, usize)>, Order>> = RefCell::new(AHashMap::new());
+    static ORDERS: Cache<Layout, Order> = RefCell::new(AHashMap::new());
 }
 
-/// `nest_order` of `names`, worked out once per layout (the names are constants: address and length identify
-/// them) and kept per thread.
+/// `nest_order` of `names`, worked out once per layout.
 fn cached_nest_order(names: &[&'static str]) -> Order {
-    const MAX_ORDERS: usize = 4096;
-    let key: Vec<(usize, usize)> = names
-        .iter()
-        .map(|n| (n.as_ptr() as usize, n.len()))
-        .collect();
-    ORDERS.with(|orders| {
-        let mut orders = orders.borrow_mut();
-        if let Some(found) = orders.get(&key) {
-            return found.clone();
-        }
-        if orders.len() >= MAX_ORDERS {
-            orders.clear();
-        }
-        let made = nest_order(names).map(Rc::new);
-        orders.insert(key, made.clone());
-        made
-    })
+    cached(&ORDERS, layout(names), || nest_order(names).map(Rc::new))
 }
 
 // ------------------------------------------------------------------------------------------------ entry
