@@ -166,11 +166,26 @@ def _thread_cpu(pids: list[int]) -> dict[str, float]:
     return out
 
 
-def _threads_line(before: dict[str, float], after: dict[str, float], seconds: float, events: int) -> str:
-    """`name share-of-a-core (µs per event)` per thread name, the busiest first."""
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (not idle, not waiting for I/O), from /proc/stat."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _threads_line(before: dict[str, float], after: dict[str, float], seconds: float, events: int,
+                  machine: float) -> str:
+    """`name share-of-a-core (µs per event)` per thread name, the busiest first; then the machine's busy share
+    and what of it was outside the engine (the sender, the kernel's loopback TCP, anything else)."""
     spent = {name: after[name] - before.get(name, 0.0) for name in after}
     busy = sorted(((cpu, name) for name, cpu in spent.items() if cpu > 0.01), reverse=True)
-    return ", ".join(f"{name} {cpu / seconds:.0%} ({cpu / events * 1e6:,.0f} µs)" for cpu, name in busy)
+    threads = ", ".join(f"{name} {cpu / seconds:.0%} ({cpu / events * 1e6:,.0f} µs)" for cpu, name in busy)
+    outside = machine - sum(spent.values())
+    return (f"{threads}; machine {machine / seconds:.0%} busy of {os.cpu_count()} cores, outside the engine "
+            f"{outside / seconds:.0%} ({outside / events * 1e6:,.0f} µs)")
 
 
 def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[str, Any]:
@@ -182,6 +197,7 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
     cpu_before = engine.cpu_seconds()
     pids = [engine.process.pid, *_children(engine.process.pid)]
     threads_before = _thread_cpu(pids)
+    machine_before = _machine_busy()
     while True:
         figures = engine.metrics()
         depth = max(depth, figures.get("socctl_queue_depth", 0))
@@ -194,6 +210,7 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
     sender.join()
     cpu_after = engine.cpu_seconds()
     threads_after = _thread_cpu(pids)
+    machine = _machine_busy() - machine_before
     # The latency quantiles of /metrics may be a second old: read them once they are not. The alerts stay as at
     # the end of the phase (a quiet second closes correlation windows, which adds alerts).
     time.sleep(1.1)
@@ -205,7 +222,7 @@ def _run_phase(engine: Engine, frames: list[bytes], rate: float | None) -> dict[
             "p50": latency.get('socctl_pipeline_latency_seconds{quantile="0.5"}', float("nan")),
             "p99": latency.get('socctl_pipeline_latency_seconds{quantile="0.99"}', float("nan")),
             "alerts": figures.get("socctl_alerts_total", 0),
-            "threads": _threads_line(threads_before, threads_after, seconds, total)}
+            "threads": _threads_line(threads_before, threads_after, seconds, total, machine)}
 
 
 def _baseline(frames: list[bytes]) -> float:

@@ -66,7 +66,7 @@ from correlator.store.sqlite_sql import (
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "SqliteStore", "document_text"]
 
 BUSY_TIMEOUT_MS: Final = 5_000
-# Measured on 100k events: a larger page cache keeps the random-keyed id index in memory, and fewer, larger
+# Measured on 100k events: a larger page cache keeps the indexes' hot pages in memory, and fewer, larger
 # checkpoints write each hot page back once per checkpoint instead of once per batch.
 _PRAGMAS: Final = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
