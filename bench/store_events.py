@@ -12,7 +12,10 @@ Each set is written with SOCCTL_NATIVE=0 (every step in Python) and with the nat
 --rounds rounds; the figures are medians over the rounds, and the ratio is native/Python within this run. The ECS
 documents are built before timing, and the events are kept out of the garbage collector's way (`gc.freeze`):
 the figures are the store's own cost (document, JSON, free text, SQLite).
-Then the free-text walk (`document_text`) alone on the same documents.
+Then the free-text walk (`document_text`) alone on the same documents, and the syslog set written under its
+time-ordered ids (`event_id_for`) against the same events under plain content hashes (the ids before
+2026-11-25), alternating: the store's unique id index takes a batch of ordered ids near its end and one of
+hashed ids on a page per event, a gap that grows with the store (try --events 200000).
 
     python bench/store_events.py [--events 20000] [--batch 2000] [--rounds 3]
 """
@@ -40,7 +43,7 @@ from collectors.files import read_path  # noqa: E402
 from collectors.syslog_server import SyslogFrame  # noqa: E402
 from correlator.accel import native_available, reread_native_setting  # noqa: E402
 from correlator.live.intake import frame_to_event  # noqa: E402
-from correlator.model import Event  # noqa: E402
+from correlator.model import Event, event_id_for  # noqa: E402
 from correlator.store.documents import document_text, python_document_text  # noqa: E402
 from correlator.store.sqlite import SqliteStore  # noqa: E402
 
@@ -77,7 +80,7 @@ def evtx_events(count: int) -> list[Event]:
     while len(events) < count:
         copy += 1
         for event in corpus[: count - len(events)]:
-            derived = hashlib.sha256(f"{event.id}:{copy}".encode()).hexdigest()[:32]
+            derived = event_id_for(f"{event.id}:{copy}", event.timestamp_ms)
             events.append(Event(derived, event.timestamp_ms, event.raw, ecs=event.ecs, fields=event.fields,
                                 origin=event.origin))
     return events
@@ -96,6 +99,13 @@ def write_rate(events: list[Event], batch: int, native: bool) -> float:
     if written != len(events):
         raise SystemExit(f"{written} of {len(events)} events written")
     return len(events) / elapsed
+
+
+def content_hashed(events: list[Event]) -> list[Event]:
+    """`events` under the ids of before: the first 128 bits of SHA-256 over the raw record (and its index, so
+    repeated lines stay distinct as their time-ordered ids are)."""
+    return [Event(hashlib.sha256(f"{event.raw}\n{i}".encode()).hexdigest()[:32], event.timestamp_ms, event.raw,
+                  ecs=event.ecs, fields=event.fields, origin=event.origin) for i, event in enumerate(events)]
 
 
 def text_rate(documents: list[dict[str, Any]], text: Callable[[Any], str]) -> float:
@@ -156,6 +166,20 @@ def main() -> None:
             native_rates.append(text_rate(documents, document_text))
         slow, fast = statistics.median(python_rates), statistics.median(native_rates)
         print(f"  {name:6} python {slow:>10,.0f}   native {fast:>10,.0f}   native/python {fast / slow:.1f}x")
+
+    events = sets["syslog"]
+    hashed = content_hashed(events)
+    for event in hashed:
+        _ = event.ecs
+    ordered_rates, hashed_rates = [], []
+    for round_no in range(args.rounds):
+        for ordered in ((True, False) if round_no % 2 == 0 else (False, True)):
+            (ordered_rates if ordered else hashed_rates).append(write_rate(events if ordered else hashed,
+                                                                           args.batch, native=True))
+    ordered_rate, hashed_rate = statistics.median(ordered_rates), statistics.median(hashed_rates)
+    print(f"\nid order, syslog, native (median events/s): content hash {hashed_rate:,.0f}   time-ordered "
+          f"{ordered_rate:,.0f}   ordered/hashed {ordered_rate / hashed_rate:.2f}x   "
+          f"({1e6 / hashed_rate:.1f} -> {1e6 / ordered_rate:.1f} us/event)")
 
 
 if __name__ == "__main__":
