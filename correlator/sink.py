@@ -3,8 +3,10 @@
 `AlertSink.deliver(outcome)` writes the new alerts (create, idempotent by alert id), overwrites representatives
 whose suppressed count grew, and puts the new alerts into cases through the `CaseRepository` in one batch (each
 case changed is saved once, its version checked against concurrent analysts). It returns what happened, for
-summaries and metrics. A store error propagates: the caller stops (the input can be replayed: every write is
-idempotent and an alert already in a case does not join it twice).
+summaries and metrics. In two steps, `plan` groups the alerts into cases in memory (reads only) and `commit`
+writes inside the caller's batch: the engine plans before it takes the store's write lock, which SQLite's
+other writers (the detection workers storing events) wait for. A store error propagates: the caller stops (the
+input can be replayed: every write is idempotent and an alert already in a case does not join it twice).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from dataclasses import dataclass, field
 from correlator.analysis import Outcome
 from correlator.cases.grouping import IncomingAlert
 from correlator.cases.model import Case
-from correlator.cases.repository import CaseRepository
+from correlator.cases.repository import AlertsPlan, CaseRepository
 from correlator.store.base import Store, WriteResult
 
-__all__ = ["AlertSink", "Delivery"]
+__all__ = ["AlertSink", "Delivery", "Planned"]
 
 
 @dataclass
@@ -44,6 +46,14 @@ class Delivery:
         self.touched.update(other.touched)
 
 
+@dataclass
+class Planned:
+    """An outcome with its alerts grouped into cases in memory (`AlertSink.plan`), to `commit`."""
+
+    outcome: Outcome
+    cases: AlertsPlan | None
+
+
 def _sum(a: WriteResult, b: WriteResult) -> WriteResult:
     return WriteResult(a.written + b.written, a.duplicates + b.duplicates, [*a.failed, *b.failed],
                        a.spooled + b.spooled)
@@ -62,21 +72,32 @@ class AlertSink:
 
     def deliver(self, outcome: Outcome) -> Delivery:
         """Alerts, representative updates and cases of `outcome`, written as one unit (`Store.batch`)."""
+        planned = self.plan(outcome)
         with self.store.batch():
-            return self._deliver(outcome)
+            return self.commit(planned)
 
-    def _deliver(self, outcome: Outcome) -> Delivery:
+    def plan(self, outcome: Outcome) -> Planned:
+        """`outcome` with its alerts grouped into cases, nothing written (`CaseRepository.plan_alerts`)."""
+        if self.cases is None or not outcome.alerts:
+            return Planned(outcome, None)
+        incoming = [IncomingAlert(item.alert, item.risk, item.verdict) for item in outcome.alerts]
+        return Planned(outcome, self.cases.plan_alerts(incoming, self.clock()))
+
+    def commit(self, planned: Planned) -> Delivery:
+        """Write what `plan` made: the alerts, the representative updates and the changed cases. Call it inside
+        a `Store.batch` (with the other writes of the same unit), soon after `plan`: a case an analyst saved
+        meanwhile is grouped again."""
+        outcome = planned.outcome
         done = Delivery()
         if outcome.alerts:
             done.alerts = self.store.write_alerts([item.alert for item in outcome.alerts])
         if outcome.updated:
             latest = {alert.id: alert for alert in outcome.updated}  # the last update of each representative wins
             done.updated = self.store.write_alerts(list(latest.values()), replace=True)
-        if self.cases is None:
+        if self.cases is None or planned.cases is None:
             return done
-        incoming = [IncomingAlert(item.alert, item.risk, item.verdict) for item in outcome.alerts]
         touched: set[str] = set()
-        for result in self.cases.add_alerts(incoming, self.clock()):
+        for result in self.cases.save_alerts(planned.cases):
             case = result.case
             if case is None:
                 continue

@@ -46,6 +46,7 @@ from correlator.store.query import And, FieldMatch, Or
 __all__ = [
     "CACHE_KEYS",
     "MAX_ATTEMPTS",
+    "AlertsPlan",
     "CaseConflictError",
     "CaseNotFoundError",
     "CaseRepository",
@@ -133,6 +134,18 @@ class _CaseChange:
     entries: list[TimelineEntry] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class AlertsPlan:
+    """Alerts grouped into cases in memory (`CaseRepository.plan_alerts`), not saved yet: each alert's result in
+    the order of `incoming`, and per grouping key the alerts' places and the cases they change."""
+
+    incoming: Sequence[IncomingAlert]
+    at_ms: int
+    results: builtins.list[GroupResult | None]
+    keys: dict[str | None, builtins.list[int]]
+    changes: dict[str | None, dict[str, _CaseChange]]
+
+
 def _settled(result: GroupResult | None, saved: set[str]) -> bool:
     """Whether an alert's result stands after a conflict: no case to save (skipped) or its case saved."""
     return result is not None and (result.case is None or result.case.id in saved)
@@ -209,37 +222,48 @@ class CaseRepository:
         return self.add_alerts((incoming,), at_ms)[0]
 
     def add_alerts(self, incoming: Sequence[IncomingAlert], at_ms: int) -> builtins.list[GroupResult]:
-        """Put scored alerts into cases as `add_alert` one after the other would, saving each changed case once.
+        """Put scored alerts into cases as `add_alert` one after the other would, saving each changed case once:
+        `plan_alerts`, then `save_alerts`."""
+        return self.save_alerts(self.plan_alerts(incoming, at_ms))
 
-        The alerts of one grouping key go through `CaseGrouper.add` in their order over the key's open cases, each
-        result a candidate for the next alert; then every case they changed is saved once, from the version read,
-        with all its new timeline entries. On a `VersionConflictError` the key's cases are read again and its
-        alerts not saved yet added again (an alert that made it into its case meanwhile is a duplicate). The
-        results are in the order of `incoming`, with the flags `add_alert` gives (`opened`, `duplicate`)."""
+    def plan_alerts(self, incoming: Sequence[IncomingAlert], at_ms: int) -> AlertsPlan:
+        """Group scored alerts into cases in memory, reading the open cases but writing nothing: the alerts of one
+        grouping key go through `CaseGrouper.add` in their order over the key's open cases, each result a
+        candidate for the next alert. The engine plans before it takes the store's write lock and saves under it
+        (`save_alerts`), so the lock is held for the writes alone."""
         results: builtins.list[GroupResult | None] = [None] * len(incoming)
-        by_key: dict[str | None, builtins.list[int]] = {}
+        keys: dict[str | None, builtins.list[int]] = {}
         for index, item in enumerate(incoming):
-            by_key.setdefault(self.grouper.key_of(item.alert), []).append(index)
+            keys.setdefault(self.grouper.key_of(item.alert), []).append(index)
+        changes = {key: self._group(key, [(index, incoming[index]) for index in indexes], at_ms, results)
+                   for key, indexes in keys.items()}
+        return AlertsPlan(incoming, at_ms, results, keys, changes)
+
+    def save_alerts(self, plan: AlertsPlan) -> builtins.list[GroupResult]:
+        """Save every case `plan` changed once, from the version it was read at, with all its new timeline
+        entries. On a `VersionConflictError` (an analyst saved the case since the plan) the key's cases are read
+        again and its alerts not saved yet grouped again (an alert that made it into its case meanwhile is a
+        duplicate). The results are in the order of the plan's alerts, with the flags `add_alert` gives
+        (`opened`, `duplicate`)."""
         audit: builtins.list[tuple[Case, TimelineEntry]] = []
         try:
-            for key, indexes in by_key.items():
-                self._add_to_key(key, [(index, incoming[index]) for index in indexes], at_ms, results, audit)
+            for key, indexes in plan.keys.items():
+                self._save_key(key, [(index, plan.incoming[index]) for index in indexes], plan, audit)
         except BaseException:  # what was saved is audited, also when a later key failed (its error wins)
             with contextlib.suppress(StoreError, CaseError):
                 self._write_audit(audit)
             raise
         self._write_audit(audit)
-        return cast("builtins.list[GroupResult]", results)  # `_add_to_key` fills every place of its key, or raises
+        return cast("builtins.list[GroupResult]", plan.results)  # `_save_key` fills every place of its key
 
-    def _add_to_key(self, key: str | None, items: builtins.list[tuple[int, IncomingAlert]], at_ms: int,
-                    results: builtins.list[GroupResult | None],
-                    audit: builtins.list[tuple[Case, TimelineEntry]]) -> None:
-        """`add_alerts` for the alerts of one key (with their places in the batch); fills `results`, adds the
-        saved cases' timeline entries to `audit`."""
+    def _save_key(self, key: str | None, items: builtins.list[tuple[int, IncomingAlert]], plan: AlertsPlan,
+                  audit: builtins.list[tuple[Case, TimelineEntry]]) -> None:
+        """`save_alerts` for the alerts of one key (with their places in the plan): its planned changes first,
+        grouped again after a conflict; adds the saved cases' timeline entries to `audit`."""
         pending = items
+        changes = plan.changes[key]
         last: VersionConflictError | None = None
         for _ in range(self.max_attempts):
-            changes = self._group(key, pending, at_ms, results)
             saved: set[str] = set()
             try:
                 for change in changes.values():
@@ -247,7 +271,8 @@ class CaseRepository:
                     saved.add(change.case.id)
             except VersionConflictError as exc:
                 last = exc
-                pending = [(index, item) for index, item in pending if not _settled(results[index], saved)]
+                pending = [(index, item) for index, item in pending if not _settled(plan.results[index], saved)]
+                changes = self._group(key, pending, plan.at_ms, plan.results)
                 continue
             return
         first = pending[0][1].alert.id

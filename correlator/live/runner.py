@@ -68,6 +68,7 @@ from correlator.live.thread_names import name_this_thread
 from correlator.live.workers import DetectionWorkers
 from correlator.model import Event, Rejected
 from correlator.runtime import Runtime
+from correlator.sink import Planned
 from correlator.store.base import Store
 
 __all__ = ["Components", "Counters", "Runner"]
@@ -216,12 +217,14 @@ class Runner:
         outcome = self.analyzer.run(result.alerts, result.matches)
         if self.max_event_ms is not None:
             outcome.extend(self.analyzer.advance(self.max_event_ms))
+        planned = self._plan(outcome)  # cases grouped before the batch takes the store's write lock
         with self.store.batch():  # stored together or not at all
             if result.rejected:
                 self.store.write_rejected(result.rejected)
             if detected.prepared:
                 self.store.write_prepared("events", detected.prepared)
-            self._deliver(outcome)
+            if planned is not None:
+                self._commit(planned)
         # Counted once stored (a reader of the metrics that sees the events processed sees their alerts too).
         counters.count_stored(detected)
         self._take_analysis_metrics()
@@ -247,18 +250,30 @@ class Runner:
             self._metrics_every = metrics_interval(taken - now)
 
     def _deliver(self, outcome: Outcome, *, flush: bool = False) -> None:
-        """`outcome` into the store and cases; its changed representatives are held and written with the others
-        held when due (`flush`: now)."""
+        """`outcome` into the store and cases, in a batch of its own; its changed representatives are held and
+        written with the others held when due (`flush`: now)."""
+        planned = self._plan(outcome, flush=flush)
+        if planned is not None:
+            with self.store.batch():
+                self._commit(planned)
+
+    def _plan(self, outcome: Outcome, *, flush: bool = False) -> Planned | None:
+        """`outcome` counted, with the representatives due (`flush`: all held) and its alerts grouped into cases
+        in memory (`AlertSink.plan`); None when there is nothing to write."""
         counters = self.counters
         counters.alerts += len(outcome.alerts)
         counters.correlation_alerts += outcome.correlation_alerts
         counters.suppressed += outcome.suppressed
         outcome.updated = self.representatives.take(outcome.updated, force=flush)
         if not outcome.alerts and not outcome.updated:
-            return
-        delivery = self.components.sink.deliver(outcome)
-        counters.cases_opened += delivery.cases_opened
-        counters.cases_updated += delivery.cases_updated
+            return None
+        return self.components.sink.plan(outcome)
+
+    def _commit(self, planned: Planned) -> None:
+        """The alerts, representatives and cases `_plan` made, written inside the caller's batch."""
+        delivery = self.components.sink.commit(planned)
+        self.counters.cases_opened += delivery.cases_opened
+        self.counters.cases_updated += delivery.cases_updated
 
     def snapshot(self) -> None:
         """Save the analyzer's state, and write the suppressed counts held (unless the pipeline has failed:

@@ -268,3 +268,40 @@ def test_a_sink_refuses_a_repository_on_another_store(stores: Callable[[str], St
     with pytest.raises(ValueError, match="the case repository must write to the sink's own store"):
         AlertSink(stores("alerts"), repository(stores("alerts")), lambda: AT)
     AlertSink(stores("one"), None, lambda: AT)  # without cases: nothing to share
+
+
+def test_a_plan_writes_nothing_and_saved_gives_what_add_alerts_gives(
+    stores: Callable[[str], Store], batch: list[IncomingAlert],
+) -> None:
+    """The engine plans before it takes the store's write lock (`plan_alerts` only reads), then saves."""
+    planned_store, direct = CountingStore(stores("planned")), repository(stores("direct"))
+    repo = repository(cast(Store, planned_store))
+    for first in (repo, direct):
+        first.add_alerts(batch[:9], AT)  # cases stored and cached: the plan meets them
+    before, puts, audit_writes = stored(planned_store.store), dict(planned_store.puts), planned_store.audit_writes
+    plan = repo.plan_alerts(batch[9:], AT)
+    assert stored(planned_store.store) == before
+    assert (dict(planned_store.puts), planned_store.audit_writes) == (puts, audit_writes)
+    got = repo.save_alerts(plan)
+    expected = direct.add_alerts(batch[9:], AT)
+    assert flags(got) == flags(expected)
+    assert stored(planned_store.store) == stored(direct.store)
+
+
+def test_an_analyst_change_between_plan_and_save_is_grouped_again(
+    stores: Callable[[str], Store], make_incoming: Callable[..., IncomingAlert]
+) -> None:
+    ingest, analyst = repository(stores("shared")), repository(stores("shared"))
+    case = ingest.add_alert(make_incoming("r1", host="ws01"), T0).case
+    assert case is not None
+    plan = ingest.plan_alerts([make_incoming("r2", host="ws01", ts=T0 + MINUTE),
+                               make_incoming("r3", points=90, host="ws01", ts=T0 + 2 * MINUTE)], AT)
+    analyst.apply(case.id, Assign("alice"), "alice")  # saved after the plan read the case
+    results = ingest.save_alerts(plan)
+    assert [(r.case.id if r.case else None, r.opened, r.duplicate) for r in results] == [
+        (case.id, False, False), (case.id, False, False)]
+    final = analyst.require(case.id)
+    assert final == results[1].case
+    assert final.assignee == "alice"
+    assert len(final.alerts) == 3
+    assert [entry.seq for entry in final.timeline] == list(range(1, final.version + 1))

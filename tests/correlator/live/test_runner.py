@@ -316,3 +316,25 @@ def test_the_frames_of_one_read_are_cut_into_batches_in_order(tmp_path: Path, wo
         # The garbage collector ran after each batch, not during them, and is back on once the engine stopped.
         assert runner.collector.collections + runner.collector.full_collections >= len(batches)
         assert gc.isenabled()
+
+
+def test_cases_are_grouped_before_the_batch_takes_the_write_lock(tmp_path: Path) -> None:
+    """The open cases are read (and alerts grouped into them) before `Store.batch` begins: SQLite's other
+    writers (detection workers storing events) wait only for the writes."""
+    from correlator.store.sqlite import SqliteStore
+
+    reads: list[bool] = []
+
+    class Watched(SqliteStore):
+        def search(self, collection: str, *args: Any, **kwargs: Any) -> Any:
+            if collection == "cases":
+                reads.append(self._in_batch)
+            return super().search(collection, *args, **kwargs)
+
+    config = _config(tmp_path)
+    with Watched(tmp_path / "socctl.db") as store:
+        runner, _ = build_runner(config, store)
+        _serve_until_drained(runner, 25)
+        assert runner.counters.cases_opened >= 1
+    assert reads
+    assert not any(reads), f"{reads.count(True)} of {len(reads)} case reads inside a write batch"
