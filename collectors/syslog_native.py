@@ -22,17 +22,18 @@ __all__ = ["native_fields", "native_syslog_event"]
 NativeResult = tuple[int, dict[str, Any], str, str, str] | None
 
 
-def native_fields(raw: str, received_ms: int, peer: str, path: str | None = None) -> NativeResult:
+def native_fields(raw: str, received_ms: int, peer: str, path: str | None = None, repeat: int = 0) -> NativeResult:
     """What the native reader gives a frame's text received at `received_ms` from `peer` (read in UTC; `path`:
-    the origin's, the document's `log.file.path`), or None (no extension, or a line it leaves to Python)."""
+    the origin's, the document's `log.file.path`; `repeat`: the frame's `SyslogFrame.repeat`, hashed into the id
+    when not 0), or None (no extension, or a line it leaves to Python)."""
     if not native_available():
         return None
-    return _reader()(raw, received_ms, peer, path)
+    return _reader()(raw, received_ms, peer, path, repeat)
 
 
-def native_syslog_event(raw: str, received_ms: int, peer: str, origin: EventOrigin) -> Event | None:
+def native_syslog_event(raw: str, received_ms: int, peer: str, origin: EventOrigin, repeat: int = 0) -> Event | None:
     """The `Event` of a frame read natively (see the module doc), or None."""
-    found = native_fields(raw, received_ms, peer, origin.path)
+    found = native_fields(raw, received_ms, peer, origin.path, repeat)
     if found is None or origin.offset is not None:  # an offset would go into the document too
         return None
     timestamp_ms, fields, event_id, document, text = found
@@ -44,7 +45,7 @@ def native_syslog_event(raw: str, received_ms: int, peer: str, origin: EventOrig
 
 
 @cache
-def _reader() -> Callable[[str, int, str, str | None], NativeResult]:
+def _reader() -> Callable[[str, int, str, str | None, int], NativeResult]:
     from correlator._native import syslog_event
 
-    return cast(Callable[[str, int, str, str | None], NativeResult], syslog_event)
+    return cast(Callable[[str, int, str, str | None, int], NativeResult], syslog_event)

@@ -17,11 +17,14 @@ import functools
 import logging
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-__all__ = ["Framed", "SyslogFrame", "SyslogMetrics", "SyslogServer", "split_frames"]
+from collectors.syslog_file import REPEAT_WINDOW
+
+__all__ = ["Framed", "Repeats", "SyslogFrame", "SyslogMetrics", "SyslogServer", "split_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,31 @@ class SyslogFrame(NamedTuple):
     received_ms: int
     error: str | None = None  # why the frame is not a message (oversized, ...): a dead letter
     tz: str | None = None  # IANA zone of timestamps without an offset (RFC 3164's local time); None: UTC
+    repeat: int = 0  # identical frames from this sender before it, among its recent distinct ones (`Repeats`)
+
+
+class Repeats:
+    """How many identical frames each sender sent before, among the last `window` distinct (sender, message)
+    pairs. The event id hashes the sender and the message with the time, to the second for RFC 3164: two
+    identical lines in one second (the same failure twice) would be one event, so the n-th repeat hashes with
+    its count, as `collectors.syslog_file` does for a file's lines."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._seen: OrderedDict[tuple[str, bytes], int] = OrderedDict()
+
+    def count(self, peer: str, data: bytes) -> int:
+        key = (peer, data)
+        seen = self._seen
+        times = seen.get(key)
+        if times is None:
+            seen[key] = 1
+            if len(seen) > self.window:
+                seen.popitem(last=False)
+            return 0
+        seen[key] = times + 1
+        seen.move_to_end(key)
+        return times
 
 
 @dataclass
@@ -161,6 +189,7 @@ class SyslogServer:
         self.clock = clock
         self.timezone = timezone  # stamped on every frame: the zone of the senders' local timestamps
         self.metrics = SyslogMetrics()
+        self.repeats = Repeats(REPEAT_WINDOW)
         self._wanted = {"udp": udp_port, "tcp": tcp_port, "tls": tls_port}
         self._tls = tls
         self.ports: dict[str, int] = {}
@@ -215,18 +244,21 @@ class SyslogServer:
             data = data[: self.max_frame]
         if error is not None:
             self.metrics.framing_errors += 1
-        return SyslogFrame(data, peer, transport, self.clock(), error, self.timezone)
+            return SyslogFrame(data, peer, transport, self.clock(), error, self.timezone)
+        return SyslogFrame(data, peer, transport, self.clock(), None, self.timezone, self.repeats.count(peer, data))
 
     def _frames(self, framed: list[tuple[bytes, str | None]], peer: str, transport: str) -> list[SyslogFrame]:
         """The frames of one read: received at one time."""
         metrics = self.metrics
         metrics.tcp_frames += len(framed)
-        received, zone = self.clock(), self.timezone
+        received, zone, repeats = self.clock(), self.timezone, self.repeats.count
         frames = []
         for data, error in framed:
             if error is not None:
                 metrics.framing_errors += 1
-            frames.append(SyslogFrame(data, peer, transport, received, error, zone))
+                frames.append(SyslogFrame(data, peer, transport, received, error, zone))
+            else:
+                frames.append(SyslogFrame(data, peer, transport, received, None, zone, repeats(peer, data)))
         return frames
 
     async def _hand_on(self, frames: list[SyslogFrame]) -> None:

@@ -27,7 +27,7 @@ def frame_to_event(frame: SyslogFrame) -> Event | Rejected:
     if frame.error is not None:
         return Rejected(frame.error, origin, raw=raw, stage="read")
     if frame.tz is None:
-        event = native_syslog_event(raw, frame.received_ms, frame.peer, origin)
+        event = native_syslog_event(raw, frame.received_ms, frame.peer, origin, frame.repeat)
         if event is not None:
             return event
     return python_frame_event(frame, raw, origin)
@@ -39,7 +39,14 @@ def python_frame_event(frame: SyslogFrame, raw: str, origin: EventOrigin) -> Eve
         message = parse_syslog(raw, received_ms=frame.received_ms, source_host=frame.peer, tz=zone(frame.tz))
     except SyslogParseError as exc:
         return Rejected(f"not a syslog message: {exc.reason}", origin, raw=raw, stage="normalise")
-    return to_event(message, raw, origin, event_id_for(f"{frame.peer}\0{raw}", message.timestamp_ms))
+    return to_event(message, raw, origin, event_id_for(frame_key(frame, raw), message.timestamp_ms))
+
+
+def frame_key(frame: SyslogFrame, raw: str) -> str:
+    """What a frame's event id hashes (with its time): the sender, the message and, for the n-th identical frame
+    of the sender (`SyslogFrame.repeat`), n."""
+    key = f"{frame.peer}\0{raw}"
+    return f"{key}\n#{frame.repeat}" if frame.repeat else key
 
 
 def frame_origin(frame: SyslogFrame) -> EventOrigin:

@@ -197,3 +197,23 @@ def test_frame_to_event_gives_the_same_event_and_document_with_and_without_the_n
             assert a.to_document() == b.to_document()
         else:
             assert a == b
+
+
+def test_a_repeated_frame_gets_its_own_id_natively_and_in_python() -> None:
+    """`SyslogFrame.repeat` goes into the id on both paths: the n-th identical frame of a sender is its own event."""
+    line = BENCH_LIKE[0].format(s=1, h=1, p=1000, n=1, a=1, b=1, port=1024, u=2000)
+    ids = set()
+    for repeat in (0, 1, 7):
+        frame = SyslogFrame(line.encode(), peer="10.1.2.3", transport="tcp", received_ms=RECEIVED[0], repeat=repeat)
+        origin = frame_origin(frame)
+        found = native_fields(line, RECEIVED[0], "10.1.2.3", origin.path, repeat)
+        python = python_frame_event(frame, line, origin)
+        assert found is not None
+        assert isinstance(python, Event)
+        assert found[2] == python.id
+        assert orjson.loads(found[3])["event"]["id"] == python.id
+        event = frame_to_event(frame)
+        assert isinstance(event, Event)
+        assert event.id == python.id
+        ids.add(python.id)
+    assert len(ids) == 3

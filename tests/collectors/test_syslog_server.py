@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from collectors.syslog_server import SyslogFrame, SyslogServer, split_frames
+from collectors.syslog_server import Repeats, SyslogFrame, SyslogServer, split_frames
 from tests.conftest import require_tool
 
 RFC5424 = b"<34>1 2026-11-20T01:00:00.000Z web01 sshd 2211 - - Failed password for root from 203.0.113.9"
@@ -149,8 +149,37 @@ def test_tcp_frames_split_across_writes_and_several_per_write() -> None:
         frames = await collected.wait_for(3)
         assert [f.data for f in frames] == [RFC5424, RFC5424, b"<13>Nov 20 01:00:00 web01 cron[1]: newline framed"]
         assert server.metrics.tcp_frames == 3
+        assert [f.repeat for f in frames] == [0, 1, 0]  # the second RFC5424 frame repeats the first
         del reader
     serve(test)
+
+
+def test_identical_frames_of_a_sender_are_counted_over_udp_and_tcp() -> None:
+    """Two identical lines in one second are two events: each frame says how many identical ones its sender sent
+    before (`SyslogFrame.repeat`, hashed into the event id), counted across transports, per sender."""
+    line = b"<38>Nov 20 01:00:02 web01 sshd[4001]: Connection closed by 198.51.100.23 port 40010 [preauth]"
+
+    async def test(served: Served) -> None:
+        server, collected = served
+        _, writer = await asyncio.open_connection("127.0.0.1", server.ports["tcp"])
+        writer.write(line + b"\n" + line + b"\n")
+        await writer.drain()
+        await collected.wait_for(2)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(line, ("127.0.0.1", server.ports["udp"]))
+        frames = await collected.wait_for(3)
+        writer.close()
+        assert [(f.transport, f.repeat) for f in frames] == [("tcp", 0), ("tcp", 1), ("udp", 2)]
+        assert server.repeats.count("192.0.2.9", line) == 0  # another sender starts at 0
+    serve(test)
+
+
+def test_repeats_are_counted_within_a_bounded_window() -> None:
+    repeats = Repeats(window=3)
+    assert [repeats.count("a", b"x") for _ in range(3)] == [0, 1, 2]
+    for other in (b"1", b"2", b"3"):  # three more distinct frames push "x" out of the window
+        repeats.count("a", other)
+    assert repeats.count("a", b"x") == 0
 
 
 

@@ -131,16 +131,17 @@ fn timed_id(timestamp_ms: i64, digest: &[u8]) -> String {
 }
 
 /// `(timestamp_ms, fields, event id, document, free text)` of a syslog frame's text received at `received_ms`
-/// from `peer`, read in UTC, its document with `log.file.path` `path` (`syslog_document`); None when Python is
-/// to read it (see the module doc).
+/// from `peer`, read in UTC, its document with `log.file.path` `path` (`syslog_document`), the id hashing
+/// `repeat` when not 0 (`correlator.live.intake.frame_key`); None when Python is to read it (see the module doc).
 #[pyfunction]
-#[pyo3(signature = (raw, received_ms, peer, path=None))]
+#[pyo3(signature = (raw, received_ms, peer, path=None, repeat=0))]
 pub fn syslog_event<'py>(
     py: Python<'py>,
     raw: &Bound<'py, PyString>,
     received_ms: i64,
     peer: &Bound<'py, PyString>,
     path: Option<&str>,
+    repeat: u64,
 ) -> PyResult<Option<Event<'py>>> {
     let (Ok(text), Ok(peer_text)) = (raw.to_str(), peer.to_str()) else {
         return Ok(None);
@@ -237,6 +238,9 @@ pub fn syslog_event<'py>(
     hasher.update(peer_text.as_bytes());
     hasher.update([0u8]);
     hasher.update(text.as_bytes());
+    if repeat > 0 {
+        hasher.update(format!("\n#{repeat}").as_bytes()); // the n-th identical frame (`frame_key`)
+    }
     let digest = hasher.finalize();
     let id = timed_id(head.timestamp_ms, &digest);
     let Some((document, free_text)) = stored_document(&flat, &timestamp, &id, text, path) else {

@@ -338,3 +338,26 @@ def test_cases_are_grouped_before_the_batch_takes_the_write_lock(tmp_path: Path)
         assert runner.counters.cases_opened >= 1
     assert reads
     assert not any(reads), f"{reads.count(True)} of {len(reads)} case reads inside a write batch"
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-thread", "2-workers"])
+def test_two_identical_syslog_lines_are_two_events(tmp_path: Path, workers: int) -> None:
+    """The same failure twice in one second from one host: both are stored (and both alert)."""
+    config = RunConfig(store=f"sqlite:///{tmp_path / 'socctl.db'}", state_dir=tmp_path / "state",
+                       syslog=Listen(udp=None, tcp=0), metrics=Listen(port=None), http=Listen(port=None),
+                       batch_wait_ms=20, workers=workers)
+    message = b"<38>Nov 20 10:00:00 web01 sshd[77]: Failed password for root from 198.51.100.23 port 2 ssh2"
+    with open_store(config.store) as store:
+        runner, _ = build_runner(config, store)
+
+        async def send(port: int) -> None:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(message + b"\n" + message + b"\n")
+            await writer.drain()
+            writer.close()
+
+        serve_and_send(runner, "tcp", send, lambda: runner.counters.events_processed >= 2)
+        events = store.search("events", "", limit=5).hits
+        assert len(events) == 2
+        assert len({event["event"]["id"] for event in events}) == 2
+        assert {event["event"]["original"] for event in events} == {message.decode()}
