@@ -1,4 +1,5 @@
-"""SQLite backend: one file, WAL journal, a table per collection and a contentless FTS5 index for free text.
+"""SQLite backend: WAL journal, a table per collection and a contentless FTS5 index for free text; the events in a
+file of their own beside the main file (`correlator.store.sqlite_files`).
 
 Layout per collection (`correlator.store.sqlite_sql`)::
 
@@ -19,20 +20,24 @@ paths: ``a.b`` is ``{"a": {"b": ...}}``; a key that itself contains a dot cannot
 
 A versioned document (`Store.put`) is written in one ``BEGIN IMMEDIATE`` transaction that reads the stored
 version and inserts, or updates ``WHERE seq = ? AND version = ?``: no other writer can come in between.
-Inside `Store.batch` every call is a savepoint of the batch's one ``BEGIN IMMEDIATE`` transaction instead.
+Inside `Store.batch` every call is a savepoint of the batch's ``BEGIN IMMEDIATE`` transaction on that file instead:
+a batch begins a file's transaction when it first uses the file (a batch of alerts and cases never takes the
+events file's lock) and commits the events file first. Two batches that each hold one file and want the other
+wait for each other until `BUSY_TIMEOUT_MS`, when one fails; the engine's batches take the main file only, or the
+events file first.
 
-Thread-safety: a `SqliteStore` owns one connection and must be used from the thread that opened it (other
-threads get a `StoreError`). Open one store per thread or process; WAL lets readers run beside the single
-writer, and a writer waits up to `BUSY_TIMEOUT_MS` for another's transaction.
+Thread-safety: a `SqliteStore` owns a connection per file and is used by one thread at a time. Open one store per
+thread or process; WAL lets readers run beside the single writer of each file, and a writer waits up to
+`BUSY_TIMEOUT_MS` for another's transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from os import PathLike, fspath
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
@@ -52,8 +57,8 @@ from correlator.store.base import (
 from correlator.store.documents import NOT_SEARCHED, RETENTION_FIELDS, PreparedRecord, agency_of, searchable
 from correlator.store.errors import StoreError, VersionConflictError
 from correlator.store.retention import DEFAULT_AGENCY, Purge, RetentionPolicy, agency_slug, cutoff_ms
+from correlator.store.sqlite_files import BUSY_TIMEOUT_MS, StoreFiles, errors, open_files, schema_version
 from correlator.store.sqlite_sql import (
-    MIGRATIONS,
     SCHEMA_VERSION,
     TABLES,
     Table,
@@ -64,17 +69,6 @@ from correlator.store.sqlite_sql import (
 )
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "SqliteStore", "document_text"]
-
-BUSY_TIMEOUT_MS: Final = 5_000
-# Measured on 100k events: a larger page cache keeps the indexes' hot pages in memory, and fewer, larger
-# checkpoints write each hot page back once per checkpoint instead of once per batch.
-_PRAGMAS: Final = (
-    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA cache_size = -65536",  # KiB: up to 64 MiB, allocated as used
-    "PRAGMA wal_autocheckpoint = 4000",  # pages: 16 MiB at the default page size
-)
-
 
 def _texts(table: Table) -> Callable[[dict[str, Any]], str]:
     """The free text of documents of `table` (their searchable parts), as one function for a batch."""
@@ -99,89 +93,103 @@ def _values(table: Table, record: Record, text: str | None = None) -> tuple[Any,
 
 
 class SqliteStore(Store):
-    """The `Store` contract over one SQLite database file (or ``":memory:"``)."""
+    """The `Store` contract over the SQLite files of a store (`correlator.store.sqlite_files`), or ``":memory:"``."""
 
     backend = "sqlite"
 
     def __init__(self, path: str | PathLike[str], *, clock: Clock | None = None) -> None:
         super().__init__(clock=clock)
         self.path = fspath(path)
-        self._in_batch = False  # inside `batch`: one open transaction, calls use savepoints
-        try:
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False)  # used by one thread at a time
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open database: {exc}") from exc
-        try:
-            with self._errors("open"):
-                (self.journal_mode,) = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                for pragma in _PRAGMAS:
-                    self._conn.execute(pragma)
-                self._migrate(self._conn)
-        except BaseException:
-            self._conn.close()
-            self._conn = None
-            raise
+        self._in_batch = False  # inside `batch`: each file's transaction begun on first use, calls use savepoints
+        self._files: StoreFiles | None = open_files(self.path, self._clock)
+        self.journal_mode = self._files.journal_mode
+        self._placed = self._files.connections()
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
 
     @property
+    def paths(self) -> tuple[str, ...]:
+        """The store's database files: the main file, and the events file when the events have their own."""
+        return self._open_files().paths
+
+    @property
     def schema_version(self) -> int:
         with self._errors("read schema version"):
-            return self._schema_version(self._connection())
+            return schema_version(self._connection())
 
     def close(self) -> None:
-        conn = self._conn
-        if conn is None:
+        files = self._files
+        if files is None:
             return
-        with self._errors("close"):
-            try:
-                conn.execute("PRAGMA optimize")
-            finally:
-                conn.close()  # from another thread this raises, and the store stays open
-                self._conn = None
+        files.close()  # from another thread this raises, and the store stays open
+        self._files = None
 
     # -- connection and transactions
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
+    def _open_files(self) -> StoreFiles:
+        if self._files is None:
             raise StoreError(f"{self.path}: store is closed")
-        return self._conn
+        return self._files
 
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {action}: {exc}") from exc
+    def _connection(self, collection: Collection | None = None) -> sqlite3.Connection:
+        """The connection to `collection`'s file (None: the main file). Inside `batch` the file's write
+        transaction is begun on first use, reads included: the batch holds each file it touches until it ends."""
+        files = self._open_files()
+        if collection is None:
+            path, conn = files.path, files.main
+        else:
+            path, conn = self._placed[collection]
+        if self._in_batch and not conn.in_transaction:
+            with errors(path, "begin a batch of writes"):
+                conn.execute("BEGIN IMMEDIATE")
+        return conn
+
+    def _errors(self, action: str, collection: Collection | None = None) -> AbstractContextManager[None]:
+        return errors(self.path if collection is None else self._placed[collection][0], action)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         if self._in_batch:
             yield
             return
-        conn = self._connection()
-        with self._errors("begin a batch of writes"):
-            conn.execute("BEGIN IMMEDIATE")
+        files = self._open_files()
         self._in_batch = True
         try:
             yield
         except BaseException:
             self._in_batch = False
-            if conn.in_transaction:
-                with self._errors("undo a batch of writes"):
-                    conn.execute("ROLLBACK")
+            self._end(files, "ROLLBACK", "undo a batch of writes")
             raise
         self._in_batch = False
-        with self._errors("commit a batch of writes"):
-            conn.execute("COMMIT")
+        self._end(files, "COMMIT", "commit a batch of writes")
+
+    @staticmethod
+    def _end(files: StoreFiles, statement: str, action: str) -> None:
+        """COMMIT or ROLLBACK each file's open transaction, the events file first; on a failure the files not
+        yet committed are rolled back and the error says which were."""
+        done: list[str] = []
+        for path, conn in files.by_commit_order():
+            if not conn.in_transaction:
+                continue
+            try:
+                with errors(path, action):
+                    conn.execute(statement)
+            except StoreError as exc:
+                for _, rest in files.by_commit_order():
+                    if rest.in_transaction:
+                        rest.execute("ROLLBACK")
+                if done:
+                    raise StoreError(f"{exc} (committed before the failure: {', '.join(done)})") from exc
+                raise
+            done.append(path)
 
     @contextmanager
-    def _transaction(self, action: str, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
+    def _transaction(self, action: str, collection: Collection | None = None,
+                     begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
+        conn = self._connection(collection)
         if self._in_batch:  # inside `batch`: a savepoint, so a failing call undoes only its own writes
-            with self._errors(action):
+            with self._errors(action, collection):
                 conn.execute("SAVEPOINT call")
                 try:
                     yield conn
@@ -191,7 +199,7 @@ class SqliteStore(Store):
                     raise
                 conn.execute("RELEASE call")
             return
-        with self._errors(action):
+        with self._errors(action, collection):
             conn.execute(begin)
             try:
                 yield conn
@@ -201,46 +209,12 @@ class SqliteStore(Store):
                 raise
             conn.execute("COMMIT")
 
-    @staticmethod
-    def _schema_version(conn: sqlite3.Connection) -> int:
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-        ).fetchone()
-        if not exists:
-            return 0
-        return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        current = self._schema_version(conn)
-        if current == SCHEMA_VERSION:
-            return
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: database schema version {current} is newer than this socctl supports "
-                f"({SCHEMA_VERSION})"
-            )
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)"
-            )
-            current = self._schema_version(conn)  # again, under the write lock
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version]:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, self._clock()))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
     # -- writes
 
     def _write(self, collection: Collection, records: Sequence[Record], *, replace: bool = False) -> WriteResult:
         table = TABLES[collection]
         if replace:
-            with self._transaction(f"write {collection}", "BEGIN IMMEDIATE") as conn:
+            with self._transaction(f"write {collection}", collection, "BEGIN IMMEDIATE") as conn:
                 for record in records:
                     self._overwrite(conn, table, record)
             return WriteResult(written=len(records))
@@ -257,7 +231,7 @@ class SqliteStore(Store):
                 text_of: Callable[[int], str]) -> WriteResult:
         """Create-only insert of `rows` (values of `table.value_columns`) with the free text of the new ones
         (`text_of(index)`)."""
-        with self._transaction(f"write {collection}", "BEGIN IMMEDIATE") as conn:
+        with self._transaction(f"write {collection}", collection, "BEGIN IMMEDIATE") as conn:
             (last_seq,) = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table.name}").fetchone()  # noqa: S608
             before = conn.total_changes
             conn.executemany(table.insert_sql, rows)
@@ -289,7 +263,7 @@ class SqliteStore(Store):
         table = TABLES[collection]
         text = _text(table, record.doc)
         values = _values(table, record, text)
-        with self._transaction(f"put {collection}/{record.id}", "BEGIN IMMEDIATE") as conn:
+        with self._transaction(f"put {collection}/{record.id}", collection, "BEGIN IMMEDIATE") as conn:
             row = conn.execute(
                 f"SELECT seq, version, text FROM {table.name} WHERE id = ?", (record.id,)  # noqa: S608
             ).fetchone()
@@ -351,7 +325,7 @@ class SqliteStore(Store):
             latest = max(cutoff_ms(policy, agency, collection.value, now_ms)
                          for agency in (*policy.agencies, DEFAULT_AGENCY))
             agency_sql = "json_extract(doc, '$.organization.id')"
-            with self._transaction(f"retention {collection}", "BEGIN IMMEDIATE") as conn:
+            with self._transaction(f"retention {collection}", collection, "BEGIN IMMEDIATE") as conn:
                 groups = conn.execute(
                     f"SELECT {agency_sql}, count(*), max(ts) FROM {table.name} WHERE ts < ? GROUP BY 1",  # noqa: S608
                     (latest,),
@@ -368,7 +342,7 @@ class SqliteStore(Store):
                     if not dry_run:
                         self._forget_docs(conn, table, rows)
                         conn.execute(f"DELETE FROM {table.name} WHERE {selector}", (cutoff, raw_agency))  # noqa: S608
-                    purges.append(Purge(f"{self.path}:{table.name}", collection.value, agency,
+                    purges.append(Purge(f"{self._placed[collection][0]}:{table.name}", collection.value, agency,
                                         policy.level_for(agency), cutoff, len(rows), not dry_run))
         return purges
 
@@ -381,7 +355,7 @@ class SqliteStore(Store):
         latest = max(cutoff_ms(policy, agency, collection.value, now_ms)
                      for agency in (*policy.agencies, DEFAULT_AGENCY))
         purges: list[Purge] = []
-        with self._transaction(f"retention {collection}", "BEGIN IMMEDIATE") as conn:
+        with self._transaction(f"retention {collection}", collection, "BEGIN IMMEDIATE") as conn:
             rows = conn.execute(
                 f"SELECT seq, text, doc FROM {table.name} "  # noqa: S608
                 f"WHERE json_extract(doc, '{json_path(name)}') < ?",
@@ -400,8 +374,9 @@ class SqliteStore(Store):
                     self._forget_texts(conn, table, chosen)
                     conn.executemany(f"DELETE FROM {table.name} WHERE seq = ?",  # noqa: S608
                                      [(seq,) for seq, _ in chosen])
-                purges.append(Purge(f"{self.path}:{table.name}", collection.value, agency, policy.level_for(agency),
-                                    cutoff_ms(policy, agency, collection.value, now_ms), len(chosen), not dry_run))
+                purges.append(Purge(f"{self._placed[collection][0]}:{table.name}", collection.value, agency,
+                                    policy.level_for(agency), cutoff_ms(policy, agency, collection.value, now_ms),
+                                    len(chosen), not dry_run))
         return purges
 
     # -- reads
@@ -410,7 +385,7 @@ class SqliteStore(Store):
         table = TABLES[where.collection]
         clause, params = where_sql(table, where)
         order = order_sql(table, sort)
-        with self._transaction(f"search {where.collection}") as conn:
+        with self._transaction(f"search {where.collection}", where.collection) as conn:
             count_sql = f"SELECT count(*) FROM {table.name} AS d WHERE {clause}"  # noqa: S608
             (total,) = conn.execute(count_sql, params).fetchone()
             rows = []
@@ -424,9 +399,9 @@ class SqliteStore(Store):
     def _count(self, where: Filter) -> int:
         table = TABLES[where.collection]
         clause, params = where_sql(table, where)
-        with self._errors(f"count {where.collection}"):
+        with self._errors(f"count {where.collection}", where.collection):
             sql = f"SELECT count(*) FROM {table.name} AS d WHERE {clause}"  # noqa: S608
-            return int(self._connection().execute(sql, params).fetchone()[0])
+            return int(self._connection(where.collection).execute(sql, params).fetchone()[0])
 
     def _terms(self, where: Filter, field: str, size: int) -> list[tuple[FieldValue, int]]:
         table = TABLES[where.collection]
@@ -444,8 +419,8 @@ class SqliteStore(Store):
                 f"WHERE {clause} AND j.type IN ('text', 'integer', 'real', 'true', 'false') "
                 "GROUP BY t, v ORDER BY n DESC, v LIMIT ?"
             )
-        with self._errors(f"terms {where.collection}.{field}"):
-            rows = self._connection().execute(sql, [*params, size]).fetchall()
+        with self._errors(f"terms {where.collection}.{field}", where.collection):
+            rows = self._connection(where.collection).execute(sql, [*params, size]).fetchall()
         return [(json_value(value, kind), count) for value, kind, count in rows]
 
     def _date_histogram(self, where: Filter, interval_ms: int) -> list[tuple[int, int]]:
@@ -456,14 +431,14 @@ class SqliteStore(Store):
             f"SELECT d.ts - ((d.ts % {step}) + {step}) % {step} AS b, count(*) FROM {table.name} AS d "  # noqa: S608
             f"WHERE {clause} GROUP BY b ORDER BY b"
         )
-        with self._errors(f"date_histogram {where.collection}"):
-            rows = self._connection().execute(sql, params).fetchall()
+        with self._errors(f"date_histogram {where.collection}", where.collection):
+            rows = self._connection(where.collection).execute(sql, params).fetchall()
         return [(int(start), int(count)) for start, count in rows]
 
     def _get(self, collection: Collection, doc_id: str) -> dict[str, Any] | None:
         table = TABLES[collection]
-        with self._errors(f"get {collection}"):
-            row = self._connection().execute(
+        with self._errors(f"get {collection}", collection):
+            row = self._connection(collection).execute(
                 f"SELECT doc FROM {table.name} WHERE id = ?", (doc_id,)  # noqa: S608
             ).fetchone()
         return None if row is None else orjson.loads(row[0])

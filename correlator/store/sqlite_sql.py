@@ -7,7 +7,9 @@ Layout per collection::
                  [version INTEGER, text: versioned collections], doc JSON text)
     <name>_fts  FTS5(text), content='', rowid = <name>.seq
 
-Schema versions: 1 made ``events``, ``alerts`` and ``deadletter``; 2 adds ``cases``, ``allowlist`` and ``audit``.
+Schema versions of the main file: 1 made ``events``, ``alerts`` and ``deadletter``; 2 adds ``cases``, ``allowlist``
+and ``audit``; 3 records the layout (``store_layout``: the events in the main file or in their own, where a new
+store puts them, `correlator.store.sqlite_files`). The events file has its own versions: 1 made ``events``.
 """
 
 from __future__ import annotations
@@ -31,18 +33,23 @@ from correlator.store.query import (
 )
 
 __all__ = [
+    "EVENTS_MIGRATIONS",
+    "EVENTS_SCHEMA_VERSION",
     "FTS_TOKENIZER",
+    "LAYOUT_TABLE",
+    "LAYOUT_VERSION",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "TABLES",
     "Table",
     "json_path",
     "json_value",
+    "main_migrations",
     "order_sql",
     "where_sql",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # FTS5 merges its segments less eagerly than the default (4/16): about 1.4x faster bulk inserts.
 _FTS_MERGE: Final = (("automerge", 16), ("crisismerge", 64))
 FTS_TOKENIZER: Final = "unicode61 remove_diacritics 0 tokenchars '_'"
@@ -110,12 +117,25 @@ class Table:
 
 TABLES: Final = {collection: Table.of(collection) for collection in Collection}
 
-# Schema migrations: version -> statements that bring the previous version to it.
+# Schema migrations of the main file: version -> statements that bring the previous version to it. With
+# `events_file` the events table is in the events file instead (`EVENTS_MIGRATIONS`).
 _FIRST: Final = (Collection.EVENTS, Collection.ALERTS, Collection.DEADLETTER)
-MIGRATIONS: Final[dict[int, list[str]]] = {
-    1: [stmt for collection in _FIRST for stmt in TABLES[collection].ddl()],
-    2: [stmt for collection in Collection if collection not in _FIRST for stmt in TABLES[collection].ddl()],
-}
+LAYOUT_TABLE: Final = "store_layout"
+LAYOUT_VERSION: Final = 3
+
+
+def main_migrations(*, events_file: bool) -> dict[int, list[str]]:
+    first = [c for c in _FIRST if not (events_file and c is Collection.EVENTS)]
+    return {
+        1: [stmt for collection in first for stmt in TABLES[collection].ddl()],
+        2: [stmt for collection in Collection if collection not in _FIRST for stmt in TABLES[collection].ddl()],
+        LAYOUT_VERSION: [f"CREATE TABLE {LAYOUT_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"],
+    }
+
+
+MIGRATIONS: Final = main_migrations(events_file=False)  # the single-file layout
+EVENTS_SCHEMA_VERSION: Final = 1
+EVENTS_MIGRATIONS: Final[dict[int, list[str]]] = {1: TABLES[Collection.EVENTS].ddl()}
 
 
 def where_sql(table: Table, where: Filter) -> tuple[str, list[Any]]:

@@ -33,6 +33,7 @@ from correlator.model import Alert, EventOrigin, MatchedRule, ms_to_iso
 from correlator.scoring import Factor, RiskScore, load_scoring_config
 from correlator.store.base import wall_clock_ms
 from correlator.store.sqlite import SqliteStore
+from correlator.store.sqlite_files import events_path_of
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -208,9 +209,10 @@ def store_url(db: Path) -> str:
 
 @pytest.fixture
 def replayed(scenario: Scenario, db: Path) -> Scenario:
-    """This test's store holds a copy of the replay."""
-    with sqlite3.connect(scenario.db) as source, sqlite3.connect(db) as target:
-        source.backup(target)
+    """This test's store holds a copy of the replay (both of its files)."""
+    for source_path, target_path in ((scenario.db, db), (events_path_of(str(scenario.db)), events_path_of(str(db)))):
+        with sqlite3.connect(source_path) as source, sqlite3.connect(target_path) as target:
+            source.backup(target)
     return scenario
 
 

@@ -1,6 +1,7 @@
 """`Store.batch`: writes grouped into one unit. On every backend the calls inside behave as they do outside it
 (their results, a version conflict raised for its put alone, reads seeing the unit's own writes); on SQLite the
-unit is one transaction: other connections see nothing until it ends, and a block that raises leaves nothing."""
+unit is a transaction on each file it uses (`test_sqlite_files`): other connections see nothing until it ends,
+and a block that raises leaves nothing."""
 
 from __future__ import annotations
 

@@ -15,8 +15,9 @@ from correlator.store import sqlite as sqlite_module
 from correlator.store.base import Collection, Filter
 from correlator.store.config import default_db_path, sqlite_path_from_url
 from correlator.store.query import parse_query
-from correlator.store.sqlite import SCHEMA_VERSION, SqliteStore, document_text
-from correlator.store.sqlite_sql import MIGRATIONS, TABLES, where_sql
+from correlator.store.sqlite import BUSY_TIMEOUT_MS, SCHEMA_VERSION, SqliteStore, document_text
+from correlator.store.sqlite_files import events_path_of
+from correlator.store.sqlite_sql import EVENTS_SCHEMA_VERSION, MIGRATIONS, TABLES, where_sql
 from tests.correlator.store.test_contract import T0, build_event
 
 CLOCK_MS = T0 + 42
@@ -37,11 +38,16 @@ def raw_connection(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
 
+def events_db(path: Path) -> Path:
+    return Path(events_path_of(str(path)))
+
+
 def test_pragmas(store: SqliteStore) -> None:
-    conn = store._connection()
     assert store.journal_mode == "wal"
-    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    for conn in (store._connection(), store._connection(Collection.EVENTS)):
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (BUSY_TIMEOUT_MS,)
 
 
 def test_schema_version_is_recorded_once(db_path: Path, store: SqliteStore) -> None:
@@ -50,6 +56,8 @@ def test_schema_version_is_recorded_once(db_path: Path, store: SqliteStore) -> N
         assert reopened.schema_version == SCHEMA_VERSION
     rows = raw_connection(db_path).execute("SELECT version, applied_ms FROM schema_version").fetchall()
     assert rows == [(version, CLOCK_MS) for version in range(1, SCHEMA_VERSION + 1)]
+    rows = raw_connection(events_db(db_path)).execute("SELECT version, applied_ms FROM schema_version").fetchall()
+    assert rows == [(version, CLOCK_MS) for version in range(1, EVENTS_SCHEMA_VERSION + 1)]
 
 
 def test_newer_schema_is_refused(db_path: Path, store: SqliteStore) -> None:
@@ -62,20 +70,28 @@ def test_newer_schema_is_refused(db_path: Path, store: SqliteStore) -> None:
     )
 
 
+def _names(path: Path) -> set[str]:
+    conn = raw_connection(path)
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+
+
 def test_tables_indexes_and_contentless_fts(db_path: Path, store: SqliteStore) -> None:
-    conn = raw_connection(db_path)
-    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
-    assert {"events", "alerts", "deadletter", "events_fts", "alerts_fts", "deadletter_fts"} <= names
-    assert {"events_k_host_name", "events_k_event_code", "events_k_event_dataset", "events_ts"} <= names
-    assert {"alerts_k_rule_id", "alerts_k_rule_level", "alerts_k_host_name", "alerts_k_event_id"} <= names
-    (fts_sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events_fts'").fetchone()
+    main, events = _names(db_path), _names(events_db(db_path))
+    assert {"alerts", "deadletter", "alerts_fts", "deadletter_fts", "cases", "audit", "store_layout"} <= main
+    assert {"alerts_k_rule_id", "alerts_k_rule_level", "alerts_k_host_name", "alerts_k_event_id"} <= main
+    assert {"events", "events_fts", "events_k_host_name", "events_k_event_code", "events_k_event_dataset",
+            "events_ts"} <= events
+    assert not {name for name in main if name.startswith("events")}  # in their own file only
+    assert events.isdisjoint({"alerts", "cases", "store_layout"})
+    (fts_sql,) = raw_connection(events_db(db_path)).execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'events_fts'").fetchone()
     assert "content=''" in fts_sql
 
 
 def test_rows_keep_extracted_columns(db_path: Path, store: SqliteStore) -> None:
     event = build_event("hello", host="WS-01", code="4624", dataset="windows.security")
     store.write_events([event])
-    row = raw_connection(db_path).execute(
+    row = raw_connection(events_db(db_path)).execute(
         "SELECT id, ts, k_host_name, k_event_code, k_event_dataset FROM events"
     ).fetchone()
     assert row == (event.id, T0, "WS-01", "4624", "windows.security")
@@ -84,7 +100,7 @@ def test_rows_keep_extracted_columns(db_path: Path, store: SqliteStore) -> None:
 def test_indexed_field_query_uses_its_index(store: SqliteStore) -> None:
     table = TABLES[Collection.EVENTS]
     clause, params = where_sql(table, Filter(Collection.EVENTS, parse_query("host.name:ws-01")))
-    plan = store._connection().execute(
+    plan = store._connection(Collection.EVENTS).execute(
         f"EXPLAIN QUERY PLAN SELECT d.doc FROM events AS d WHERE {clause} ORDER BY d.ts DESC", params
     ).fetchall()
     assert any("USING INDEX events_k_host_name" in row[-1] for row in plan), plan
@@ -279,14 +295,16 @@ def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> 
     with SqliteStore(path, clock=lambda: CLOCK_MS) as old:
         assert old.write_events([build_event("before the upgrade")]).written == 1
     with SqliteStore(path, clock=lambda: CLOCK_MS) as migrated:
-        assert migrated.schema_version == SCHEMA_VERSION == 2
+        assert migrated.schema_version == SCHEMA_VERSION == 3
+        assert migrated.paths == (str(path),)  # its events stay where they are
         assert migrated.count("events", "upgrade") == 1
         migrated.put("cases", {"id": "case-1", "version": 1, "created_ms": T0}, expected_version=None)
         assert migrated.write_audit([{"id": "e1", "at_ms": T0}]).written == 1
     names = {row[0] for row in raw_connection(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"cases", "cases_fts", "allowlist", "allowlist_fts", "audit", "audit_fts"} <= names
     rows = raw_connection(path).execute("SELECT version, applied_ms FROM schema_version").fetchall()
-    assert rows == [(1, 5), (2, CLOCK_MS)]
+    assert rows == [(1, 5), (2, CLOCK_MS), (3, CLOCK_MS)]
+    assert not Path(events_path_of(str(path))).exists()
 
 
 def test_the_version_column_follows_the_document(db_path: Path, store: SqliteStore) -> None:
