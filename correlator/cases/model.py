@@ -63,17 +63,25 @@ class CaseAlert:
     kind: str = "sigma"
     tags: tuple[str, ...] = ()
     host_name: str | None = None
+    # The document, made when first asked (`to_dict`): a case is saved again with every alert it gains, and its
+    # earlier alerts do not change. Not a field of the document.
+    _doc: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def score(self) -> int:
         return self.risk.score
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "event_id": self.event_id, "rule_id": self.rule_id, "rule_title": self.rule_title,
-            "level": self.level, "timestamp_ms": self.timestamp_ms, "risk": self.risk.to_dict(), "kind": self.kind,
-            "tags": list(self.tags), "host_name": self.host_name,
-        }
+        """The JSON document (a new dict each call; its nested risk and tags are shared: do not change them)."""
+        doc = self._doc
+        if doc is None:
+            doc = {
+                "id": self.id, "event_id": self.event_id, "rule_id": self.rule_id, "rule_title": self.rule_title,
+                "level": self.level, "timestamp_ms": self.timestamp_ms, "risk": self.risk.to_dict(),
+                "kind": self.kind, "tags": list(self.tags), "host_name": self.host_name,
+            }
+            object.__setattr__(self, "_doc", doc)
+        return dict(doc)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CaseAlert:
@@ -179,6 +187,7 @@ class TimelineEntry:
     before: Mapping[str, Any] = field(default_factory=dict)
     after: Mapping[str, Any] = field(default_factory=dict)
     reason: str | None = None
+    _doc: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)  # as CaseAlert's
 
     @staticmethod
     def make(case_id: str, seq: int, at_ms: int, actor: str, action: str, summary: str, *,
@@ -191,9 +200,14 @@ class TimelineEntry:
                              summary=summary, before=dict(before or {}), after=dict(after or {}), reason=reason)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "case_id": self.case_id, "seq": self.seq, "at_ms": self.at_ms, "actor": self.actor,
-                "action": self.action, "summary": self.summary, "before": dict(self.before),
-                "after": dict(self.after), "reason": self.reason}
+        """The JSON document (a new dict each call; its nested before and after are shared: do not change them)."""
+        doc = self._doc
+        if doc is None:
+            doc = {"id": self.id, "case_id": self.case_id, "seq": self.seq, "at_ms": self.at_ms, "actor": self.actor,
+                   "action": self.action, "summary": self.summary, "before": dict(self.before),
+                   "after": dict(self.after), "reason": self.reason}
+            object.__setattr__(self, "_doc", doc)
+        return dict(doc)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TimelineEntry:

@@ -221,6 +221,20 @@ def test_case_round_trips_through_json(new_case: Callable[..., Case]) -> None:
     assert Case.from_dict(without, [e.to_dict() for e in case.timeline]) == case
 
 
+def test_documents_are_made_once_and_handed_out_as_new_dicts(
+        new_case: Callable[..., Case], make_case_alert: Callable[..., CaseAlert]) -> None:
+    """A case is saved again with every alert it gains: its alerts' and timeline's documents are made once."""
+    case, _ = apply(new_case(), Comment("first"), "alice", T0)
+    alert, entry = make_case_alert(), case.timeline[-1]
+    first_alert, first_entry = alert.to_dict(), entry.to_dict()
+    first_alert["id"] = first_entry["summary"] = "changed by a caller"
+    assert alert.to_dict() == CaseAlert.from_dict(alert.to_dict()).to_dict()
+    assert alert.to_dict()["id"] == alert.id and entry.to_dict()["summary"] == entry.summary
+    assert alert.to_dict()["risk"] is alert.to_dict()["risk"]  # made once, shared
+    assert entry.to_dict()["before"] is entry.to_dict()["before"]
+    assert alert == CaseAlert.from_dict(alert.to_dict())  # the cached document is no field of its own
+
+
 @pytest.mark.parametrize(
     "command",
     [Assign("a"), Assign(None), Transition(CaseStatus.CONTAINED, "r"), Comment("c"),
