@@ -230,7 +230,7 @@ class Runner:
         self._take_analysis_metrics()
         counters.last_batch_seconds = time.perf_counter() - started
         stored = time.monotonic()
-        self.latency.add(stored - taken for _, _, taken in batch)
+        self.latency.add([stored - taken for _, _, taken in batch])
         self.collector.after_batch()
 
     def idle(self, quiet_seconds: float) -> None:

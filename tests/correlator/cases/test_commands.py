@@ -229,7 +229,8 @@ def test_documents_are_made_once_and_handed_out_as_new_dicts(
     first_alert, first_entry = alert.to_dict(), entry.to_dict()
     first_alert["id"] = first_entry["summary"] = "changed by a caller"
     assert alert.to_dict() == CaseAlert.from_dict(alert.to_dict()).to_dict()
-    assert alert.to_dict()["id"] == alert.id and entry.to_dict()["summary"] == entry.summary
+    assert alert.to_dict()["id"] == alert.id
+    assert entry.to_dict()["summary"] == entry.summary
     assert alert.to_dict()["risk"] is alert.to_dict()["risk"]  # made once, shared
     assert entry.to_dict()["before"] is entry.to_dict()["before"]
     assert alert == CaseAlert.from_dict(alert.to_dict())  # the cached document is no field of its own
