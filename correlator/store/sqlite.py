@@ -20,8 +20,9 @@ paths: ``a.b`` is ``{"a": {"b": ...}}``; a key that itself contains a dot cannot
 
 A versioned document (`Store.put`) is written in one ``BEGIN IMMEDIATE`` transaction that reads the stored
 version and inserts, or updates ``WHERE seq = ? AND version = ?``: no other writer can come in between.
-Inside `Store.batch` every call is a savepoint of the batch's ``BEGIN IMMEDIATE`` transaction on that file instead:
-a batch begins a file's transaction when it first uses the file (a batch of alerts and cases never takes the
+Inside `Store.batch` every call is part of the batch's ``BEGIN IMMEDIATE`` transaction on that file instead (no
+savepoint per call: a write that fails part-way undoes the whole batch, `SqliteStore._transaction`): a batch
+begins a file's transaction when it first uses the file (a batch of alerts and cases never takes the
 events file's lock) and commits the events file first. Two batches that each hold one file and want the other
 wait for each other until `BUSY_TIMEOUT_MS`, when one fails; the engine's batches take the main file only, or the
 events file first.
@@ -100,7 +101,8 @@ class SqliteStore(Store):
     def __init__(self, path: str | PathLike[str], *, clock: Clock | None = None) -> None:
         super().__init__(clock=clock)
         self.path = fspath(path)
-        self._in_batch = False  # inside `batch`: each file's transaction begun on first use, calls use savepoints
+        self._in_batch = False  # inside `batch`: each file's transaction begun on first use
+        self._failed: BaseException | None = None  # inside `batch`: a write that failed part-way
         self._files: StoreFiles | None = open_files(self.path, self._clock)
         self.journal_mode = self._files.journal_mode
         self._placed = self._files.connections()
@@ -155,6 +157,7 @@ class SqliteStore(Store):
             return
         files = self._open_files()
         self._in_batch = True
+        self._failed = None
         try:
             yield
         except BaseException:
@@ -162,6 +165,10 @@ class SqliteStore(Store):
             self._end(files, "ROLLBACK", "undo a batch of writes")
             raise
         self._in_batch = False
+        failed, self._failed = self._failed, None
+        if failed is not None:  # a write failed part-way and the block went on: none of the batch is kept
+            self._end(files, "ROLLBACK", "undo a batch of writes")
+            raise StoreError(f"{self.path}: batch undone: a write inside it failed: {failed}") from failed
         self._end(files, "COMMIT", "commit a batch of writes")
 
     @staticmethod
@@ -187,17 +194,22 @@ class SqliteStore(Store):
     @contextmanager
     def _transaction(self, action: str, collection: Collection | None = None,
                      begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
+        """A read (``BEGIN``) or a write (``BEGIN IMMEDIATE``) of its own, or inside `batch` a part of the
+        batch's transaction. There no savepoint undoes a failed call's writes (FTS5 writes its pending index
+        data out at every savepoint: a case saved in a savepoint cost twice as much): a call writes only after
+        its checks (a version conflict writes nothing), and a write that fails part-way marks the batch, which
+        then commits nothing (`batch` raises)."""
         conn = self._connection(collection)
-        if self._in_batch:  # inside `batch`: a savepoint, so a failing call undoes only its own writes
-            with self._errors(action, collection):
-                conn.execute("SAVEPOINT call")
-                try:
+        if self._in_batch:
+            try:
+                with self._errors(action, collection):
                     yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK TO call")
-                    conn.execute("RELEASE call")
-                    raise
-                conn.execute("RELEASE call")
+            except VersionConflictError:
+                raise
+            except BaseException as exc:
+                if begin != "BEGIN" and self._failed is None:
+                    self._failed = exc
+                raise
             return
         with self._errors(action, collection):
             conn.execute(begin)

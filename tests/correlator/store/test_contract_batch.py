@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from correlator.store import Store
-from correlator.store.errors import VersionConflictError
+from correlator.store import sqlite as sqlite_module
+from correlator.store.errors import StoreError, VersionConflictError
 from correlator.store.sqlite import SqliteStore
 from tests.correlator.store.test_contract import build_event as make_event
 from tests.correlator.store.test_contract_versioned import case_doc
@@ -73,3 +74,34 @@ def test_sqlite_batch_that_raises_leaves_nothing(tmp_path: Path) -> None:
         assert store.count("events", "before") == 1
         store.write_events([make_event(message="after")])  # the store goes on: no transaction left open
         assert store.count("events", "after") == 1
+
+
+def test_sqlite_write_failing_part_way_undoes_the_batch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No savepoint per call (FTS5 writes its pending data out at each): a write that fails after it began
+    writing cannot be undone alone, so the batch keeps none of its writes, even when the block goes on."""
+    path = tmp_path / "socctl.db"
+    with SqliteStore(path) as store, SqliteStore(path) as reader:
+
+        def broken(doc: object) -> str:
+            raise RuntimeError("tokenizer exploded")
+
+        def unit_going_on() -> None:  # swallows the failed write's error
+            with store.batch():
+                store.put("cases", case_doc(), expected_version=None)
+                with pytest.raises(VersionConflictError):  # writes nothing: the batch goes on
+                    store.put("cases", case_doc(version=3), expected_version=2)
+                monkeypatch.setattr(sqlite_module, "document_text", broken)
+                with pytest.raises(RuntimeError, match="tokenizer exploded"):  # the events' rows, then their text
+                    store.write_events([make_event(message="half written")])
+                monkeypatch.undo()
+                store.put("cases", case_doc("case-other"), expected_version=None)
+
+        with pytest.raises(StoreError) as info:
+            unit_going_on()
+        assert str(info.value) == f"{path}: batch undone: a write inside it failed: tokenizer exploded"
+        assert reader.count("events") == 0
+        assert reader.get("cases", "case-1a2b") is None
+        assert reader.get("cases", "case-other") is None
+        with store.batch():  # the store goes on
+            store.put("cases", case_doc(), expected_version=None)
+        assert reader.get("cases", "case-1a2b") is not None
