@@ -1,4 +1,4 @@
-"""`socctl search` for analysts, and `socctl store retention|flush` for the store's upkeep."""
+"""`socctl search` for analysts, and `socctl store retention|flush|move-events` for the store's upkeep."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 MAX_CELL = 120
 
-store_app = typer.Typer(help="Store upkeep: retention and the Elasticsearch spool.", no_args_is_help=True)
+store_app = typer.Typer(help="Store upkeep: retention, the Elasticsearch spool, the SQLite files.",
+                        no_args_is_help=True)
 
 
 def _open(url: str | None, *, spool: bool = False) -> Store:
@@ -150,6 +151,27 @@ def flush(store_url: StoreOpt = None) -> None:
     console.print(f"sent {before - waiting} spooled documents; {waiting} still waiting")
     if waiting:
         raise typer.Exit(1)
+
+
+@store_app.command("move-events")
+def move_events_cmd(
+    vacuum: Annotated[bool, typer.Option("--vacuum", help="Then shrink the main file (VACUUM: rewrites it).")] = False,
+    store_url: StoreOpt = None,
+) -> None:
+    """Move the events of a SQLite store made before socctl kept them in a file of their own into that file
+    (`<name>.events.db`), so the detection workers storing events no longer wait for alerts and cases. Stop
+    the engine first: the move holds the store's write lock until it ends."""
+    from correlator.store.config import sqlite_target
+    from correlator.store.sqlite_move import move_events
+
+    console = Console()
+    try:
+        moved = move_events(sqlite_target(store_url), wall_clock_ms, vacuum=vacuum)
+    except StoreError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"moved {moved.events} events from {escape(moved.path)} into {escape(moved.events_path)}"
+                  f"{' (main file vacuumed)' if moved.vacuumed else ''}")
 
 
 def register(app: typer.Typer) -> None:

@@ -31,7 +31,7 @@ from correlator.store.errors import StoreError
 from correlator.store.es_mapping import DEFAULT_PREFIX
 from correlator.store.sqlite import SqliteStore
 
-__all__ = ["ENV_DB", "ENV_ES_URL", "default_db_path", "open_store", "sqlite_path_from_url"]
+__all__ = ["ENV_DB", "ENV_ES_URL", "default_db_path", "open_store", "sqlite_path_from_url", "sqlite_target"]
 
 ENV_DB: Final = "SOCCTL_DB"
 ENV_ES_URL: Final = "SOCCTL_ES_URL"
@@ -66,29 +66,46 @@ def open_store(
     """Open the configured store (see the module doc). `environ` defaults to `os.environ`. With `spool` false an
     Elasticsearch store has no spool (readers: the spool is locked by the process that writes)."""
     env = os.environ if environ is None else environ
+    kind, where = _resolve(url, env)
+    if kind == "elasticsearch":
+        return _open_elasticsearch(where, env, clock, spool=spool)
+    return SqliteStore(_sqlite_file(where), clock=clock)
+
+
+def sqlite_target(url: str | None = None, *, environ: Mapping[str, str] | None = None) -> str:
+    """The SQLite file `open_store` opens for `url` (``~`` expanded, its directory made); a `StoreError` when that
+    is Elasticsearch."""
+    kind, where = _resolve(url, os.environ if environ is None else environ)
+    if kind == "elasticsearch":
+        raise StoreError(f"{where}: an Elasticsearch store, not a SQLite one")
+    return _sqlite_file(where)
+
+
+def _resolve(url: str | None, env: Mapping[str, str]) -> tuple[str, str]:
+    """("elasticsearch", URL) or ("sqlite", path) of the store to open (see the module doc)."""
     if not url:
         if env.get(ENV_ES_URL):
-            return _open_elasticsearch(env[ENV_ES_URL], env, clock, spool=spool)
+            return "elasticsearch", env[ENV_ES_URL]
         url = env.get(ENV_DB) or str(default_db_path())
         if not url.startswith("sqlite:"):
-            return _open_sqlite(url, clock)
+            return "sqlite", url
     if url.startswith(("http://", "https://")):
-        return _open_elasticsearch(url, env, clock, spool=spool)
+        return "elasticsearch", url
     if url.startswith("sqlite:"):
-        return _open_sqlite(sqlite_path_from_url(url), clock)
+        return "sqlite", sqlite_path_from_url(url)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise StoreError(f"unsupported store URL scheme {scheme!r}: expected sqlite:///path or http(s)://host:port")
 
 
-def _open_sqlite(path: str, clock: Clock | None) -> SqliteStore:
-    if path != MEMORY:
-        resolved = Path(path).expanduser()
-        try:
-            resolved.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"{resolved}: cannot create the database directory: {exc}") from exc
-        path = str(resolved)
-    return SqliteStore(path, clock=clock)
+def _sqlite_file(path: str) -> str:
+    if path == MEMORY:
+        return path
+    resolved = Path(path).expanduser()
+    try:
+        resolved.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{resolved}: cannot create the database directory: {exc}") from exc
+    return str(resolved)
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

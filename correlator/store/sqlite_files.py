@@ -36,7 +36,21 @@ from correlator.store.sqlite_sql import (
     main_migrations,
 )
 
-__all__ = ["BUSY_TIMEOUT_MS", "MEMORY", "StoreFiles", "errors", "events_path_of", "open_files", "schema_version"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "MAIN_FILE",
+    "MEMORY",
+    "OWN_FILE",
+    "StoreFiles",
+    "connect_file",
+    "errors",
+    "events_path_of",
+    "layout_of",
+    "migrate_events_file",
+    "open_files",
+    "schema_version",
+    "write_lock",
+]
 
 MEMORY: Final = ":memory:"
 BUSY_TIMEOUT_MS: Final = 5_000
@@ -118,7 +132,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
 
 
-def _connect(path: str) -> tuple[sqlite3.Connection, str]:
+def connect_file(path: str) -> tuple[sqlite3.Connection, str]:
     """A connection to `path` in autocommit mode with the store's pragmas, and its journal mode."""
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # one thread at a time
@@ -150,7 +164,8 @@ def _apply(conn: sqlite3.Connection, migrations: Mapping[int, list[str]], curren
 
 
 @contextmanager
-def _write_lock(conn: sqlite3.Connection) -> Iterator[None]:
+def write_lock(conn: sqlite3.Connection) -> Iterator[None]:
+    """A ``BEGIN IMMEDIATE`` transaction on `conn`: committed when the block ends, rolled back when it raises."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
@@ -160,18 +175,18 @@ def _write_lock(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _migrate_events(path: str, conn: sqlite3.Connection, now_ms: int) -> None:
+def migrate_events_file(path: str, conn: sqlite3.Connection, now_ms: int) -> None:
     with errors(path, "open"):
         if schema_version(conn) == EVENTS_SCHEMA_VERSION:
             return
-        with _write_lock(conn):
+        with write_lock(conn):
             current = schema_version(conn)  # again, under the write lock
             if current > EVENTS_SCHEMA_VERSION:
                 raise _too_new(path, current, EVENTS_SCHEMA_VERSION)
             _apply(conn, EVENTS_MIGRATIONS, current, EVENTS_SCHEMA_VERSION, now_ms)
 
 
-def _layout(conn: sqlite3.Connection) -> str:
+def layout_of(conn: sqlite3.Connection) -> str:
     row = conn.execute(f"SELECT value FROM {LAYOUT_TABLE} WHERE key = 'events'").fetchone()  # noqa: S608
     return MAIN_FILE if row is None else str(row[0])
 
@@ -182,9 +197,9 @@ def _events_file(path: str, clock: Callable[[], int], *, create: bool) -> sqlite
     if not create and not Path(events).exists():
         raise StoreError(f"{events}: missing: {path} keeps its events in this file (copy and move the two "
                          "files together)")
-    conn = _connect(events)[0]
+    conn = connect_file(events)[0]
     try:
-        _migrate_events(events, conn, clock())
+        migrate_events_file(events, conn, clock())
     except BaseException:
         conn.close()
         raise
@@ -198,14 +213,14 @@ def _events_of(path: str, main: sqlite3.Connection, clock: Callable[[], int]) ->
         if current > SCHEMA_VERSION:
             raise _too_new(path, current, SCHEMA_VERSION)
         if current == SCHEMA_VERSION:
-            return _events_file(path, clock, create=False) if _layout(main) == OWN_FILE else None
+            return _events_file(path, clock, create=False) if layout_of(main) == OWN_FILE else None
         events: sqlite3.Connection | None = None
         try:
-            with _write_lock(main):
+            with write_lock(main):
                 current = schema_version(main)  # again, under the write lock
                 # A new store gets the two files; one made before the layout was recorded keeps its events.
                 split = path not in (MEMORY, "") if current == 0 else (
-                    current >= LAYOUT_VERSION and _layout(main) == OWN_FILE)
+                    current >= LAYOUT_VERSION and layout_of(main) == OWN_FILE)
                 if split:  # made and migrated before the main file says it exists
                     events = _events_file(path, clock, create=current == 0)
                 _apply(main, main_migrations(events_file=split), current, SCHEMA_VERSION, clock())
@@ -221,7 +236,7 @@ def _events_of(path: str, main: sqlite3.Connection, clock: Callable[[], int]) ->
 
 def open_files(path: str, clock: Callable[[], int]) -> StoreFiles:
     """Open (creating and migrating as needed) the files of the store at `path` (or ``":memory:"``)."""
-    main, journal_mode = _connect(path)
+    main, journal_mode = connect_file(path)
     try:
         events = _events_of(path, main, clock)
     except BaseException:

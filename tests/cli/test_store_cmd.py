@@ -109,3 +109,27 @@ def test_flush_with_nothing_spooled(runner: CliRunner, store_url: str) -> None:
     result = runner.invoke(app, ["store", "flush", "--store", store_url])
     assert result.exit_code == 0, result.output
     assert "sent 0 spooled documents; 0 still waiting" in result.output
+
+
+def test_move_events_of_a_single_file_store(runner: CliRunner, tmp_path: Path) -> None:
+    from tests.correlator.store.test_sqlite_move import _single_file_store
+
+    db = tmp_path / "old.db"
+    _single_file_store(db, events=300)
+    url = f"sqlite:///{db}"
+    before = orjson.loads(runner.invoke(app, ["search", "powershell", "--json", "--store", url]).stdout)
+    result = runner.invoke(app, ["store", "move-events", "--vacuum", "--store", url], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert f"moved 300 events from {db} into {tmp_path / 'old.events.db'} (main file vacuumed)" in result.output
+    after = orjson.loads(runner.invoke(app, ["search", "powershell", "--json", "--store", url]).stdout)
+    assert after == before
+    assert before["total"] == 100
+    again = runner.invoke(app, ["store", "move-events", "--store", url], env={"COLUMNS": "250"})
+    assert again.exit_code == 2
+    assert "its events are in their own file already" in again.output
+
+
+def test_move_events_refuses_elasticsearch(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["store", "move-events", "--store", "http://127.0.0.1:9"], env={"COLUMNS": "250"})
+    assert result.exit_code == 2
+    assert "http://127.0.0.1:9: an Elasticsearch store, not a SQLite one" in result.output

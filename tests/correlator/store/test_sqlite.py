@@ -13,7 +13,7 @@ import pytest
 from correlator.store import StoreError, open_store
 from correlator.store import sqlite as sqlite_module
 from correlator.store.base import Collection, Filter
-from correlator.store.config import default_db_path, sqlite_path_from_url
+from correlator.store.config import default_db_path, sqlite_path_from_url, sqlite_target
 from correlator.store.query import parse_query
 from correlator.store.sqlite import BUSY_TIMEOUT_MS, SCHEMA_VERSION, SqliteStore, document_text
 from correlator.store.sqlite_files import events_path_of
@@ -211,6 +211,17 @@ def test_url_argument_wins_over_the_environment(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{target}", environ=env) as opened:
         assert isinstance(opened, SqliteStore)
         assert opened.path == str(target)
+
+
+def test_sqlite_target_is_the_file_open_store_opens(tmp_path: Path, data_dir: Path) -> None:
+    env = {"SOCCTL_DB": str(tmp_path / "env" / "x.db")}
+    assert sqlite_target(environ=env) == str(tmp_path / "env" / "x.db")
+    assert (tmp_path / "env").is_dir()
+    assert sqlite_target(f"sqlite:///{tmp_path / 'u.db'}", environ=env) == str(tmp_path / "u.db")
+    assert sqlite_target(environ={}) == str(data_dir / "socctl" / "socctl.db")
+    assert sqlite_target("sqlite://", environ={}) == ":memory:"
+    with pytest.raises(StoreError, match=r"^http://es:9200: an Elasticsearch store, not a SQLite one$"):
+        sqlite_target(environ={"SOCCTL_ES_URL": "http://es:9200", **env})
 
 
 @pytest.mark.parametrize(
