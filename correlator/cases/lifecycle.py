@@ -166,8 +166,9 @@ def _comment(case: Case, command: Comment, _at: int) -> _Change:
 def case_risk(alerts: tuple[CaseAlert, ...]) -> RiskScore | None:
     """The case's risk: the highest-scoring alert's (ties: the earliest of them)."""
     best: CaseAlert | None = None
-    for alert in sorted(alerts, key=lambda a: (a.timestamp_ms, a.id)):
-        if best is None or alert.score > best.score:
+    for alert in alerts:  # one pass, no sort: a tie goes to the earlier (time, id), as in time order
+        if best is None or alert.score > best.score or (
+                alert.score == best.score and (alert.timestamp_ms, alert.id) < (best.timestamp_ms, best.id)):
             best = alert
     return best.risk if best is not None else None
 

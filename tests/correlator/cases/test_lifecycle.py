@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import pytest
@@ -9,8 +10,8 @@ import pytest
 from correlator.cases.commands import Transition
 from correlator.cases.definitions import OPEN_STATUSES, TERMINAL_STATUSES, TRANSITIONS, CaseStatus
 from correlator.cases.errors import CommandError, InvalidTransitionError
-from correlator.cases.lifecycle import apply
-from correlator.cases.model import Case
+from correlator.cases.lifecycle import apply, case_risk
+from correlator.cases.model import Case, CaseAlert
 from tests.correlator.cases.conftest import MINUTE, T0
 
 HOUR_LATER = 60 * MINUTE
@@ -125,3 +126,16 @@ def test_false_positive_stops_everything_but_comments(new_case: Callable[..., Ca
     case = walk(new_case(), (CaseStatus.ACKNOWLEDGED, CaseStatus.FALSE_POSITIVE))
     assert case.closed_ms == T0 + 2 * MINUTE
     assert not case.is_open
+
+
+def test_case_risk_is_the_earliest_of_the_highest_scores_in_any_order(
+        make_case_alert: Callable[..., CaseAlert]) -> None:
+    rng = random.Random(7)
+    alerts = [make_case_alert(f"r{i}", rng.choice((40, 60, 80)), ts=T0 + rng.randrange(20) * MINUTE)
+              for i in range(300)]
+    top = max(alert.score for alert in alerts)
+    expected = min((a for a in alerts if a.score == top), key=lambda a: (a.timestamp_ms, a.id))
+    for _ in range(5):
+        rng.shuffle(alerts)
+        assert case_risk(tuple(alerts)) is expected.risk
+    assert case_risk(()) is None

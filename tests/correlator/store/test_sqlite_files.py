@@ -222,3 +222,15 @@ def test_a_failed_commit_says_what_was_committed_before_it(tmp_path: Path) -> No
         assert not files.main.in_transaction  # the main file's writes undone, not left open
         assert (reader.count("events"), reader.count("alerts")) == (1, 0)
         store._files = files
+
+
+def test_an_events_file_that_is_no_database_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "socctl.db"
+    SqliteStore(path).close()
+    events = Path(events_path_of(str(path)))
+    events.write_bytes(b"not a database at all, " * 200)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{events}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StoreError) as info:
+        SqliteStore(path)
+    assert str(info.value) == f"{events}: open: file is not a database"
