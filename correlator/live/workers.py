@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from collectors.syslog_server import SyslogFrame
 from correlator.gc_policy import BatchCollector
 from correlator.live.detect import Detected, Intake, detect_batch, detect_isolating
 from correlator.live.thread_names import name_this_thread
@@ -40,7 +41,7 @@ from correlator.live.worker_events import EventWriter
 from correlator.pipeline import Detection
 from correlator.store.base import Store
 
-__all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError", "default_count"]
+__all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError", "default_count", "from_wire", "to_wire"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,18 @@ class WorkerDiedError(WorkerError):
 
 class WorkerFailedError(WorkerError):
     """The request raised in the worker (the worker is alive)."""
+
+
+def to_wire(items: list[tuple[str, Intake]]) -> list[tuple[str, Any]]:
+    """A batch as it crosses to a worker: each syslog frame as a plain tuple. Pickle writes and reads a tuple in
+    C, while a named tuple costs a Python call each way: 1.7-2.7 -> 0.5 us per frame in the engine's dispatch
+    thread, which holds the GIL the pipeline thread needs."""
+    return [(collector, tuple(item)) if type(item) is SyslogFrame else (collector, item) for collector, item in items]
+
+
+def from_wire(items: list[tuple[str, Any]]) -> list[tuple[str, Intake]]:
+    """`to_wire`'s batch back as the collectors queued it (an `Event` or a `Rejected` is never a plain tuple)."""
+    return [(collector, SyslogFrame(*item)) if type(item) is tuple else (collector, item) for collector, item in items]
 
 
 def _serve(conn: Connection, others: list[Connection]) -> None:
@@ -87,7 +100,7 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
         try:
             if kind == "detect":
                 _, batch, now_ms, store_events = request
-                answer = detect_batch(batch, detection, now_ms, store_events=store_events)
+                answer = detect_batch(from_wire(batch), detection, now_ms, store_events=store_events)
                 if writer is not None:
                     writer.store(answer)
             elif kind == "load":
@@ -215,7 +228,7 @@ class DetectionWorkers:
                                 WorkerError, str)  # a worker that cannot be forked again (OSError) fails the batch
 
     def _detect(self, index: int, items: list[tuple[str, Intake]], now_ms: int, store_events: bool) -> Detected:
-        result = self._call(index, ("detect", items, now_ms, store_events))
+        result = self._call(index, ("detect", to_wire(items), now_ms, store_events))
         assert isinstance(result, Detected)
         return result
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -25,8 +26,8 @@ from correlator.live.config import Listen, RunConfig, RunConfigError, parse_run_
 from correlator.live.detect import Detected, Intake, detect_batch
 from correlator.live.metrics import render
 from correlator.live.runner import Runner
-from correlator.live.workers import DetectionWorkers, WorkerError, default_count
-from correlator.model import Event
+from correlator.live.workers import DetectionWorkers, WorkerError, default_count, from_wire, to_wire
+from correlator.model import Event, EventOrigin, Rejected
 from correlator.pipeline import Detection
 from correlator.store.base import Store
 from correlator.store.config import open_store
@@ -310,3 +311,21 @@ def test_workers_store_into_elasticsearch_what_they_store_into_sqlite(
         ElasticsearchStore(elasticsearch_url, prefix=prefix).drop_all()
     assert len(stored["sqlite"]["events"]) == 23  # type: ignore[arg-type]
     assert stored["elasticsearch"] == stored["sqlite"]
+
+
+def test_a_batch_crosses_to_a_worker_as_plain_tuples_and_comes_back_as_queued() -> None:
+    rejected = Rejected("oversized", EventOrigin(path="syslog+tcp://10.0.0.9", format="syslog"), raw="x" * 10)
+    items: list[tuple[str, Intake]] = [
+        ("syslog_tcp", SyslogFrame(b"<38>Nov 24 00:00:00 h sshd[1]: x", "10.0.0.9", "tcp", 1_700_000_000_000)),
+        ("syslog_udp", SyslogFrame(b"<38>x", "10.0.0.8", "udp", 1, "oversized", "Asia/Ho_Chi_Minh", 3)),
+        ("http", _event("m", 1)),
+        ("syslog_tcp", rejected),
+    ]
+    wire = to_wire(items)
+    assert [type(item) for _, item in wire] == [tuple, tuple, Event, Rejected]
+    assert b"SyslogFrame" not in pickle.dumps(wire, protocol=pickle.HIGHEST_PROTOCOL)
+    back = from_wire(pickle.loads(pickle.dumps(wire, protocol=pickle.HIGHEST_PROTOCOL)))
+    assert [type(item) for _, item in back] == [SyslogFrame, SyslogFrame, Event, Rejected]
+    assert back[:2] == items[:2]
+    assert [collector for collector, _ in back] == [collector for collector, _ in items]
+    assert back[2][1].id == items[2][1].id  # type: ignore[union-attr]
