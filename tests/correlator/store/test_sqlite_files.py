@@ -51,9 +51,8 @@ def test_a_new_store_keeps_its_events_in_their_own_file(tmp_path: Path) -> None:
         assert main.execute("SELECT count(*) FROM sqlite_master WHERE name = 'events'").fetchone() == (0,)
 
 
-def test_a_single_file_store_keeps_its_events_where_they_are(tmp_path: Path) -> None:
-    """A store made before the layout was recorded (schema 2) is migrated in place: no events file appears."""
-    path = tmp_path / "old.db"
+def schema_2_database(path: Path) -> None:
+    """An empty store as socctl made it before the layout was recorded: schema 2, one file."""
     with sqlite3.connect(path, isolation_level=None) as conn:
         conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
         for version in (1, 2):
@@ -61,6 +60,12 @@ def test_a_single_file_store_keeps_its_events_where_they_are(tmp_path: Path) -> 
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
     conn.close()
+
+
+def test_a_single_file_store_keeps_its_events_where_they_are(tmp_path: Path) -> None:
+    """A store made before the layout was recorded (schema 2) is migrated in place: no events file appears."""
+    path = tmp_path / "old.db"
+    schema_2_database(path)
     for _ in range(2):  # migrated, then opened as it is
         with SqliteStore(path) as store:
             assert store.paths == (str(path),)

@@ -17,9 +17,9 @@ from correlator.store.query import parse_query
 from correlator.store.sqlite import SqliteStore
 from correlator.store.sqlite_files import events_path_of
 from correlator.store.sqlite_move import move_events
-from correlator.store.sqlite_sql import MIGRATIONS
 from tests.correlator.store.test_contract import T0, build_alert, build_event
 from tests.correlator.store.test_contract_versioned import case_doc
+from tests.correlator.store.test_sqlite_files import schema_2_database
 
 QUERIES = ("", "powershell", '"failed password"', "host.name:ws-02", "event.code:4625 AND admin*", "NOT ws-01")
 
@@ -31,13 +31,7 @@ def _clock() -> int:
 def _single_file_store(path: Path, events: int = 12_000) -> None:
     """A store as socctl made it before the events had their own file (schema 2), with events, alerts and a
     case."""
-    with sqlite3.connect(path, isolation_level=None) as conn:
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
-        for version in (1, 2):
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
-    conn.close()
+    schema_2_database(path)
     messages = ("powershell.exe -enc AAAA", "Failed password for admin from 203.0.113.9", "cmd.exe /c whoami")
     with SqliteStore(path, clock=_clock) as store:
         batch = [build_event(f"{messages[i % 3]} #{i}", ts=T0 + i, host=f"ws-0{i % 3}",
