@@ -6,7 +6,8 @@ the analysis, the alerts and the cases of every batch in order, no longer spends
 The events of a batch are then committed by the worker before the batch's alerts, cases and dead letters are
 committed by the engine, no longer in the same transaction. Nothing acknowledged depends on that: a collector
 acknowledges once the engine has finished the batch (`Runner.barrier`), and a batch taken again after a crash
-finds its events stored already (event ids are content hashes: insert-or-ignore) and makes its alerts again.
+finds its events stored already (event ids are made from the record and its time: insert-or-ignore) and makes
+its alerts again.
 A worker whose store fails (cannot open, disk full, locked past the busy timeout) leaves the prepared events to
 the engine, which stores them in its own transaction as before, and says so in the log.
 """

@@ -41,7 +41,15 @@ from correlator.live.worker_events import EventWriter
 from correlator.pipeline import Detection
 from correlator.store.base import Store
 
-__all__ = ["DetectionWorkers", "WorkerDiedError", "WorkerError", "WorkerFailedError", "default_count", "from_wire", "to_wire"]
+__all__ = [
+    "DetectionWorkers",
+    "WorkerDiedError",
+    "WorkerError",
+    "WorkerFailedError",
+    "default_count",
+    "from_wire",
+    "to_wire",
+]
 
 log = logging.getLogger(__name__)
 

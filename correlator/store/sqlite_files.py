@@ -12,7 +12,7 @@ without it rather than start an empty one.
 
 Each file has its own ``schema_version`` table and migrations (`correlator.store.sqlite_sql`). Writes to both
 are not one atomic transaction: a batch commits the events file first, then the main file, so a failure in
-between leaves events without their alerts (a batch taken again makes them: event ids are content hashes,
+between leaves events without their alerts (a batch taken again makes them: event ids are made from the record,
 alerts are per rule and event), never alerts without their events.
 """
 
