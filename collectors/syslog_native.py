@@ -37,9 +37,7 @@ def native_syslog_event(raw: str, received_ms: int, peer: str, origin: EventOrig
     if found is None or origin.offset is not None:  # an offset would go into the document too
         return None
     timestamp_ms, fields, event_id, document, text = found
-    factory = linux_auth.nested_factory(fields)  # adds no ECS fields: `fields` are complete
-    if factory is None:
-        return None
+    factory = linux_auth.deferred_nested_factory(fields)  # adds no ECS fields: `fields` are complete
     return Event(id=event_id, timestamp_ms=timestamp_ms, raw=raw, fields=fields, origin=origin, ecs_factory=factory,
                  host_name=fields.get("host.name"), fields_complete=True, stored_document=(document, text))
 

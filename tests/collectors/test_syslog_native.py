@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
+from collectors.linux_auth import nested_factory
 from collectors.syslog_native import native_fields
 from collectors.syslog_server import SyslogFrame
 from correlator.accel import native_available, reread_native_setting
@@ -132,6 +133,7 @@ def _same(line: str, received_ms: int, peer: str) -> bool:
     python = python_frame_event(frame, line, origin)
     assert isinstance(python, Event), f"native read a line Python rejects: {line!r} ({python})"
     timestamp_ms, fields, event_id, document, text = found
+    assert nested_factory(fields) is not None, line  # what `deferred_nested_factory` relies on
     assert (timestamp_ms, event_id) == (python.timestamp_ms, python.id), line
     assert list(fields.items()) == list(python.fields.items()), line
     assert [type(v) for v in fields.values()] == [type(v) for v in python.fields.values()], line
